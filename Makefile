@@ -1,0 +1,33 @@
+# Every target sets up its own virtual environment (.venv) from setup.cfg.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test bench venv clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Main job: train a small SCE and a small MMC model on Fashion-MNIST and compare them.
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+## Test suite (what CI runs).
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+## Benchmarks (by hand; results go to bench/results/).
+bench: $(STAMP)
+	$(PY) bench/train_step.py
+
+clean:
+	rm -rf $(VENV) *.egg-info build .pytest_cache
