@@ -1,0 +1,35 @@
+"""Helpers shared by the absl entry scripts: one-line errors with exit status 2.
+
+    def main(argv): ...
+    if __name__ == "__main__": run_main(main)
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+from utils.errors import UsageError
+
+
+def run_main(main: Callable[[Sequence[str]], None]) -> None:
+    """``absl.app.run(main)``, turning :class:`UsageError` into one line and exit 2.
+
+    absl already exits 2 (one line) on an unparsable or unknown flag value.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from absl import app
+
+    def wrapped(argv: Sequence[str]) -> None:
+        try:
+            main(argv)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    app.run(wrapped)
+
+
+def optional_int(value: int) -> "int | None":
+    """Flag convention: 0 or a negative value means "not set" for sizes and epochs."""
+    return None if value is None or value <= 0 else int(value)

@@ -1,0 +1,168 @@
+"""A custom training loop that runs under every ``tf.distribute`` strategy.
+
+Keras 3's ``Model.fit`` does not accept ``MultiWorkerMirroredStrategy`` datasets, so the
+loop follows the SimCLR-TF2 skeleton: per-replica step inside ``strategy.run``, losses
+scaled by the global batch, a ``tf.function`` step, a Keras progress bar.
+
+    trainer = Trainer(strategy, model, LOSSES.get("mmc").loss_fn, optimizer, 50)
+    history = trainer.fit(dist_dataset, steps_per_epoch, eval_dataset, schedule, hooks)
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from utils.errors import UsageError
+from utils.losses import LossFn
+from utils.registry import Registry
+
+OPTIMIZERS: Registry[Callable[[float], keras.optimizers.Optimizer]] = Registry("optimizer")
+
+
+@OPTIMIZERS.register("mom")
+def momentum_sgd(lr: float) -> keras.optimizers.Optimizer:
+    """SGD with momentum 0.9 (the original's ``mom``)."""
+    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+
+
+@OPTIMIZERS.register("Adam")
+def adam(lr: float) -> keras.optimizers.Optimizer:
+    """Adam with Keras defaults (the original's ``Adam``)."""
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def make_optimizer(name: str, lr: float, mixed_float16: bool = False) -> keras.optimizers.Optimizer:
+    """Optimizer by the original's name, wrapped for loss scaling under float16."""
+    if not lr > 0:
+        raise UsageError(f"lr must be > 0, got {lr}")
+    optimizer = OPTIMIZERS.get(name)(lr)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_float16 else optimizer
+
+
+def learning_rate(epoch: int, base_lr: float, boundaries: Sequence[int]) -> float:
+    """The original's step schedule; ``epoch`` is 0-based as Keras passes it.
+
+    ``base_lr`` until ``boundaries[0]``, then x0.1, after ``boundaries[1]`` x0.01
+    (CIFAR: 100/150, MNIST-like: 30/40).
+    """
+    lr = base_lr
+    for boundary in boundaries:
+        if epoch > boundary:
+            lr *= 0.1
+    return lr
+
+
+@dataclasses.dataclass
+class EpochLog:
+    """One row of ``history.csv``."""
+
+    epoch: int
+    lr: float
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+class Trainer:
+    """Holds the compiled train and eval steps of one model under one strategy.
+
+    Args:
+        strategy: the ``tf.distribute`` strategy the model was built under.
+        model: classifier ``x -> logits``, built in ``strategy.scope()``.
+        loss_fn: per-example loss ``(y_onehot, logits) -> (batch,)``.
+        optimizer: built in ``strategy.scope()``.
+        global_batch_size: examples per step over all replicas (losses are averaged
+            over it, the L2 penalty divided by the replica count).
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model, loss_fn: LossFn,
+                 optimizer: keras.optimizers.Optimizer, global_batch_size: int) -> None:
+        self.strategy = strategy
+        self.model = model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.global_batch_size = int(global_batch_size)
+        self._train_step = tf.function(self._distributed_step)
+        self._eval_step = tf.function(self._eval_batch)
+
+    def _replica_step(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            per_example = self.loss_fn(y, logits)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+            if self.model.losses:
+                loss += tf.nn.scale_regularization_loss(
+                    tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses]))
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        correct = tf.reduce_sum(tf.cast(
+            tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)), tf.float32))
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        return tf.reduce_sum(per_example), correct, count
+
+    def _distributed_step(self, iterator: tf.data.Iterator) -> Tuple[tf.Tensor, ...]:
+        x, y = next(iterator)
+        sums = self.strategy.run(self._replica_step, args=(x, y))
+        return tuple(self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
+
+    def _eval_batch(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        logits = self.model(x, training=False)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)),
+                                        tf.float32))
+        return tf.reduce_sum(self.loss_fn(y, logits)), correct
+
+    def evaluate(self, dataset: tf.data.Dataset) -> Dict[str, float]:
+        """Mean loss and accuracy over a (non-distributed) dataset of ``(x, y_onehot)``."""
+        loss_sum, correct, count = 0.0, 0.0, 0
+        for x, y in dataset:
+            batch_loss, batch_correct = self._eval_step(x, y)
+            loss_sum += float(batch_loss)
+            correct += float(batch_correct)
+            count += int(x.shape[0])
+        if count == 0:
+            raise UsageError("the evaluation set is empty; check --test_size")
+        return {"loss": loss_sum / count, "accuracy": correct / count}
+
+    def fit(self, dist_dataset: tf.distribute.DistributedDataset, steps_per_epoch: int,
+            eval_dataset: Optional[tf.data.Dataset], *, epochs: int, initial_epoch: int,
+            base_lr: float, lr_boundaries: Sequence[int], verbose: int = 1,
+            on_epoch_end: Optional[Callable[[EpochLog], None]] = None) -> List[EpochLog]:
+        """Train epochs ``initial_epoch+1 .. epochs`` (1-based, as checkpoint names).
+
+        ``on_epoch_end`` runs on every worker after each epoch (checkpointing, logs).
+        """
+        history: List[EpochLog] = []
+        iterator = iter(dist_dataset)
+        for epoch in range(initial_epoch, epochs):
+            lr = learning_rate(epoch, base_lr, lr_boundaries)
+            self.optimizer.learning_rate.assign(lr)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs} (lr {lr:g})", flush=True)
+            bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose,
+                                      stateful_metrics=["loss", "accuracy"])
+            start = time.time()
+            totals = np.zeros(3)
+            for step in range(steps_per_epoch):
+                totals += np.array([float(t) for t in self._train_step(iterator)])
+                bar.update(step + 1, [("loss", totals[0] / totals[2]),
+                                      ("accuracy", totals[1] / totals[2])])
+            val = self.evaluate(eval_dataset) if eval_dataset is not None else {
+                "loss": float("nan"), "accuracy": float("nan")}
+            log = EpochLog(epoch + 1, lr, totals[0] / totals[2], totals[1] / totals[2],
+                           val["loss"], val["accuracy"], time.time() - start)
+            if verbose:
+                print(f"  val_loss {log.val_loss:.4f} - val_accuracy {log.val_accuracy:.4f}"
+                      f" - {log.seconds:.1f}s", flush=True)
+            history.append(log)
+            if on_epoch_end is not None:
+                on_epoch_end(log)
+        return history
