@@ -14,18 +14,20 @@ from typing import Sequence
 
 from absl import flags
 
-from utils.cli import optional_int, run_main
+from utils.cli import run_main
 
 FLAGS = flags.FLAGS
 
 # The original train.py's flags, names and defaults.
-flags.DEFINE_integer("batch_size", 50, "Global batch size (all replicas together).")
+flags.DEFINE_integer("batch_size", 50, "Global batch size (all replicas together).",
+                     lower_bound=1)
 flags.DEFINE_float("mean_var", 10, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")
 flags.DEFINE_string("optimizer", "mom", "Optimizer: mom (SGD, momentum 0.9) or Adam.")
 flags.DEFINE_integer("version", 2, "ResNet version: 1 (depth 6n+2) or 2 (bottleneck, 9n+2).")
 flags.DEFINE_float("lr", 0.01, "Initial learning rate (x0.1 after the schedule's epochs).")
-flags.DEFINE_integer("feature_dim", 0,
-                     "Width of the dense feature layer; 0 = the original's 64 (v1) / 256 (v2).")
+flags.DEFINE_integer("feature_dim", None,
+                     "Width of the dense feature layer; default: the original's 64 (v1) / 256 (v2).",
+                     lower_bound=1)
 flags.DEFINE_bool("is_2d_demo", False, "2-d features (the MNIST feature-plot demo).")
 flags.DEFINE_bool("use_ball", True, "With use_MMLDA: MMC loss (True) or softmax CE (MMLDA).")
 flags.DEFINE_bool("use_MMLDA", True, "MM-center head (True) or a softmax dense head (SCE).")
@@ -36,7 +38,8 @@ flags.DEFINE_bool("use_leaky", False, "LeakyReLU instead of ReLU.")
 flags.DEFINE_string("dataset", "mnist", "mnist | fashion_mnist | cifar10 | cifar100.")
 # Ours.
 flags.DEFINE_integer("n", 5, "ResNet blocks per stage (5: the paper's ResNet-32; 18: ResNet-110).")
-flags.DEFINE_integer("epochs", 0, "Epochs; 0 = the original's (50 MNIST-like, 200 CIFAR).")
+flags.DEFINE_integer("epochs", None, "Epochs; default: the original's (50 MNIST-like, 200 CIFAR).",
+                     lower_bound=1)
 flags.DEFINE_list("lr_boundaries", [], "Epochs after which lr x0.1; empty = 30,40 / 100,150.")
 flags.DEFINE_integer("checkpoint_every", 5, "Save model.NNN.weights.h5 every this many epochs "
                      "(and at the last epoch).")
@@ -49,8 +52,10 @@ flags.DEFINE_enum("mixed_precision", "off", ["off", "mixed_float16", "mixed_bflo
                   "Keras mixed-precision policy (heads and losses stay float32).")
 flags.DEFINE_integer("seed", 0, "Seed for weights, data order, augmentation, subsets, centers.")
 flags.DEFINE_bool("resume", False, "Continue from the run directory's last checkpoint.")
-flags.DEFINE_integer("train_size", 0, "Train on a seeded subset of this size; 0 = all.")
-flags.DEFINE_integer("test_size", 0, "Validate on the first N test images; 0 = all.")
+flags.DEFINE_integer("train_size", None, "Train on a seeded subset of this size (default: all).",
+                     lower_bound=1)
+flags.DEFINE_integer("test_size", None, "Validate on the first N test images (default: all).",
+                     lower_bound=1)
 flags.DEFINE_bool("augment", True, "Shifts 0.1 and horizontal flips, as the original.")
 flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bar.")
 
@@ -68,26 +73,24 @@ def main(argv: Sequence[str]) -> None:
         boundaries = tuple(int(b) for b in FLAGS.lr_boundaries) or None
     except ValueError:
         raise UsageError(f"lr_boundaries must be integers, got {FLAGS.lr_boundaries}") from None
-    if FLAGS.feature_dim < 0:
-        raise UsageError(f"feature_dim must be >= 1 (or 0 for the default), got {FLAGS.feature_dim}")
     model = ModelConfig(
-        version=FLAGS.version, n=FLAGS.n, feature_dim=optional_int(FLAGS.feature_dim),
+        version=FLAGS.version, n=FLAGS.n, feature_dim=FLAGS.feature_dim,
         use_BN=FLAGS.use_BN, use_dense=FLAGS.use_dense, use_leaky=FLAGS.use_leaky,
         is_2d_demo=FLAGS.is_2d_demo, loss=loss_name_from_flags(FLAGS.use_MMLDA, FLAGS.use_ball),
         centers="random" if FLAGS.use_random else "mm", c_mm=FLAGS.mean_var,
         center_seed=FLAGS.seed)
     cfg = RunConfig(
         dataset=FLAGS.dataset, model=model, optimizer=FLAGS.optimizer, lr=FLAGS.lr,
-        batch_size=FLAGS.batch_size, epochs=optional_int(FLAGS.epochs), lr_boundaries=boundaries,
+        batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, lr_boundaries=boundaries,
         checkpoint_every=FLAGS.checkpoint_every, data_dir=FLAGS.data_dir,
         model_dir=FLAGS.model_dir, strategy=FLAGS.strategy,
         mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed, resume=FLAGS.resume,
-        train_size=optional_int(FLAGS.train_size), test_size=optional_int(FLAGS.test_size),
+        train_size=FLAGS.train_size, test_size=FLAGS.test_size,
         augment=FLAGS.augment, verbose=FLAGS.verbose,
         flags={"argv": sys.argv, **FLAGS.flag_values_dict()})
     result = train(cfg)
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "
-          f"checkpoints in {result.run_dir}")
+          f"checkpoints in {result.run_dir}; weights sha256 {result.weights_digest}")
 
 
 if __name__ == "__main__":

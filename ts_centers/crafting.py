@@ -99,9 +99,10 @@ def mm_algorithm1(num_classes: int, feature_dim: int) -> np.ndarray:
     ``mu_1 = e_1``; for ``i = 2..L``, for ``j < i``:
     ``mu_i[j] = -(1/(L-1) + <mu_i, mu_j>) / mu_j[j]`` (with ``mu_i`` as filled so far), then
     ``mu_i[i] = sqrt(|1 - ||mu_i||^2|)``. Sums use ``math.fsum`` over elementwise products,
-    so the result is bit-identical on every platform and BLAS build. When ``L = d + 1`` the
-    last row's diagonal entry would fall in column ``d``; it is mathematically 0 (the row
-    already has unit norm) and is dropped.
+    so the result is bit-identical on every platform and BLAS build. The last row's
+    diagonal entry is mathematically 0 (the row already has unit norm); rounding makes it
+    about 1e-8 when ``L <= d``, as in the original. When ``L = d + 1`` it would fall in
+    column ``d`` and is dropped.
 
     Args:
         num_classes: ``L >= 2``.

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from utils.errors import UsageError
 
 
-def run_main(main: Callable[[Sequence[str]], None]) -> None:
+def run_main(main: Callable[[Sequence[str]], None], argv: "Sequence[str] | None" = None) -> None:
     """``absl.app.run(main)``, turning :class:`UsageError` into one line and exit 2.
 
     absl already exits 2 (one line) on an unparsable or unknown flag value.
@@ -27,9 +27,5 @@ def run_main(main: Callable[[Sequence[str]], None]) -> None:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             sys.exit(2)
 
-    app.run(wrapped)
+    app.run(wrapped, argv=list(argv) if argv is not None else None)
 
-
-def optional_int(value: int) -> "int | None":
-    """Flag convention: 0 or a negative value means "not set" for sizes and epochs."""
-    return None if value is None or value <= 0 else int(value)

@@ -10,6 +10,7 @@ Nothing is downloaded: files are looked for in ``data_dir``, the Keras cache
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import logging
@@ -17,7 +18,7 @@ import os
 import pickle
 import struct
 import zipfile
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -193,12 +194,30 @@ def load_raw_dataset(name: str, data_dir: Optional[str] = None) -> RawDataset:
         return source.loader(directory)
     except UsageError:
         raise
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, struct.error,
-            pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        detail = " ".join(f"{type(err).__name__}: {err}".split())
+    except _READ_ERRORS as err:  # e.g. files that read fine but disagree in size
         raise UsageError(
-            f"dataset {name!r} in {directory} is unreadable ({detail}); the files "
+            f"dataset {name!r} in {directory} is unreadable ({_one_line(err)}); the files "
             f"{', '.join(source.files)} look truncated or corrupt, replace them") from err
+
+
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, struct.error,
+                pickle.UnpicklingError, zipfile.BadZipFile)  # gzip.BadGzipFile is an OSError
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+@contextlib.contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """Turns the errors of a truncated or corrupt ``path`` into a one-line UsageError."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except _READ_ERRORS as err:
+        raise UsageError(f"{path} is unreadable ({_one_line(err)}); it looks truncated or "
+                         "corrupt, replace it with a fresh copy") from err
 
 
 def _check_size(size: Optional[int], available: Optional[int], what: str) -> None:
@@ -285,7 +304,8 @@ def _to_rgb(x: np.ndarray) -> np.ndarray:
 @register_dataset("mnist", files=("mnist.npz",), keras_subdir="",
                   install_hint="copy Keras' mnist.npz into ~/.keras/datasets")
 def _load_mnist(directory: str) -> RawDataset:
-    with np.load(os.path.join(directory, "mnist.npz"), allow_pickle=False) as f:
+    path = os.path.join(directory, "mnist.npz")
+    with _reading(path), np.load(path, allow_pickle=False) as f:
         arrays = {k: np.asarray(f[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
     return RawDataset(_to_rgb(arrays["x_train"]), arrays["y_train"].astype(np.int64),
                       _to_rgb(arrays["x_test"]), arrays["y_test"].astype(np.int64),
@@ -294,17 +314,18 @@ def _load_mnist(directory: str) -> RawDataset:
 
 def _read_idx_gz(path: str, magic: int) -> np.ndarray:
     """A gzipped idx file (uint8 data) as an array of the shape its header gives."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = 1 if magic == _IDX_LABELS_MAGIC else 3
-    header = 4 + 4 * ndim
-    if len(data) < header or struct.unpack(">I", data[:4])[0] != magic:
-        raise ValueError(f"{os.path.basename(path)} lacks the idx header (magic {magic})")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    if len(data) - header != int(np.prod(shape)):
-        raise ValueError(f"{os.path.basename(path)} holds {len(data) - header} bytes of "
-                         f"data, its header announces {shape}")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+    with _reading(path):
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+        ndim = 1 if magic == _IDX_LABELS_MAGIC else 3
+        header = 4 + 4 * ndim
+        if len(data) < header or struct.unpack(">I", data[:4])[0] != magic:
+            raise ValueError(f"no idx header (magic number {magic})")
+        shape = struct.unpack(f">{ndim}I", data[4:header])
+        if len(data) - header != int(np.prod(shape)):
+            raise ValueError(f"{len(data) - header} bytes of data where the header "
+                             f"announces shape {shape}")
+        return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
 @register_dataset("fashion_mnist", files=_FASHION_FILES, keras_subdir="fashion-mnist",
@@ -321,12 +342,13 @@ def _load_fashion_mnist(directory: str) -> RawDataset:
 
 def _read_cifar_pickle(path: str, label_keys: Sequence[str]) -> List[np.ndarray]:
     """Images uint8 (N, 32, 32, 3) then one int64 array per label key."""
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")  # Python-2 pickles, as Keras reads them
-    batch = {k.decode("utf8") if isinstance(k, bytes) else k: v for k, v in batch.items()}
-    data = np.asarray(batch["data"], dtype=np.uint8)
-    images = data.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE).transpose(0, 2, 3, 1)
-    return [images] + [np.asarray(batch[k], dtype=np.int64) for k in label_keys]
+    with _reading(path):
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")  # Python-2 pickles, as Keras reads them
+        batch = {k.decode("utf8") if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        images = data.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE).transpose(0, 2, 3, 1)
+        return [images] + [np.asarray(batch[k], dtype=np.int64) for k in label_keys]
 
 
 _CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -161,8 +161,14 @@ def make_eval_dataset(x: np.ndarray, y: np.ndarray, *, global_batch_size: int,
 def make_distributed_train_dataset(
         strategy: tf.distribute.Strategy, x: np.ndarray, y: np.ndarray, *,
         global_batch_size: int, num_classes: int, augment: bool = True,
-        shuffle_seed: int = 0, one_hot: bool = True) -> tf.distribute.DistributedDataset:
+        shuffle_seed: int = 0, one_hot: bool = True,
+        repeat: bool = False) -> tf.distribute.DistributedDataset:
     """:func:`make_train_dataset` for ``strategy``, via ``distribute_datasets_from_function``.
+
+    With ``repeat`` the epochs follow each other without end (each reshuffled), so a
+    training loop can take exactly ``N // global_batch_size`` steps per epoch on every
+    worker even when the shards differ in size (unequal step counts would deadlock the
+    workers' collectives).
 
     Each input pipeline takes the shard ``input_pipeline_id`` of the data and batches
     ``global_batch_size // num_replicas_in_sync`` examples per replica; its shuffle and
@@ -188,7 +194,8 @@ def make_distributed_train_dataset(
             raise UsageError(f"{len(x)} examples cannot feed {pipelines} input pipelines; "
                              "use more data or fewer workers")
         ds = tf.data.Dataset.from_tensor_slices((x, y)).shard(pipelines, pipeline_id)
-        return _train_pipeline(ds, shard_size, per_replica, num_classes, augment,
-                               shuffle_seed + pipeline_id, one_hot)
+        ds = _train_pipeline(ds, shard_size, per_replica, num_classes, augment,
+                             shuffle_seed + pipeline_id, one_hot)
+        return ds.repeat() if repeat else ds
 
     return strategy.distribute_datasets_from_function(dataset_fn)

@@ -72,6 +72,16 @@ class RunResult:
     history: List[EpochLog]
     final_epoch: int
     test_accuracy: float
+    weights_digest: str
+
+
+def weights_digest(model: keras.Model) -> str:
+    """sha256 of all weights' bytes: equal digests mean bit-identical models."""
+    import hashlib
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
 
 
 def validate(cfg: RunConfig) -> None:
@@ -222,7 +232,8 @@ def train(cfg: RunConfig) -> RunResult:
     with strategy.scope():
         dist_ds = make_distributed_train_dataset(
             strategy, data.x_train, data.y_train, global_batch_size=cfg.batch_size,
-            num_classes=data.num_classes, augment=cfg.augment, shuffle_seed=cfg.seed)
+            num_classes=data.num_classes, augment=cfg.augment, shuffle_seed=cfg.seed,
+            repeat=True)
     eval_ds = make_eval_dataset(data.x_test, data.y_test, global_batch_size=max(cfg.batch_size, 100),
                                 num_classes=data.num_classes)
     trainer = Trainer(strategy, model, LOSSES.get(cfg.model.loss).loss_fn, optimizer, cfg.batch_size)
@@ -232,4 +243,4 @@ def train(cfg: RunConfig) -> RunResult:
     if writer is not None:
         writer.flush()
     final_acc = history[-1].val_accuracy if history else trainer.evaluate(eval_ds)["accuracy"]
-    return RunResult(run_dir, history, epochs, final_acc)
+    return RunResult(run_dir, history, epochs, final_acc, weights_digest(model))

@@ -138,6 +138,8 @@ class Trainer:
             on_epoch_end: Optional[Callable[[EpochLog], None]] = None) -> List[EpochLog]:
         """Train epochs ``initial_epoch+1 .. epochs`` (1-based, as checkpoint names).
 
+        ``dist_dataset`` must repeat without end; each epoch takes ``steps_per_epoch``.
+
         ``on_epoch_end`` runs on every worker after each epoch (checkpointing, logs).
         """
         history: List[EpochLog] = []

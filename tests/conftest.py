@@ -1,0 +1,52 @@
+"""Shared fixtures: quiet TensorFlow, repo root on sys.path, tiny generated datasets."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Every test starts and ends with the float32 Keras policy."""
+    import keras
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def write_fake_mnist_npz(directory: pathlib.Path, n_train: int = 120, n_test: int = 40,
+                         seed: int = 0) -> pathlib.Path:
+    """A learnable fake ``mnist.npz`` (Keras layout): class = brightest quadrant pattern."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = rng.integers(0, 10, size=n)
+        x = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(y):
+            r, c = divmod(int(label), 4)
+            x[i, r * 7:(r + 1) * 7, c * 7:(c + 1) * 7] = 220
+        return x, y.astype(np.uint8)
+
+    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "mnist.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture
+def fake_mnist_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    d = tmp_path / "data"
+    write_fake_mnist_npz(d)
+    return d
