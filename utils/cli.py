@@ -15,10 +15,18 @@ from utils.errors import UsageError
 def run_main(main: Callable[[Sequence[str]], None], argv: "Sequence[str] | None" = None) -> None:
     """``absl.app.run(main)``, turning :class:`UsageError` into one line and exit 2.
 
-    absl already exits 2 (one line) on an unparsable or unknown flag value.
+    A flag absl cannot parse (unknown enum value, below its bound, unknown flag) also
+    gives one line and exit 2, instead of absl's default status 1.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app
+    from absl import app, flags
+
+    def parse_flags(args: Sequence[str]) -> Sequence[str]:
+        try:
+            return flags.FLAGS(list(args))
+        except flags.Error as exc:
+            print(f"error: {exc}; see --helpshort", file=sys.stderr, flush=True)
+            sys.exit(2)
 
     def wrapped(argv: Sequence[str]) -> None:
         try:
@@ -27,5 +35,5 @@ def run_main(main: Callable[[Sequence[str]], None], argv: "Sequence[str] | None"
             print(f"error: {exc}", file=sys.stderr, flush=True)
             sys.exit(2)
 
-    app.run(wrapped, argv=list(argv) if argv is not None else None)
+    app.run(wrapped, argv=list(argv) if argv is not None else None, flags_parser=parse_flags)
 
