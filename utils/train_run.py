@@ -183,6 +183,8 @@ def restore(run_dir: pathlib.Path, model: keras.Model,
 def train(cfg: RunConfig) -> RunResult:
     """Run one training job; see the module docstring for what is written."""
     validate(cfg)
+    # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = make_strategy(cfg.strategy)
     epochs, boundaries = DEFAULT_SCHEDULES.get(cfg.dataset, (50, (30, 40)))
     epochs = cfg.epochs or epochs
     boundaries = tuple(cfg.lr_boundaries or boundaries)
@@ -199,7 +201,6 @@ def train(cfg: RunConfig) -> RunResult:
     if cfg.mixed_precision != "off":
         keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     keras.utils.set_random_seed(cfg.seed)
-    strategy = make_strategy(cfg.strategy)
     with strategy.scope():
         model = build_classifier(cfg.model, data.input_shape, data.num_classes)
         optimizer = make_optimizer(cfg.optimizer, cfg.lr, cfg.mixed_precision == "mixed_float16")
