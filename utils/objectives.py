@@ -1,0 +1,166 @@
+"""Attack objectives (adaptive losses), registered by name.
+
+Sign convention, as paper 002 appendix B.4 and C&W write them: every objective is a
+per-example value the ATTACKER MINIMISES. Untargeted objectives fall as the input moves
+away from its label; targeted ones fall as it moves toward the target.
+
+Contract (``Objective``)::
+
+    objective(logits, labels, targets=None, **context) -> (batch,) float32
+
+``logits`` ``(batch, L)`` float32 are the model's logits (for an MMC head
+``h_l = -||z - mu_l||^2``, so ``L_MMC(z, l) = -h_l``); ``labels`` and ``targets`` are
+one-hot ``(batch, L)``; ``targets`` is None for untargeted objectives.
+
+    fn = OBJECTIVES.get("mmc_un1").fn
+    value = fn(logits, labels)        # = -L_MMC(z, y) = h_y; minimise it
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import tensorflow as tf
+
+from utils.errors import UsageError
+from utils.losses import LOSSES
+from utils.registry import Registry
+
+Objective = Callable[..., tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveSpec:
+    """A registered objective: ``targeted`` says whether it needs ``targets``;
+    ``needs_centers`` marks objectives that are only meaningful on an MMC head."""
+
+    name: str
+    fn: Objective
+    targeted: Optional[bool]  # None: works both ways (targets given or not)
+    needs_centers: bool
+    description: str
+
+
+OBJECTIVES: Registry[ObjectiveSpec] = Registry("objective")
+
+
+def register_objective(name: str, *, targeted: Optional[bool], needs_centers: bool = False,
+                       description: str = "") -> Callable[[Objective], Objective]:
+    """Decorator registering an objective under ``name``."""
+
+    def decorator(fn: Objective) -> Objective:
+        OBJECTIVES.register(name)(ObjectiveSpec(name, fn, targeted, needs_centers, description))
+        return fn
+
+    return decorator
+
+
+def _f32(t: Any) -> tf.Tensor:
+    return tf.cast(t, tf.float32)
+
+
+def _pick(logits: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
+    """``logits[i, argmax(onehot[i])]``, shape ``(batch,)``."""
+    return tf.reduce_sum(_f32(logits) * _f32(onehot), axis=-1)
+
+
+def _max_other(logits: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
+    """Largest logit among the classes not marked in ``onehot`` (``(batch,)``)."""
+    logits = _f32(logits)
+    masked = tf.where(_f32(onehot) > 0.5, tf.fill(tf.shape(logits), -float("inf")), logits)
+    return tf.reduce_max(masked, axis=-1)
+
+
+@register_objective("ce", targeted=None, description="softmax cross-entropy (SCE models)")
+def ce_objective(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
+                 **_: Any) -> tf.Tensor:
+    """Untargeted ``-CE(logits, y)``; targeted ``CE(logits, y_t)``."""
+    if targets is None:
+        return -tf.nn.softmax_cross_entropy_with_logits(labels=_f32(labels), logits=_f32(logits))
+    return tf.nn.softmax_cross_entropy_with_logits(labels=_f32(targets), logits=_f32(logits))
+
+
+@register_objective("margin", targeted=None, description="C&W logit margin")
+def margin_objective(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
+                     confidence: float = 0.0, **_: Any) -> tf.Tensor:
+    """C&W: untargeted ``max(z_y - max_{i!=y} z_i, -k)``; targeted
+    ``max(max_{i!=t} z_i - z_t, -k)`` with ``k = confidence``."""
+    if targets is None:
+        value = _pick(logits, labels) - _max_other(logits, labels)
+    else:
+        value = _max_other(logits, targets) - _pick(logits, targets)
+    return tf.maximum(value, -float(confidence))
+
+
+def _runner_up(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """One-hot of ``y~``, the highest non-true label."""
+    logits = _f32(logits)
+    masked = tf.where(_f32(labels) > 0.5, tf.fill(tf.shape(logits), -float("inf")), logits)
+    return tf.one_hot(tf.argmax(masked, axis=-1), tf.shape(logits)[-1], dtype=tf.float32)
+
+
+@register_objective("mmc_un1", targeted=False, needs_centers=True,
+                    description="-L_MMC(z,y): push z away from its center (PGD, MIM, SPSA)")
+def mmc_un1(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
+            **_: Any) -> tf.Tensor:
+    """``-L_MMC(z, y) = h_y``."""
+    return _pick(logits, labels)
+
+
+@register_objective("mmc_un2", targeted=False, needs_centers=True,
+                    description="L_MMC(z,y~) - L_MMC(z,y) (C&W)")
+def mmc_un2(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
+            **_: Any) -> tf.Tensor:
+    """``L_MMC(z, y~) - L_MMC(z, y) = h_y - h_y~`` with ``y~`` the runner-up label."""
+    return _pick(logits, labels) - _pick(logits, _runner_up(logits, labels))
+
+
+@register_objective("mmc_tar1", targeted=True, needs_centers=True,
+                    description="L_MMC(z,y_t): pull z to the target center (PGD, MIM, SPSA)")
+def mmc_tar1(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
+             **_: Any) -> tf.Tensor:
+    """``L_MMC(z, y_t) = -h_t``."""
+    return -_pick(logits, _require(targets, "mmc_tar1"))
+
+
+@register_objective("mmc_tar2", targeted=True, needs_centers=True,
+                    description="L_MMC(z,y_t) - L_MMC(z,y) (C&W)")
+def mmc_tar2(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
+             **_: Any) -> tf.Tensor:
+    """``L_MMC(z, y_t) - L_MMC(z, y) = h_y - h_t``."""
+    return _pick(logits, labels) - _pick(logits, _require(targets, "mmc_tar2"))
+
+
+def _require(targets: Optional[tf.Tensor], name: str) -> tf.Tensor:
+    if targets is None:
+        raise UsageError(f"objective {name} is targeted; pass targets (--target=True)")
+    return targets
+
+
+# Attacks whose adaptive MMC objective is the *,2 form (paper 002 B.4); all others use *,1.
+MARGIN_ATTACKS = frozenset({"CarliniWagnerL2"})
+
+
+def select_objective(loss: str, attack: str, targeted: bool, adaptive: bool = True) -> str:
+    """The objective an attack uses on a model trained with ``loss`` (002 B.4).
+
+    Non-adaptive (and SCE-head models): ``ce``, or ``margin`` for C&W. Adaptive on a
+    model with MM centers (``mmc``, ``mmlda``, ...): ``mmc_{un,tar}{1,2}``, the ``*,2``
+    forms for C&W and ``*,1`` for PGD, BIM, MIM, FGSM, SPSA.
+    """
+    head = LOSSES.get(loss).head
+    if not adaptive or head != "mmc":
+        return "margin" if attack in MARGIN_ATTACKS else "ce"
+    mode = "tar" if targeted else "un"
+    return f"mmc_{mode}{2 if attack in MARGIN_ATTACKS else 1}"
+
+
+def check_objective(name: str, loss: str, targeted: bool) -> ObjectiveSpec:
+    """The spec of ``name``, refusing combinations that would measure something else."""
+    spec = OBJECTIVES.get(name)
+    if spec.targeted is not None and spec.targeted != targeted:
+        mode = "targeted" if spec.targeted else "untargeted"
+        raise UsageError(f"objective {name} is {mode}; set --target accordingly or pick another")
+    if spec.needs_centers and LOSSES.get(loss).head != "mmc":
+        raise UsageError(f"objective {name} needs a model with MM centers, not a {loss} model")
+    return spec
