@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench venv clean
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test bench venv data clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +19,14 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+## Real data for the main job: Debian's Fashion-MNIST (needs root or sudo once).
+data:
+	@test -d $(FASHION_DIR) || apt-get install -y -q dataset-fashion-mnist \
+	  || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist) \
+	  || (echo "error: install Debian's dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist) or pass --data_dir to scripts/demo.py" >&2; exit 2)
+
 ## Main job: train a small SCE and a small MMC model on Fashion-MNIST and compare them.
-demo: $(STAMP)
+demo: $(STAMP) data
 	$(PY) scripts/demo.py
 
 ## Test suite (what CI runs).
