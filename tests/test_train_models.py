@@ -186,3 +186,13 @@ def test_kill_9_then_resume_continues(tmp_path, fake_mnist_dir):
     rows = list(csv.DictReader(open(run_dir / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(1, last + 2))
     assert (run_dir / f"model.{last + 1:03d}.weights.h5").exists()
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_logits(tmp_path, fake_mnist_dir, capsys, policy):
+    code, out, err = call(TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
+                                  "--epochs=1", "--train_size=40", f"--mixed_precision={policy}"],
+                          capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(open(run_dir_of(tmp_path) / "history.csv")))
+    assert np.isfinite(float(rows[0]["loss"]))

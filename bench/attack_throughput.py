@@ -1,0 +1,158 @@
+"""Benchmark: PGD-10 throughput, our compiled attack vs cleverhans 4.0.0 as shipped.
+
+Both run MadryEtAl / ``projected_gradient_descent`` (ℓ∞, random start, eps 8/256, step
+2/256, 10 iterations, scalar clips) on the same ResNet-32 v1 (random weights, CIFAR
+shape 32x32x3) and the same batch, in interleaved rounds of the same run. Ours runs the
+whole loop as one ``tf.function`` graph; cleverhans runs its loop eagerly, with only
+the gradient in a ``tf.function``. Target: median images/s ratio ours/cleverhans >= 3.
+
+    python bench/attack_throughput.py          # writes bench/results/attack_throughput.json
+    python bench/attack_throughput.py --rounds=2 --n=1 --out=/tmp/a.json   # quick look
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+import traceback
+from typing import Callable, Dict, List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from utils.attacks import ATTACKS  # noqa: E402
+from utils.classifier import ModelConfig, build_classifier  # noqa: E402
+from utils.objectives import OBJECTIVES  # noqa: E402
+
+CLIP_MIN, CLIP_MAX = -0.5, 0.5  # scalar clips: cleverhans' clip_by_value takes scalars
+
+
+def make_runners(model: keras.Model, x: tf.Tensor, y: np.ndarray, num_classes: int,
+                 eps: float, eps_iter: float, nb_iter: int) -> Dict[str, Callable[[int], None]]:
+    """``name -> run(seed)``: one full PGD attack of the batch, blocking until done."""
+    from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+
+    onehot = tf.one_hot(y, num_classes)
+    labels = tf.constant(y, dtype=tf.int64)
+    objective = OBJECTIVES.get("ce").fn
+    ours_attack = ATTACKS.get("MadryEtAl")
+
+    def ours(seed: int) -> None:
+        ours_attack(model, x, onehot, objective=objective, eps=eps, eps_iter=eps_iter,
+                    nb_iter=nb_iter, clip_min=CLIP_MIN, clip_max=CLIP_MAX, rand_init=True,
+                    seed=seed).numpy()
+
+    def cleverhans(seed: int) -> None:
+        projected_gradient_descent(model, x, eps, eps_iter, nb_iter, np.inf,
+                                   clip_min=CLIP_MIN, clip_max=CLIP_MAX, y=labels,
+                                   rand_init=True, sanity_checks=False).numpy()
+
+    return {"ours": ours, "cleverhans": cleverhans}
+
+
+def time_call(run: Callable[[int], None], seed: int) -> float:
+    start = time.perf_counter()
+    run(seed)
+    return time.perf_counter() - start
+
+
+def check_runs(runners: Dict[str, Callable[[int], None]]) -> Dict[str, Optional[str]]:
+    """Warm up (trace) each runner once; ``name -> None`` or the error it raised."""
+    errors: Dict[str, Optional[str]] = {}
+    for name, run in runners.items():
+        try:
+            run(0)
+            errors[name] = None
+        except Exception as exc:  # noqa: BLE001 - recorded, not hidden
+            errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            traceback.print_exc()
+    return errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=int, default=50)
+    parser.add_argument("--n", type=int, default=5, help="ResNet v1 blocks (5 = ResNet-32)")
+    parser.add_argument("--nb_iter", type=int, default=10)
+    parser.add_argument("--eps_256", type=float, default=8.0, help="eps in /256 units")
+    parser.add_argument("--eps_iter_256", type=float, default=2.0, help="step in /256 units")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved ours/cleverhans rounds")
+    parser.add_argument("--reps", type=int, default=3,
+                        help="timed attacks per method per round (alternating)")
+    parser.add_argument("--out",
+                        default=str(ROOT / "bench" / "results" / "attack_throughput.json"))
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    num_classes = 10
+    model = build_classifier(ModelConfig(version=1, n=args.n, loss="sce"), (32, 32, 3),
+                             num_classes)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(CLIP_MIN, CLIP_MAX, size=(args.batch_size, 32, 32, 3)),
+                    dtype=tf.float32)
+    y = rng.integers(0, num_classes, size=args.batch_size)
+    eps, eps_iter = args.eps_256 / 256, args.eps_iter_256 / 256
+    runners = make_runners(model, x, y, num_classes, eps, eps_iter, args.nb_iter)
+    errors = check_runs(runners)
+    working = {k: v for k, v in runners.items() if errors[k] is None}
+    times: Dict[str, List[float]] = {k: [] for k in working}
+    wall = time.perf_counter()
+    for r in range(args.rounds):  # alternate attack by attack: load drift hits both alike
+        for i in range(args.reps):
+            for name, run in working.items():
+                times[name].append(time_call(run, 1000 * r + i))
+    wall = time.perf_counter() - wall
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ips = {k: args.batch_size / v for k, v in med.items()}
+    ratio = ips["ours"] / ips["cleverhans"] if len(ips) == 2 else None
+    gpus = tf.config.list_logical_devices("GPU")
+    import cleverhans
+    result = {
+        "benchmark": "attack_throughput",
+        "attack": f"PGD-{args.nb_iter} (MadryEtAl), linf, eps {args.eps_256}/256, "
+                  f"step {args.eps_iter_256}/256, random start, scalar clips "
+                  f"[{CLIP_MIN}, {CLIP_MAX}], ce objective",
+        "model": f"ResNet-{6 * args.n + 2} v1 (random weights), 32x32x3, {num_classes} classes",
+        "batch_size": args.batch_size,
+        "timed_attacks_per_method": {k: len(v) for k, v in times.items()},
+        "median_attack_s": med,
+        "min_attack_s": {k: min(v) for k, v in times.items()},
+        "attack_s": {k: [round(t, 4) for t in v] for k, v in times.items()},
+        "images_per_s": ips,
+        "ratio_ours_over_cleverhans": ratio,
+        "ratio_of_min_times": (min(times["cleverhans"]) / min(times["ours"])
+                               if len(times) == 2 else None),
+        "target_ratio_min": 3.0,
+        "meets_target": None if ratio is None else ratio >= 3.0,
+        "cleverhans_as_shipped": errors["cleverhans"] or "ran unpatched (sanity_checks=False)",
+        "ours_error": errors["ours"],
+        "timed_wall_s": wall,
+        "device": gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)",
+        "note": "a CPU run here shares 2 cores with other jobs: compare only the ratio. "
+                "cleverhans' per-step gradient is itself a tf.function, so compiling the "
+                "whole loop saves only the eager work between steps; where the ResNet's "
+                "forward+backward dominates (CPU, batch 50) the ratio stays near 1",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "cleverhans": getattr(cleverhans, "__version__", "4.0.0"),
+                     "numpy": np.__version__, "python": platform.python_version()},
+        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+    }
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, out)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
