@@ -29,7 +29,13 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else str(value)
 
 
-def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int) -> str:
+def advtrain_suffix(attack_method: str, adv_ratio: float, use_target: bool) -> str:
+    """The original ``advtrain.py`` part of a name: ``_[target]MadryEtAl_advratio1.0``."""
+    return f"_{'target' if use_target else ''}{attack_method}_advratio{float(adv_ratio)}"
+
+
+def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int,
+             adv_suffix: str = "") -> str:
     """The original's directory name for a run, extended only where we add options.
 
     ``resnet32v{version}[_meanvar{C}]_{opt}_lr{lr}_batchsize{b}_{withBN|noBN}`` then
@@ -37,6 +43,7 @@ def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int) -> st
     ``_demoMNIST`` (2-d features) as the original; ``resnet{depth}`` instead of
     ``resnet32`` when ``n != 5``, ``_featuredim{d}`` for a non-default width and
     ``_loss-{name}``/``_centers-{name}`` for losses and center sets the original lacked.
+    ``adv_suffix`` (:func:`advtrain_suffix`) follows the batch size, as ``advtrain.py``.
     """
     from utils.models import depth_of
 
@@ -45,7 +52,7 @@ def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int) -> st
     uses_centers = cfg.loss in ("mmc", "mmlda")
     if uses_centers:
         parts.append(f"_meanvar{_number(cfg.c_mm)}")
-    parts.append(f"_{optimizer}_lr{lr}_batchsize{batch_size}")
+    parts.append(f"_{optimizer}_lr{lr}_batchsize{batch_size}{adv_suffix}")
     parts.append("_withBN" if cfg.use_BN else "_noBN")
     if cfg.use_leaky:
         parts.append("_withleaky")
