@@ -2,9 +2,9 @@
 
 Both run MadryEtAl / ``projected_gradient_descent`` (ℓ∞, random start, eps 8/256, step
 2/256, 10 iterations, scalar clips) on the same ResNet-32 v1 (random weights, CIFAR
-shape 32x32x3) and the same batch, in interleaved rounds of the same run. Ours runs the
-whole loop as one ``tf.function`` graph; cleverhans runs its loop eagerly, with only
-the gradient in a ``tf.function``. Target: median images/s ratio ours/cleverhans >= 3.
+shape 32x32x3) and the same batch, alternating attack by attack in the same run. Ours
+runs the whole loop as one ``tf.function`` graph; cleverhans runs its loop eagerly, with
+only the gradient in a ``tf.function``. Target: median images/s ratio ours/cleverhans >= 3.
 
     python bench/attack_throughput.py          # writes bench/results/attack_throughput.json
     python bench/attack_throughput.py --rounds=2 --n=1 --out=/tmp/a.json   # quick look

@@ -18,7 +18,16 @@ from utils.losses import loss_name_from_flags
 
 def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: int = 50,
                        dataset: str = "mnist") -> None:
-    """The original's architecture/run flags (names and help), with script defaults."""
+    """The original's architecture/run flags (names and help), with script defaults.
+
+    Idempotent: when a second entry script is imported into the same process (the
+    tests do this) the flags are defined once and the newest script's defaults apply.
+    """
+    if "mean_var" in flags.FLAGS:
+        for name, value in (("optimizer", optimizer), ("lr", lr), ("batch_size", batch_size),
+                            ("dataset", dataset)):
+            flags.FLAGS.set_default(name, value)
+        return
     flags.DEFINE_integer("batch_size", batch_size, "Global batch size (all replicas together).",
                          lower_bound=1)
     flags.DEFINE_float("mean_var", 10, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")

@@ -1,0 +1,114 @@
+"""advtest_iterative.py end to end on a tiny model trained by train_models.py."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import write_fake_mnist_npz
+
+ARCH = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--optimizer=Adam",
+        "--lr=0.001"]
+
+
+def _call(module, args, capsys):
+    from absl import flags
+    from utils.cli import run_main
+
+    flags.FLAGS.unparse_flags()
+    code = 0
+    try:
+        run_main(module.main, [module.__name__ + ".py", *args])
+    except SystemExit as exc:
+        code = 0 if exc.code is None else exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import train_models
+    root = tmp_path_factory.mktemp("advtest")
+    data = root / "data"
+    write_fake_mnist_npz(data, n_train=400, n_test=40)
+    capsys = _NullCapture()
+    code, _, err = _call(train_models, ARCH + [f"--data_dir={data}", f"--model_dir={root}",
+                                               "--epochs=6", "--verbose=0", "--augment=False"],
+                         capsys)
+    assert code == 0, err
+    return root, data
+
+
+class _NullCapture:
+    def readouterr(self):
+        class R:
+            out = err = ""
+        return R()
+
+
+def _advtest(trained, capsys, *extra):
+    import advtest_iterative
+    root, data = trained
+    results = root / "res.jsonl"
+    code, out, err = _call(advtest_iterative, ARCH + [
+        f"--data_dir={data}", f"--model_dir={root}", "--use_advtrain=False", "--epoch=6",
+        f"--results_file={results}", "--progress=False", *extra], capsys)
+    return code, out, err, results
+
+
+def test_eps_zero_gives_clean_accuracy_and_huge_eps_breaks_it(trained, capsys):
+    code, out, err, results = _advtest(trained, capsys, "--attack_method=MadryEtAl",
+                                       "--target=False", "--eps_256=0,256", "--num_iter=20",
+                                       "--eps_iter_256=32")
+    assert code == 0, err
+    records = [json.loads(l) for l in results.read_text().splitlines()][-2:]
+    zero, huge = records
+    assert zero["objective"] == "mmc_un1" and zero["adaptive"] is True
+    assert zero["adv_accuracy"] == zero["clean_accuracy"]
+    assert zero["clean_accuracy"] >= 0.8, "the test model did not learn"
+    assert huge["adv_accuracy"] <= 0.05
+    assert results.with_suffix(".csv").read_text().count("\n") >= 3
+    assert "eps 0/256" in out
+
+
+def test_targeted_huge_eps_hits_targets(trained, capsys):
+    code, out, err, results = _advtest(trained, capsys, "--attack_method=BasicIterativeMethod",
+                                       "--target=True", "--eps_256=256", "--num_iter=20",
+                                       "--eps_iter_256=32")
+    assert code == 0, err
+    record = json.loads(results.read_text().splitlines()[-1])
+    assert record["objective"] == "mmc_tar1" and record["targeted"] is True
+    assert record["target_success"] >= 0.95
+
+
+def test_non_adaptive_uses_cross_entropy(trained, capsys):
+    code, _, err, results = _advtest(trained, capsys, "--attack_method=FastGradientMethod",
+                                     "--target=False", "--eps_256=8", "--adaptive=False")
+    assert code == 0, err
+    assert json.loads(results.read_text().splitlines()[-1])["objective"] == "ce"
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--attack_method=DeepFool"], "unknown attack 'DeepFool'"),
+    (["--eps_256=-8"], "eps_256 must be >= 0"),
+    (["--num_iter=0"], "num_iter must be >= 1"),
+    (["--epoch=9"], "model.009.weights.h5 (epochs there: [5, 6])"),
+    (["--objective=mmc_tar1", "--target=False"], "targeted"),
+    (["--objective=nope"], "unknown objective"),
+])
+def test_bad_input_exit_2(trained, capsys, extra, expected):
+    code, _, err, results = _advtest(trained, capsys, "--eps_256=8", *extra)
+    assert code == 2, err
+    assert expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_results_file(trained, capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    root, data = trained
+    import advtest_iterative
+    code, _, err = _call(advtest_iterative, ARCH + [
+        f"--data_dir={data}", f"--model_dir={root}", "--use_advtrain=False", "--epoch=6",
+        f"--results_file={blocker}/r.jsonl", "--progress=False", "--eps_256=0",
+        "--attack_method=FastGradientMethod"], capsys)
+    assert code == 2 and "writable --results_file" in err
