@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 
 TINY = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--verbose=0",
-        "--test_size=40"]
+        "--test_size=40", "--optimizer=mom", "--lr=0.01"]
 
 
 def call(args, capsys):

@@ -17,6 +17,7 @@ import io
 import json
 import pathlib
 import platform
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
@@ -147,7 +148,12 @@ def load_weights(model: keras.Model, path: pathlib.Path) -> None:
     if not path.exists():
         raise UsageError(f"checkpoint {path} does not exist; train it first or check the flags")
     try:
-        model.load_weights(str(path))
+        # Keras only *warns* when parts of a file do not match ("Skipping nested
+        # container ... retain their freshly-initialized weights"): that would evaluate a
+        # half-random model, so any warning while loading is an error here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.load_weights(str(path))
     except Exception as exc:  # Keras raises ValueError/OSError/KeyError variants
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(
