@@ -7,11 +7,14 @@ from scripts import demo
 def test_demo_writes_summary(tmp_path, fake_mnist_dir, capsys):
     out = tmp_path / "runs"
     code = demo.main(["--dataset=mnist", f"--data_dir={fake_mnist_dir}", f"--out_dir={out}",
-                      "--epochs=1", "--train_size=60", "--test_size=40", "--verbose=0"])
+                      "--epochs=1", "--train_size=60", "--test_size=40", "--verbose=0",
+                      "--attack_examples=20"])
     assert code == 0
     rows = json.loads((out / "summary.json").read_text())
     assert [r["model"] for r in rows] == ["SCE", "MMC-10"]
     assert all(0.0 <= r["clean_accuracy"] <= 1.0 for r in rows)
+    assert [r["objective"] for r in rows] == ["ce", "mmc_un1"]
+    assert all(0.0 <= r["pgd10_un_eps16"] <= 1.0 for r in rows)
     assert (out / "summary.csv").read_text().startswith("model,")
     assert "MMC-10" in capsys.readouterr().out
 

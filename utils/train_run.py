@@ -74,6 +74,7 @@ class RunResult:
     final_epoch: int
     test_accuracy: float
     weights_digest: str
+    model: keras.Model
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -250,4 +251,4 @@ def train(cfg: RunConfig) -> RunResult:
     if writer is not None:
         writer.flush()
     final_acc = history[-1].val_accuracy if history else trainer.evaluate(eval_ds)["accuracy"]
-    return RunResult(run_dir, history, epochs, final_acc, weights_digest(model))
+    return RunResult(run_dir, history, epochs, final_acc, weights_digest(model), model)
