@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import sys
 from typing import Any, Dict, List, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -12,10 +12,8 @@ only the gradient in a ``tf.function``. Target: median images/s ratio ours/cleve
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from bench.common import finish  # noqa: E402
 
 from utils.attacks import ATTACKS  # noqa: E402
 from utils.classifier import ModelConfig, build_classifier  # noqa: E402
@@ -115,7 +115,6 @@ def main() -> None:
     ips = {k: args.batch_size / v for k, v in med.items()}
     ratio = ips["ours"] / ips["cleverhans"] if len(ips) == 2 else None
     gpus = tf.config.list_logical_devices("GPU")
-    import cleverhans
     result = {
         "benchmark": "attack_throughput",
         "attack": f"PGD-{args.nb_iter} (MadryEtAl), linf, eps {args.eps_256}/256, "
@@ -141,17 +140,8 @@ def main() -> None:
                 "cleverhans' per-step gradient is itself a tf.function, so compiling the "
                 "whole loop saves only the eager work between steps; where the ResNet's "
                 "forward+backward dominates (CPU, batch 50) the ratio stays near 1",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
-                     "cleverhans": getattr(cleverhans, "__version__", "4.0.0"),
-                     "numpy": np.__version__, "python": platform.python_version()},
-        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out)
-    print(json.dumps(result, indent=1))
+    finish(result, args.out)
 
 
 if __name__ == "__main__":

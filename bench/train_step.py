@@ -11,10 +11,8 @@ alternating rounds so machine drift hits both alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from bench.common import finish  # noqa: E402
 
 from utils.classifier import ModelConfig, build_classifier  # noqa: E402
 from utils.distribute import make_strategy  # noqa: E402
@@ -95,16 +95,8 @@ def main() -> None:
         "replicas": strategy.num_replicas_in_sync,
         "mixed_precision": args.mixed_precision,
         "device": gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
-                     "python": platform.python_version()},
-        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out)
-    print(json.dumps(result, indent=1))
+    finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,27 @@
+"""The benchmarks run (tiny settings) and write their JSON; no timing is asserted here."""
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def _run(script, *args):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_train_step_bench_writes_ratio(tmp_path):
+    out = tmp_path / "t.json"
+    _run("train_step.py", "--n=1", "--steps=1", "--rounds=1", f"--out={out}")
+    result = json.loads(out.read_text())
+    assert result["ratio_mmc_over_sce"] > 0 and set(result["median_step_s"]) == {"sce", "mmc"}
+    assert "tensorflow" in result["versions"] and "train_step.py" in result["command"]
+
+
+def test_attack_throughput_bench_writes_ratio(tmp_path):
+    out = tmp_path / "a.json"
+    _run("attack_throughput.py", "--n=1", "--rounds=1", "--reps=1", f"--out={out}")
+    result = json.loads(out.read_text())
+    assert result["images_per_s"]["ours"] > 0 and result["images_per_s"]["cleverhans"] > 0
