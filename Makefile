@@ -36,6 +36,7 @@ test: $(STAMP)
 ## Benchmarks (by hand; results go to bench/results/).
 bench: $(STAMP)
 	$(PY) bench/train_step.py
+	$(PY) bench/attack_throughput.py
 
 clean:
 	rm -rf $(VENV) *.egg-info build .pytest_cache
