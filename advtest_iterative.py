@@ -11,7 +11,6 @@ is found from the training flags (``--epoch`` picks ``model.NNN.weights.h5``). F
 from __future__ import annotations
 
 import os
-import pathlib
 from typing import Any, Dict, List, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,40 +18,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from utils.cli import run_main  # noqa: E402
-from utils.flag_defs import define_model_flags, model_config_from_flags  # noqa: E402
+from utils.flag_defs import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
+                             model_config_from_flags)
 
 FLAGS = flags.FLAGS
 
-# The original advtest_iterative.py's flags and defaults.
-define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="mnist")
-flags.DEFINE_string("attack_method", "FastGradientMethod",
-                    "FastGradientMethod | BasicIterativeMethod | MadryEtAl | "
-                    "MomentumIterativeMethod.")
-flags.DEFINE_string("attack_method_for_advtrain", "FastGradientMethod",
-                    "Attack the model was adversarially trained with (checkpoint name).")
-flags.DEFINE_bool("target", True, "Targeted attack (targets uniform among wrong labels).")
-flags.DEFINE_bool("use_target", False, "The model was adversarially trained with targeted "
-                  "attacks (checkpoint name).")
-flags.DEFINE_integer("num_iter", 10, "Attack iterations.")
-flags.DEFINE_bool("use_advtrain", True, "Load from advtrained_models/ (adversarially trained).")
-flags.DEFINE_float("adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
-flags.DEFINE_integer("epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
-flags.DEFINE_bool("normalize_output_for_ball", True,
-                  "Softmax on MMC outputs at inference, as the original; predictions do not "
-                  "change, and attacks always see the logits.")
-# Ours.
-flags.DEFINE_bool("adaptive", True, "Adaptive objectives for MMC models (paper 002 B.4); "
-                  "False attacks every model with cross-entropy.")
-flags.DEFINE_string("objective", None, "Override the objective (ce, margin, mmc_un1, ...).")
-flags.DEFINE_list("eps_256", ["8", "16", "24", "32"], "ε values in /256 pixel units.")
-flags.DEFINE_float("eps_iter_256", 2.0, "Step size in /256 pixel units.")
-flags.DEFINE_integer("num_restarts", 1, "Random restarts (per-example worst case).")
-flags.DEFINE_integer("num_examples", None, "Evaluate the first N test images (default all).",
-                     lower_bound=1)
-flags.DEFINE_string("results_file", "results/advtest_iterative.jsonl",
-                    "JSON-lines results file (a .csv beside it is rewritten).")
-flags.DEFINE_bool("progress", True, "Progress bar per ε.")
+def define_flags() -> None:
+    """The original advtest_iterative.py's flags and defaults, then ours (idempotent)."""
+    define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="mnist")
+    define_eval_flags(attack_method="FastGradientMethod",
+                      attack_help="FastGradientMethod | BasicIterativeMethod | MadryEtAl | "
+                                  "MomentumIterativeMethod.",
+                      results_file="results/advtest_iterative.jsonl")
+    d = define_once
+    d(flags.DEFINE_integer, "num_iter", 10, "Attack iterations.")
+    d(flags.DEFINE_list, "eps_256", ["8", "16", "24", "32"], "ε values in /256 pixel units.")
+    d(flags.DEFINE_float, "eps_iter_256", 2.0, "Step size in /256 pixel units.")
+    d(flags.DEFINE_integer, "num_restarts", 1, "Random restarts (per-example worst case).")
 
+
+define_flags()
 
 def _eps_list(values: Sequence[str]) -> List[float]:
     from utils.errors import UsageError
@@ -66,15 +51,13 @@ def _eps_list(values: Sequence[str]) -> List[float]:
 
 
 def main(argv: Sequence[str]) -> None:
-    from utils import checkpoints as ckpt
     from utils.attacks import ATTACKS
-    from utils.classifier import architecture_fingerprint, build_classifier
     from utils.data import load_dataset
     from utils.errors import UsageError
     from utils.evaluation import draw_targets, evaluate_attack
+    from utils.model_loading import load_checkpoint_model
     from utils.objectives import check_objective, select_objective
-    from utils.results import append_records, provenance
-    from utils.train_run import load_weights
+    from utils.results import append_records, check_writable, provenance
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
@@ -88,22 +71,16 @@ def main(argv: Sequence[str]) -> None:
     objective = FLAGS.objective or select_objective(cfg.loss, FLAGS.attack_method, FLAGS.target,
                                                     FLAGS.adaptive)
     check_objective(objective, cfg.loss, FLAGS.target)
+    check_writable(FLAGS.results_file)
     data = load_dataset(FLAGS.dataset, FLAGS.data_dir, test_size=FLAGS.num_examples,
                         seed=FLAGS.seed)
-    root = "advtrained_models" if FLAGS.use_advtrain else "trained_models"
-    suffix = (ckpt.advtrain_suffix(FLAGS.attack_method_for_advtrain, FLAGS.adv_ratio,
-                                   FLAGS.use_target) if FLAGS.use_advtrain else "")
-    name = ckpt.run_name(cfg, FLAGS.optimizer, FLAGS.lr, FLAGS.batch_size, suffix)
-    run_dir = pathlib.Path(FLAGS.model_dir) / root / FLAGS.dataset / name
-    path = ckpt.checkpoint_path(run_dir, FLAGS.epoch)
-    if not path.exists():
-        have = ckpt.list_checkpoints(run_dir)
-        raise UsageError(f"no checkpoint {path}" + (f" (epochs there: {have})" if have else
-                         " (no such run directory)") + "; pass the training flags and --epoch")
-    ckpt.check_architecture(run_dir, architecture_fingerprint(cfg, data.input_shape,
-                                                              data.num_classes))
-    model = build_classifier(cfg, data.input_shape, data.num_classes)
-    load_weights(model, path)
+    loaded = load_checkpoint_model(
+        cfg, data.input_shape, data.num_classes, model_dir=FLAGS.model_dir,
+        dataset=FLAGS.dataset, optimizer=FLAGS.optimizer, lr=FLAGS.lr,
+        batch_size=FLAGS.batch_size, epoch=FLAGS.epoch, use_advtrain=FLAGS.use_advtrain,
+        attack_method_for_advtrain=FLAGS.attack_method_for_advtrain,
+        adv_ratio=FLAGS.adv_ratio, use_target=FLAGS.use_target)
+    model, name = loaded.model, loaded.run_name
     targets = draw_targets(data.y_test, data.num_classes, FLAGS.seed) if FLAGS.target else None
     records: List[Dict[str, Any]] = []
     for eps in eps_list:

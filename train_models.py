@@ -18,30 +18,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from utils.cli import run_main  # noqa: E402
-from utils.flag_defs import define_model_flags, model_config_from_flags  # noqa: E402
+from utils.flag_defs import define_model_flags, define_once, model_config_from_flags  # noqa: E402,E501
 
 FLAGS = flags.FLAGS
 
-# The original train.py's flags, names and defaults.
-define_model_flags(optimizer="mom", lr=0.01, batch_size=50, dataset="mnist")
-# Ours.
-flags.DEFINE_integer("epochs", None, "Epochs; default: the original's (50 MNIST-like, 200 CIFAR).",
-                     lower_bound=1)
-flags.DEFINE_list("lr_boundaries", [], "Epochs after which lr x0.1; empty = 30,40 / 100,150.")
-flags.DEFINE_integer("checkpoint_every", 5, "Save model.NNN.weights.h5 every this many epochs "
-                     "(and at the last epoch).")
-flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker"],
-                  "tf.distribute strategy.")
-flags.DEFINE_enum("mixed_precision", "off", ["off", "mixed_float16", "mixed_bfloat16"],
-                  "Keras mixed-precision policy (heads and losses stay float32).")
-flags.DEFINE_bool("resume", False, "Continue from the run directory's last checkpoint.")
-flags.DEFINE_integer("train_size", None, "Train on a seeded subset of this size (default: all).",
-                     lower_bound=1)
-flags.DEFINE_integer("test_size", None, "Validate on the first N test images (default: all).",
-                     lower_bound=1)
-flags.DEFINE_bool("augment", True, "Shifts 0.1 and horizontal flips, as the original.")
-flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bar.")
+def define_flags() -> None:
+    """The original train.py's flags and defaults, then ours (idempotent)."""
+    define_model_flags(optimizer="mom", lr=0.01, batch_size=50, dataset="mnist")
+    d = define_once
+    d(flags.DEFINE_integer, "epochs", None, "Epochs; default: the original's (50 MNIST-like, "
+      "200 CIFAR).", lower_bound=1)
+    d(flags.DEFINE_list, "lr_boundaries", [], "Epochs after which lr x0.1; empty = 30,40 / "
+      "100,150.")
+    d(flags.DEFINE_integer, "checkpoint_every", 5, "Save model.NNN.weights.h5 every this many "
+      "epochs (and at the last epoch).")
+    d(flags.DEFINE_enum, "strategy", "auto", "tf.distribute strategy.",
+      enum_values=["auto", "one_device", "mirrored", "multi_worker"])
+    d(flags.DEFINE_enum, "mixed_precision", "off", "Keras mixed-precision policy (heads and "
+      "losses stay float32).", enum_values=["off", "mixed_float16", "mixed_bfloat16"])
+    d(flags.DEFINE_bool, "resume", False, "Continue from the run directory's last checkpoint.")
+    d(flags.DEFINE_integer, "train_size", None, "Train on a seeded subset of this size "
+      "(default: all).", lower_bound=1)
+    d(flags.DEFINE_integer, "test_size", None, "Validate on the first N test images "
+      "(default: all).", lower_bound=1)
+    d(flags.DEFINE_bool, "augment", True, "Shifts 0.1 and horizontal flips, as the original.")
+    d(flags.DEFINE_integer, "verbose", 1, "0: quiet, 1: progress bar.")
 
+
+define_flags()
 
 def main(argv: Sequence[str]) -> None:
     from utils.errors import UsageError

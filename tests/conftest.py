@@ -50,3 +50,29 @@ def fake_mnist_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     d = tmp_path / "data"
     write_fake_mnist_npz(d)
     return d
+
+
+def run_entry(module_name: str, args, capsys=None):
+    """Run an entry script's ``main`` in-process with ITS flag defaults.
+
+    absl flags are process-wide and the scripts share many; each script's
+    ``define_flags()`` re-applies its own defaults before parsing. Returns
+    ``(exit status, stdout, stderr)`` (empty strings when ``capsys`` is None).
+    """
+    import importlib
+
+    from absl import flags
+    from utils.cli import run_main
+
+    module = importlib.import_module(module_name)
+    module.define_flags()
+    flags.FLAGS.unparse_flags()
+    code = 0
+    try:
+        run_main(module.main, [module_name + ".py", *args])
+    except SystemExit as exc:
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    if capsys is None:
+        return code, "", ""
+    out = capsys.readouterr()
+    return code, out.out, out.err

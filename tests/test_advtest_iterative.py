@@ -5,24 +5,14 @@ import json
 
 import pytest
 
-from conftest import write_fake_mnist_npz
+from conftest import run_entry, write_fake_mnist_npz
 
 ARCH = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--optimizer=Adam",
         "--lr=0.001"]
 
 
 def _call(module, args, capsys):
-    from absl import flags
-    from utils.cli import run_main
-
-    flags.FLAGS.unparse_flags()
-    code = 0
-    try:
-        run_main(module.main, [module.__name__ + ".py", *args])
-    except SystemExit as exc:
-        code = 0 if exc.code is None else exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_entry(module.__name__, args, capsys)
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +21,12 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("advtest")
     data = root / "data"
     write_fake_mnist_npz(data, n_train=400, n_test=40)
-    capsys = _NullCapture()
+    capsys = None
     code, _, err = _call(train_models, ARCH + [f"--data_dir={data}", f"--model_dir={root}",
                                                "--epochs=6", "--verbose=0", "--augment=False"],
                          capsys)
     assert code == 0, err
     return root, data
-
-
-class _NullCapture:
-    def readouterr(self):
-        class R:
-            out = err = ""
-        return R()
 
 
 def _advtest(trained, capsys, *extra):

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_entry
 
 TINY = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--verbose=0",
         "--test_size=40", "--optimizer=mom", "--lr=0.01"]
@@ -22,18 +22,7 @@ TINY = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--verbose
 
 def call(args, capsys):
     """Run train_models.main in-process; returns (exit status, stdout, stderr)."""
-    from absl import flags
-    import train_models
-    from utils.cli import run_main
-
-    flags.FLAGS.unparse_flags()
-    code = 0
-    try:
-        run_main(train_models.main, ["train_models.py", *args])
-    except SystemExit as exc:
-        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_entry("train_models", args, capsys)
 
 
 def run_dir_of(model_dir: pathlib.Path) -> pathlib.Path:

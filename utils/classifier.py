@@ -119,7 +119,11 @@ def feature_model(model: keras.Model) -> keras.Model:
 def architecture_fingerprint(
     cfg: ModelConfig, input_shape: Tuple[int, ...], num_classes: int
 ) -> Dict[str, Any]:
-    """What must match for a checkpoint to load into a model (stored as ``arch.json``)."""
+    """What must match for a checkpoint to load into a model (stored as ``arch.json``).
+
+    ``center_seed`` is left out: the checkpoint stores the centers themselves.
+    """
     fp = cfg.to_dict()
+    fp.pop("center_seed")
     fp.update(input_shape=[int(s) for s in input_shape], num_classes=int(num_classes))
     return fp

@@ -3,12 +3,12 @@
 ``train_models.py`` and ``advtest_*.py`` locate the same checkpoint from the same
 architecture flags; each script passes its own defaults, as the original scripts had.
 
-    define_model_flags(optimizer="Adam", lr=0.001)     # in an entry script, at import
-    cfg = model_config_from_flags(flags.FLAGS)          # in its main()
+    def define_flags(): define_model_flags(optimizer="Adam", lr=0.001)  # entry script
+    cfg = model_config_from_flags(flags.FLAGS)                         # in its main()
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from absl import flags
 
@@ -16,41 +16,68 @@ from utils.classifier import ModelConfig
 from utils.losses import loss_name_from_flags
 
 
+def define_once(define: Callable[..., Any], name: str, default: Any, help_text: str,
+                **kwargs: Any) -> None:
+    """Define flag ``name``, or, when another entry script imported into this process
+    already did (the tests do this), only make ``default`` this script's default."""
+    if name in flags.FLAGS:
+        flags.FLAGS.set_default(name, default)
+    else:
+        define(name, default, help=help_text, **kwargs)
+
+
 def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: int = 50,
                        dataset: str = "mnist") -> None:
-    """The original's architecture/run flags (names and help), with script defaults.
+    """The original's architecture/run flags (names and help), with script defaults."""
+    d = define_once
+    d(flags.DEFINE_integer, "batch_size", batch_size,
+      "Global batch size (all replicas together).", lower_bound=1)
+    d(flags.DEFINE_float, "mean_var", 10.0, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")
+    d(flags.DEFINE_string, "optimizer", optimizer, "Optimizer: mom (SGD, momentum 0.9) or Adam.")
+    d(flags.DEFINE_integer, "version", 2, "ResNet version: 1 (depth 6n+2) or 2 (bottleneck, 9n+2).")
+    d(flags.DEFINE_float, "lr", lr, "Initial learning rate (x0.1 after the schedule's epochs).")
+    d(flags.DEFINE_integer, "feature_dim", None, "Width of the dense feature layer; default: "
+      "the original's 64 (v1) / 256 (v2).", lower_bound=1)
+    d(flags.DEFINE_bool, "is_2d_demo", False, "2-d features (the MNIST feature-plot demo).")
+    d(flags.DEFINE_bool, "use_ball", True, "With use_MMLDA: MMC loss (True) or softmax CE (MMLDA).")
+    d(flags.DEFINE_bool, "use_MMLDA", True, "MM-center head (True) or a softmax dense head (SCE).")
+    d(flags.DEFINE_bool, "use_BN", True, "Batch normalization in the ResNet.")
+    d(flags.DEFINE_bool, "use_random", False, "Random centers on the C_MM sphere instead of MM.")
+    d(flags.DEFINE_bool, "use_dense", True, "Dense feature layer after pooling.")
+    d(flags.DEFINE_bool, "use_leaky", False, "LeakyReLU instead of ReLU.")
+    d(flags.DEFINE_string, "dataset", dataset, "mnist | fashion_mnist | cifar10 | cifar100.")
+    d(flags.DEFINE_integer, "n", 5, "ResNet blocks per stage (5: the paper's ResNet-32; 18: "
+      "ResNet-110).", lower_bound=1)
+    d(flags.DEFINE_string, "data_dir", None, "Directory with the Keras dataset files "
+      "(default: ~/.keras/datasets; Fashion-MNIST also /usr/share/datasets).")
+    d(flags.DEFINE_string, "model_dir", ".", "Root holding trained_models/ (and advtrained_models/).")
+    d(flags.DEFINE_integer, "seed", 0, "Seed for weights, data order, augmentation, subsets, "
+      "random centers and attack targets.")
 
-    Idempotent: when a second entry script is imported into the same process (the
-    tests do this) the flags are defined once and the newest script's defaults apply.
-    """
-    if "mean_var" in flags.FLAGS:
-        for name, value in (("optimizer", optimizer), ("lr", lr), ("batch_size", batch_size),
-                            ("dataset", dataset)):
-            flags.FLAGS.set_default(name, value)
-        return
-    flags.DEFINE_integer("batch_size", batch_size, "Global batch size (all replicas together).",
-                         lower_bound=1)
-    flags.DEFINE_float("mean_var", 10, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")
-    flags.DEFINE_string("optimizer", optimizer, "Optimizer: mom (SGD, momentum 0.9) or Adam.")
-    flags.DEFINE_integer("version", 2, "ResNet version: 1 (depth 6n+2) or 2 (bottleneck, 9n+2).")
-    flags.DEFINE_float("lr", lr, "Initial learning rate (x0.1 after the schedule's epochs).")
-    flags.DEFINE_integer("feature_dim", None, "Width of the dense feature layer; default: the "
-                         "original's 64 (v1) / 256 (v2).", lower_bound=1)
-    flags.DEFINE_bool("is_2d_demo", False, "2-d features (the MNIST feature-plot demo).")
-    flags.DEFINE_bool("use_ball", True, "With use_MMLDA: MMC loss (True) or softmax CE (MMLDA).")
-    flags.DEFINE_bool("use_MMLDA", True, "MM-center head (True) or a softmax dense head (SCE).")
-    flags.DEFINE_bool("use_BN", True, "Batch normalization in the ResNet.")
-    flags.DEFINE_bool("use_random", False, "Random centers on the C_MM sphere instead of MM ones.")
-    flags.DEFINE_bool("use_dense", True, "Dense feature layer after pooling.")
-    flags.DEFINE_bool("use_leaky", False, "LeakyReLU instead of ReLU.")
-    flags.DEFINE_string("dataset", dataset, "mnist | fashion_mnist | cifar10 | cifar100.")
-    flags.DEFINE_integer("n", 5, "ResNet blocks per stage (5: the paper's ResNet-32; 18: "
-                         "ResNet-110).", lower_bound=1)
-    flags.DEFINE_string("data_dir", None, "Directory with the Keras dataset files "
-                        "(default: ~/.keras/datasets; Fashion-MNIST also /usr/share/datasets).")
-    flags.DEFINE_string("model_dir", ".", "Root holding trained_models/ (and advtrained_models/).")
-    flags.DEFINE_integer("seed", 0, "Seed for weights, data order, augmentation, subsets, "
-                         "centers and attack targets.")
+
+def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str) -> None:
+    """Flags every ``advtest_*.py`` shares: which checkpoint, which objective, where to."""
+    d = define_once
+    d(flags.DEFINE_string, "attack_method", attack_method, attack_help)
+    d(flags.DEFINE_string, "attack_method_for_advtrain", "FastGradientMethod",
+      "Attack the model was adversarially trained with (checkpoint name).")
+    d(flags.DEFINE_bool, "target", True, "Targeted attack (targets uniform among wrong labels).")
+    d(flags.DEFINE_bool, "use_target", False, "The model was adversarially trained with "
+      "targeted attacks (checkpoint name).")
+    d(flags.DEFINE_bool, "use_advtrain", True, "Load from advtrained_models/ (adversarially "
+      "trained).")
+    d(flags.DEFINE_float, "adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
+    d(flags.DEFINE_integer, "epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
+    d(flags.DEFINE_bool, "normalize_output_for_ball", True, "Softmax on MMC outputs at "
+      "inference, as the original; predictions do not change, and attacks see the logits.")
+    d(flags.DEFINE_bool, "adaptive", True, "Adaptive objectives for MMC models (paper 002 B.4); "
+      "False attacks every model with the SCE objectives (ce, C&W margin).")
+    d(flags.DEFINE_string, "objective", None, "Override the objective (ce, margin, mmc_un1, ...).")
+    d(flags.DEFINE_integer, "num_examples", None, "Evaluate the first N test images.",
+      lower_bound=1)
+    d(flags.DEFINE_string, "results_file", results_file,
+      "JSON-lines results file (a .csv beside it is rewritten).")
+    d(flags.DEFINE_bool, "progress", True, "Progress bar.")
 
 
 def model_config_from_flags(values: Any) -> ModelConfig:
@@ -61,4 +88,5 @@ def model_config_from_flags(values: Any) -> ModelConfig:
         is_2d_demo=values.is_2d_demo,
         loss=loss_name_from_flags(values.use_MMLDA, values.use_ball),
         centers="random" if values.use_random else "mm", c_mm=values.mean_var,
-        center_seed=values.seed)
+        # Only random centers depend on the seed; the checkpoint stores the centers anyway.
+        center_seed=values.seed if values.use_random else 0)

@@ -66,6 +66,18 @@ def _csv(records: Sequence[Dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def check_writable(path: "str | pathlib.Path") -> None:
+    """Fail before a long evaluation if its results could not be written."""
+    import tempfile
+    parent = pathlib.Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=parent, prefix=".probe").close()
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {path} ({exc.strerror or exc}); "
+                         "pass a writable --results_file") from None
+
+
 def append_records(path: "str | pathlib.Path", new: Sequence[Dict[str, Any]]) -> None:
     """Append ``new`` to the JSON-lines file ``path`` and rewrite ``path`` with ``.csv``.
 
