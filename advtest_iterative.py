@@ -19,7 +19,7 @@ from absl import flags  # noqa: E402
 
 from utils.cli import run_main  # noqa: E402
 from utils.flag_defs import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
-                             model_config_from_flags)
+                             load_data_and_checkpoint, model_config_from_flags)
 
 FLAGS = flags.FLAGS
 
@@ -52,10 +52,8 @@ def _eps_list(values: Sequence[str]) -> List[float]:
 
 def main(argv: Sequence[str]) -> None:
     from utils.attacks import ATTACKS
-    from utils.data import load_dataset
     from utils.errors import UsageError
     from utils.evaluation import draw_targets, evaluate_attack
-    from utils.model_loading import load_checkpoint_model
     from utils.objectives import check_objective, select_objective
     from utils.results import append_records, check_writable, provenance
 
@@ -72,14 +70,7 @@ def main(argv: Sequence[str]) -> None:
                                                     FLAGS.adaptive)
     check_objective(objective, cfg.loss, FLAGS.target)
     check_writable(FLAGS.results_file)
-    data = load_dataset(FLAGS.dataset, FLAGS.data_dir, test_size=FLAGS.num_examples,
-                        seed=FLAGS.seed)
-    loaded = load_checkpoint_model(
-        cfg, data.input_shape, data.num_classes, model_dir=FLAGS.model_dir,
-        dataset=FLAGS.dataset, optimizer=FLAGS.optimizer, lr=FLAGS.lr,
-        batch_size=FLAGS.batch_size, epoch=FLAGS.epoch, use_advtrain=FLAGS.use_advtrain,
-        attack_method_for_advtrain=FLAGS.attack_method_for_advtrain,
-        adv_ratio=FLAGS.adv_ratio, use_target=FLAGS.use_target)
+    data, loaded = load_data_and_checkpoint(FLAGS, cfg)
     model, name = loaded.model, loaded.run_name
     targets = draw_targets(data.y_test, data.num_classes, FLAGS.seed) if FLAGS.target else None
     records: List[Dict[str, Any]] = []

@@ -29,7 +29,7 @@ from absl import flags  # noqa: E402
 from utils.cli import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.flag_defs import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
-                             model_config_from_flags)
+                             load_data_and_checkpoint, model_config_from_flags)
 
 FLAGS = flags.FLAGS
 ATTACK_METHODS = ("CarliniWagnerL2", "SPSA", "Gaussian", "Rotation")
@@ -315,9 +315,7 @@ def _result_fields(method: str, result: Dict[str, Any]) -> Dict[str, Any]:
 def main(argv: Sequence[str]) -> None:
     import keras
 
-    from utils.data import load_dataset
     from utils.evaluation import draw_targets
-    from utils.model_loading import load_checkpoint_model
     from utils.results import append_records, check_writable, provenance
 
     if len(argv) > 1:
@@ -325,14 +323,7 @@ def main(argv: Sequence[str]) -> None:
     cfg = model_config_from_flags(FLAGS)
     settings = settings_from_flags(FLAGS, cfg.loss)
     check_writable(FLAGS.results_file)
-    data = load_dataset(FLAGS.dataset, FLAGS.data_dir, test_size=FLAGS.num_examples,
-                        seed=FLAGS.seed)
-    loaded = load_checkpoint_model(
-        cfg, data.input_shape, data.num_classes, model_dir=FLAGS.model_dir,
-        dataset=FLAGS.dataset, optimizer=FLAGS.optimizer, lr=FLAGS.lr,
-        batch_size=FLAGS.batch_size, epoch=FLAGS.epoch, use_advtrain=FLAGS.use_advtrain,
-        attack_method_for_advtrain=FLAGS.attack_method_for_advtrain,
-        adv_ratio=FLAGS.adv_ratio, use_target=FLAGS.use_target)
+    data, loaded = load_data_and_checkpoint(FLAGS, cfg)
     n = len(data.x_test)
     if FLAGS.num_examples is None:
         n = min(n, DEFAULT_NUM_EXAMPLES.get(settings.attack_method, n))

@@ -144,7 +144,8 @@ def check_architecture(run_dir: pathlib.Path, fingerprint: Dict[str, Any]) -> No
         raise UsageError(
             f"{arch_file} is unreadable or truncated; delete {run_dir} or use another --model_dir"
         ) from None
-    diff = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
+    # Keys only one side knows (written by an older or newer version) are not compared.
+    diff = sorted(k for k in set(stored) & set(fingerprint) if stored[k] != fingerprint[k])
     if diff:
         what = ", ".join(f"{k}={stored.get(k)!r} there vs {fingerprint.get(k)!r} now" for k in diff)
         raise UsageError(

@@ -90,3 +90,23 @@ def model_config_from_flags(values: Any) -> ModelConfig:
         centers="random" if values.use_random else "mm", c_mm=values.mean_var,
         # Only random centers depend on the seed; the checkpoint stores the centers anyway.
         center_seed=values.seed if values.use_random else 0)
+
+
+def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
+    """The test data and the checkpoint the ``advtest_*.py`` flags name.
+
+    Returns ``(PreparedData, utils.model_loading.LoadedModel)``; the test set is cut to
+    ``--num_examples``.
+    """
+    from utils.data import load_dataset
+    from utils.model_loading import load_checkpoint_model
+
+    data = load_dataset(values.dataset, values.data_dir, test_size=values.num_examples,
+                        seed=values.seed)
+    loaded = load_checkpoint_model(
+        cfg, data.input_shape, data.num_classes, model_dir=values.model_dir,
+        dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
+        batch_size=values.batch_size, epoch=values.epoch, use_advtrain=values.use_advtrain,
+        attack_method_for_advtrain=values.attack_method_for_advtrain,
+        adv_ratio=values.adv_ratio, use_target=values.use_target)
+    return data, loaded
