@@ -348,3 +348,16 @@ def test_cw_with_mmc_objectives(mmc_model, x, name, targeted):
     pred_adv = predictions(mmc_model, x_adv)
     success = pred_adv == t if targeted else pred_adv != y
     np.testing.assert_array_equal(success, changed)  # unchanged exactly where it failed
+
+
+
+def test_check_inputs_accepts_per_pixel_clip_arrays():
+    from utils.cleverhans_compat import check_inputs
+    from utils.errors import UsageError
+    clip_min = np.full((2, 2, 1), -0.5, np.float32)
+    clip_max = np.full((2, 2, 1), 0.5, np.float32)
+    x = np.zeros((3, 2, 2, 1), np.float32)
+    check_inputs(tf.constant(x), 0.1, 0.01, clip_min, clip_max)
+    x[1, 0, 0, 0] = 0.7
+    with pytest.raises(UsageError, match="above clip_max"):
+        check_inputs(tf.constant(x), 0.1, 0.01, clip_min, clip_max)

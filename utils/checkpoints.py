@@ -119,16 +119,15 @@ def atomic_write_text(path: pathlib.Path, text: str) -> None:
     atomic_write(path, write)
 
 
-def ensure_writable_dir(path: pathlib.Path) -> pathlib.Path:
-    """Create ``path`` (and parents) and check it is writable; UsageError otherwise."""
+def ensure_writable_dir(path: pathlib.Path, flag: str = "--model_dir") -> pathlib.Path:
+    """Create ``path`` (and parents) and check it is writable; UsageError naming ``flag``."""
     path = pathlib.Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe", delete=True)
-        probe.close()
+        tempfile.NamedTemporaryFile(dir=path, prefix=".probe", delete=True).close()
     except OSError as exc:
         raise UsageError(
-            f"cannot write to {path} ({exc.strerror or exc}); pass a writable --model_dir"
+            f"cannot write to {path} ({exc.strerror or exc}); pass a writable {flag}"
         ) from None
     return path
 

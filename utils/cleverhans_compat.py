@@ -123,10 +123,16 @@ def check_inputs(x: tf.Tensor, eps: float, eps_iter: Bound, clip_min: Bound,
     tensors and bools raises on NumPy >= 1.24): UsageError on bad arguments or inputs."""
     if eps_iter is not None and eps_iter > eps:
         raise UsageError(f"eps_iter ({eps_iter}) must be <= eps ({eps})")
-    if clip_min is not None and float(tf.reduce_min(x)) < clip_min - _TOLERANCE:
-        raise UsageError(f"input below clip_min={clip_min}: min {float(tf.reduce_min(x))}")
-    if clip_max is not None and float(tf.reduce_max(x)) > clip_max + _TOLERANCE:
-        raise UsageError(f"input above clip_max={clip_max}: max {float(tf.reduce_max(x))}")
+    # Per example and pixel, so per-pixel clip arrays (mean-subtracted data) work too.
+    x = tf.convert_to_tensor(x, tf.float32)
+    if clip_min is not None:
+        below = float(tf.reduce_max(tf.cast(clip_min, tf.float32) - x))
+        if below > _TOLERANCE:
+            raise UsageError(f"input below clip_min by up to {below:g}; clip inputs first")
+    if clip_max is not None:
+        above = float(tf.reduce_max(x - tf.cast(clip_max, tf.float32)))
+        if above > _TOLERANCE:
+            raise UsageError(f"input above clip_max by up to {above:g}; clip inputs first")
 
 
 def _prepare(model_fn: ModelFn, x: Tensorish, y: Labels,

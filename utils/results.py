@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, Dict, List, Sequence
 
-from utils.checkpoints import atomic_write_text
+from utils.checkpoints import atomic_write_text, ensure_writable_dir
 from utils.errors import UsageError
 
 
@@ -68,14 +68,7 @@ def _csv(records: Sequence[Dict[str, Any]]) -> str:
 
 def check_writable(path: "str | pathlib.Path") -> None:
     """Fail before a long evaluation if its results could not be written."""
-    import tempfile
-    parent = pathlib.Path(path).parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=parent, prefix=".probe").close()
-    except OSError as exc:
-        raise UsageError(f"cannot write results to {path} ({exc.strerror or exc}); "
-                         "pass a writable --results_file") from None
+    ensure_writable_dir(pathlib.Path(path).parent, flag="--results_file")
 
 
 def append_records(path: "str | pathlib.Path", new: Sequence[Dict[str, Any]]) -> None:

@@ -16,7 +16,6 @@ import dataclasses
 import io
 import json
 import pathlib
-import platform
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -30,6 +29,7 @@ from utils.data import load_dataset, make_distributed_train_dataset, make_eval_d
 from utils.distribute import is_chief, make_strategy, sync_non_trainable
 from utils.errors import UsageError
 from utils.losses import LOSSES
+from utils.results import package_versions
 from utils.training import OPTIMIZERS, EpochLog, Trainer, make_optimizer
 
 # (epochs, lr boundaries) of the original per dataset.
@@ -105,14 +105,6 @@ def validate(cfg: RunConfig) -> None:
             raise UsageError(message)
     LOSSES.get(cfg.model.loss)
     OPTIMIZERS.get(cfg.optimizer)
-
-
-def _versions() -> Dict[str, str]:
-    import cleverhans  # noqa: F401  (recorded, not used here)
-    import scipy
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "cleverhans": getattr(cleverhans, "__version__", "unknown")}
 
 
 def _history_csv(rows: Sequence[EpochLog]) -> str:
@@ -221,7 +213,7 @@ def train(cfg: RunConfig) -> RunResult:
     if chief:
         ckpt.atomic_write_text(run_dir / ckpt.ARCH_FILE, json.dumps(fingerprint, indent=1))
         ckpt.atomic_write_text(run_dir / "flags.json", json.dumps(cfg.flags or {}, indent=1))
-        ckpt.atomic_write_text(run_dir / "versions.json", json.dumps(_versions(), indent=1))
+        ckpt.atomic_write_text(run_dir / "versions.json", json.dumps(package_versions(), indent=1))
     history = _read_history(run_dir / "history.csv", initial_epoch) if cfg.resume else []
     writer = tf.summary.create_file_writer(str(run_dir / "logs")) if chief else None
 
