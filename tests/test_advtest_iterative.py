@@ -95,3 +95,56 @@ def test_unwritable_results_file(trained, capsys, tmp_path):
         f"--results_file={blocker}/r.jsonl", "--progress=False", "--eps_256=0",
         "--attack_method=FastGradientMethod"], capsys)
     assert code == 2 and "writable --results_file" in err
+
+
+@pytest.fixture(scope="module")
+def trained_sce(trained):
+    """An SCE model in the same run root and data (6 epochs on half the data, cheap)."""
+    import train_models
+    root, data = trained
+    code, _, err = _call(train_models, ARCH + [f"--data_dir={data}", f"--model_dir={root}",
+                                               "--epochs=6", "--verbose=0", "--augment=False",
+                                               "--use_MMLDA=False", "--train_size=200"], None)
+    assert code == 0, err
+    return trained
+
+
+def test_auc_is_half_at_eps_zero(trained, capsys):
+    code, out, err, results = _advtest(trained, capsys, "--attack_method=MadryEtAl",
+                                       "--target=False", "--eps_256=0,64", "--num_iter=5",
+                                       "--eps_iter_256=16", "--is_calculate_auc=True")
+    assert code == 0, err
+    zero, big = [json.loads(l) for l in results.read_text().splitlines()][-2:]
+    assert zero["auc"] == 0.5 and zero["auc_score"] == "max_softmax"
+    assert 0.0 <= big["auc"] <= 1.0 and zero["transfer"] is False
+    assert "auc (max_softmax) 0.5000" in out
+
+
+def test_transfer_sce_to_mmc(trained_sce, capsys):
+    code, _, err, results = _advtest(trained_sce, capsys, "--attack_method=FastGradientMethod",
+                                     "--target=False", "--eps_256=0")
+    assert code == 0, err
+    white = json.loads(results.read_text().splitlines()[-1])
+    code, out, err, results = _advtest(trained_sce, capsys, "--attack_method=MadryEtAl",
+                                       "--target=False", "--eps_256=0,256", "--num_iter=10",
+                                       "--eps_iter_256=32", "--model_1=SCE", "--model_2=MMC-10")
+    assert code == 0, err
+    records = [json.loads(l) for l in results.read_text().splitlines()]
+    zero, huge = records[-2:]
+    assert zero["transfer"] is True and (zero["model_1"], zero["model_2"]) == ("SCE", "MMC-10")
+    assert zero["objective"] == "ce" and zero["loss"] == "mmc" and zero["substitute_loss"] == "sce"
+    assert zero["model"] == white["model"] != zero["substitute"]
+    assert zero["clean_accuracy"] == white["clean_accuracy"]
+    assert zero["adv_accuracy"] == zero["clean_accuracy"]
+    assert huge["adv_accuracy"] < huge["clean_accuracy"]
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--model_1=SCE"], "needs both --model_1 (substitute) and --model_2"),
+    (["--model_1=SCE", "--model_2=MMC-7"], "unknown model 'MMC-7'; choose one of: SCE, MMC-10"),
+    (["--is_calculate_auc=True", "--auc_score=entropy"], "unknown detection score 'entropy'"),
+])
+def test_bad_transfer_or_auc_flags_exit_2(trained, capsys, extra, expected):
+    code, _, err, _ = _advtest(trained, capsys, "--eps_256=8", *extra)
+    assert code == 2, err
+    assert expected in err and len(err.strip().splitlines()) == 1

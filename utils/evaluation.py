@@ -12,7 +12,7 @@ original ``advtest_iterative.py``.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import keras
 import numpy as np
@@ -91,7 +91,9 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
                     objective_name: str, eps: float, eps_iter: float, nb_iter: int,
                     clip_min: Any, clip_max: Any, batch_size: int,
                     targets: Optional[np.ndarray] = None, num_restarts: int = 1, seed: int = 0,
-                    progress: bool = True) -> Dict[str, Any]:
+                    progress: bool = True, eval_model: Optional[keras.Model] = None,
+                    score_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None
+                    ) -> Dict[str, Any]:
     """Clean and adversarial accuracy of ``model`` under one attack, batch by batch.
 
     Args:
@@ -112,6 +114,11 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
             (:func:`utils.attacks.worst_case_over_restarts`).
         seed: base seed; batch ``b`` uses the stateless seed ``(seed, b)``.
         progress: show a ``keras.utils.Progbar``.
+        eval_model: the model that classifies the inputs (black-box transfer: ``model``
+            crafts them); default ``model``. Same number of classes.
+        score_fn: logits ``(batch, L)`` -> ``(batch,)`` detection score (higher = more
+            clean, :data:`utils.detection.SCORES`); adds ``auc`` of clean vs adversarial
+            by ``eval_model``'s score. Only the 2 x ``N`` scores are kept.
 
     Returns:
         dict with ``n``, ``clean_correct``, ``clean_accuracy``, ``adv_correct``,
@@ -125,6 +132,12 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
     targets = None if targets is None else _class_indices(targets, "targets")
     _validate(x, y, targets, num_classes, batch_size, num_restarts, attack_name,
               objective_name)
+    if eval_model is None:
+        eval_model = model
+    elif int(eval_model.output_shape[-1]) != num_classes:
+        raise UsageError(f"eval_model has {eval_model.output_shape[-1]} classes, the attacked "
+                         f"model {num_classes}")
+    scores: Dict[str, List[np.ndarray]] = {"clean": [], "adv": []}
     objective = OBJECTIVES.get(objective_name).fn
     n = len(x)
     counts = {"clean_correct": 0, "adv_correct": 0, "target_hits": 0}
@@ -135,14 +148,18 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         xb = tf.convert_to_tensor(x[start:stop], dtype=tf.float32)
         labels = tf.one_hot(y[start:stop], num_classes)
         tb = None if targets is None else tf.one_hot(targets[start:stop], num_classes)
-        clean_logits = model(xb).numpy()
+        clean_logits = eval_model(xb).numpy()
         if batch == 0:
             _check_logits(clean_logits)
         x_adv = worst_case_over_restarts(
             attack_name, model, xb, labels, num_restarts=num_restarts, seed=(seed, batch),
             targets_onehot=tb, objective=objective, eps=eps, eps_iter=eps_iter,
             nb_iter=nb_iter, clip_min=clip_min, clip_max=clip_max)
-        adv_pred = model(x_adv).numpy().argmax(axis=-1)
+        adv_logits = eval_model(x_adv).numpy()
+        adv_pred = adv_logits.argmax(axis=-1)
+        if score_fn is not None:
+            scores["clean"].append(score_fn(clean_logits))
+            scores["adv"].append(score_fn(adv_logits))
         counts["clean_correct"] += int(np.sum(clean_logits.argmax(axis=-1) == y[start:stop]))
         counts["adv_correct"] += int(np.sum(adv_pred == y[start:stop]))
         if targets is not None:
@@ -151,9 +168,13 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
             bar.update(stop, values=[("adv_acc", counts["adv_correct"] / stop)], finalize=False)
     if bar is not None:
         bar.update(n, finalize=True)
-    return _summary(counts, n, targets is not None, attack_name=attack_name,
-                    objective_name=objective_name, eps=float(eps), eps_iter=float(eps_iter),
-                    nb_iter=int(nb_iter), num_restarts=int(num_restarts), seed=int(seed))
+    result = _summary(counts, n, targets is not None, attack_name=attack_name,
+                      objective_name=objective_name, eps=float(eps), eps_iter=float(eps_iter),
+                      nb_iter=int(nb_iter), num_restarts=int(num_restarts), seed=int(seed))
+    if score_fn is not None:
+        from utils.detection import roc_auc
+        result["auc"] = roc_auc(np.concatenate(scores["clean"]), np.concatenate(scores["adv"]))
+    return result
 
 
 def _summary(counts: Dict[str, int], n: int, targeted: bool, **settings: Any) -> Dict[str, Any]:
