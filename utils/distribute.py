@@ -52,10 +52,11 @@ def is_chief() -> bool:
     tf_config = os.environ.get("TF_CONFIG")
     if not tf_config:
         return True
-    task = json.loads(tf_config).get("task", {})
+    config = json.loads(tf_config)
+    task = config.get("task", {})
     kind, index = task.get("type", "worker"), int(task.get("index", 0))
     return kind == "chief" or (kind == "worker" and index == 0 and
-                               "chief" not in json.loads(tf_config).get("cluster", {}))
+                               "chief" not in config.get("cluster", {}))
 
 
 def sync_non_trainable(strategy: tf.distribute.Strategy, variables: Iterable[tf.Variable]) -> None:

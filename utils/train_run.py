@@ -25,7 +25,8 @@ import tensorflow as tf
 
 from utils import checkpoints as ckpt
 from utils.classifier import ModelConfig, architecture_fingerprint, build_classifier
-from utils.data import load_dataset, make_distributed_train_dataset, make_eval_dataset
+from utils.data import (load_dataset, make_distributed_train_dataset, make_eval_dataset,
+                        steps_per_epoch)
 from utils.distribute import is_chief, make_strategy, sync_non_trainable
 from utils.errors import UsageError
 from utils.losses import LOSSES
@@ -237,7 +238,8 @@ def train(cfg: RunConfig) -> RunResult:
     eval_ds = make_eval_dataset(data.x_test, data.y_test, global_batch_size=max(cfg.batch_size, 100),
                                 num_classes=data.num_classes)
     trainer = Trainer(strategy, model, LOSSES.get(cfg.model.loss).loss_fn, optimizer, cfg.batch_size)
-    trainer.fit(dist_ds, len(data.x_train) // cfg.batch_size, eval_ds, epochs=epochs,
+    steps = steps_per_epoch(len(data.x_train), cfg.batch_size)
+    trainer.fit(dist_ds, steps, eval_ds, epochs=epochs,
                 initial_epoch=initial_epoch, base_lr=cfg.lr, lr_boundaries=boundaries,
                 verbose=cfg.verbose, on_epoch_end=on_epoch_end)
     if writer is not None:
