@@ -18,13 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from utils.cli import run_main  # noqa: E402
-from utils.flag_defs import define_model_flags, define_once, model_config_from_flags  # noqa: E402,E501
+from utils.flag_defs import (advtrain_config_from_flags, define_advtrain_flags,  # noqa: E402
+                             define_model_flags, define_once, model_config_from_flags)
 
 FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """The original train.py's flags and defaults, then ours (idempotent)."""
     define_model_flags(optimizer="mom", lr=0.01, batch_size=50, dataset="mnist")
+    define_advtrain_flags()
     d = define_once
     d(flags.DEFINE_integer, "epochs", None, "Epochs; default: the original's (50 MNIST-like, "
       "200 CIFAR).", lower_bound=1)
@@ -67,6 +69,7 @@ def main(argv: Sequence[str]) -> None:
         mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed, resume=FLAGS.resume,
         train_size=FLAGS.train_size, test_size=FLAGS.test_size,
         augment=FLAGS.augment, verbose=FLAGS.verbose,
+        advtrain=advtrain_config_from_flags(FLAGS),
         flags={"argv": sys.argv, **FLAGS.flag_values_dict()})
     result = train(cfg)
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "

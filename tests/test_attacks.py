@@ -286,9 +286,9 @@ def test_random_start_is_seeded(sce_model, data):
 def test_one_graph_serves_every_batch_and_iteration_count(sce_model, data):
     x, y = data[2], data[3]
     _attack("BasicIterativeMethod", sce_model, x[:16], y[:16], nb_iter=2)
-    before = attacks_mod._attack_graph.experimental_get_tracing_count()
+    before = attacks_mod.attack_graph.experimental_get_tracing_count()
     _attack("BasicIterativeMethod", sce_model, x[16:32], y[16:32], nb_iter=7, eps=0.2)
-    assert attacks_mod._attack_graph.experimental_get_tracing_count() == before
+    assert attacks_mod.attack_graph.experimental_get_tracing_count() == before
 
 
 @pytest.mark.parametrize("name", ["BasicIterativeMethod", "MomentumIterativeMethod"])

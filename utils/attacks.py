@@ -4,7 +4,8 @@ Every attack is ``init -> (step -> project) x nb_iter`` on the perturbation ``de
 *init* is zero or uniform in the ε-ball, *step* moves against the gradient of an
 :mod:`utils.objectives` objective (which the attacker MINIMISES), *project* clips
 ``delta`` to the ε-ball and to ``[clip_min - x, clip_max - x]``. The whole loop of one
-batch runs as one compiled graph (:func:`_attack_graph`).
+batch runs as one compiled graph (:func:`attack_graph`, which adversarial training also
+calls from inside its own compiled training step).
 
     attack = ATTACKS.get("MadryEtAl")
     x_adv = attack(model, x, y_onehot, objective=OBJECTIVES.get("ce").fn, eps=8 / 256,
@@ -70,11 +71,16 @@ def project_linf(delta: tf.Tensor, eps: tf.Tensor, low: tf.Tensor, high: tf.Tens
 
 
 @tf.function(reduce_retracing=True)
-def _attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, x: tf.Tensor,
+def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, x: tf.Tensor,
                   labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
                   eps_iter: tf.Tensor, nb_iter: tf.Tensor, clip_min: tf.Tensor,
                   clip_max: tf.Tensor, rand_init: bool, seed: tf.Tensor) -> tf.Tensor:
-    """init -> (step -> project) x nb_iter, compiled once per (model, objective, step)."""
+    """init -> (step -> project) x nb_iter, compiled once per (model, objective, step).
+
+    Graph-safe core of :func:`run_iterative` (no validation, no host round trips): all
+    tensors float32 except ``nb_iter`` (int32 scalar) and ``seed`` (int64 ``(2,)``);
+    ``clip_min``/``clip_max`` broadcast to ``x``; ``targets`` None for untargeted.
+    """
     low, high = clip_min - x, clip_max - x
     if rand_init:
         delta = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0) * eps
@@ -191,7 +197,7 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
     if eps == 0.0:
         return x
-    return _attack_graph(model_fn, objective, step, x, labels, targets,
+    return attack_graph(model_fn, objective, step, x, labels, targets,
                          tf.constant(eps, tf.float32), tf.constant(eps_iter, tf.float32),
                          tf.constant(nb_iter, tf.int32), low, high, bool(rand_init),
                          _seed_tensor(seed))

@@ -4,7 +4,7 @@ Directory names follow the original repository (``trained_models/<dataset>/resne
 meanvar10_mom_lr0.01_batchsize50_withBN/model.005.weights.h5``) so the attack scripts
 find a checkpoint from the training flags alone.
 
-    run_dir = run_directory("trained_models", "cifar10", cfg, "mom", 0.01, 50)
+    run_dir = run_directory(".", "cifar10", cfg, "mom", 0.01, 50)
     atomic_write_text(run_dir / "flags.json", json.dumps(flags))
 """
 from __future__ import annotations
@@ -29,9 +29,29 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else str(value)
 
 
-def advtrain_suffix(attack_method: str, adv_ratio: float, use_target: bool) -> str:
-    """The original ``advtrain.py`` part of a name: ``_[target]MadryEtAl_advratio1.0``."""
-    return f"_{'target' if use_target else ''}{attack_method}_advratio{float(adv_ratio)}"
+TRAINED_ROOT = "trained_models"
+ADVTRAINED_ROOT = "advtrained_models"
+# advtrain.py's fixed crafting settings: eps 8/256, step 2/256, 10 iterations.
+ADVTRAIN_DEFAULTS = (8.0, 2.0, 10)
+
+
+def advtrain_suffix(attack_method: str, adv_ratio: float, use_target: bool,
+                    eps_256: float = 8.0, eps_iter_256: float = 2.0, nb_iter: int = 10) -> str:
+    """The original ``advtrain.py`` part of a name: ``_[target]MadryEtAl_advratio1.0``;
+    crafting settings other than its fixed ones add ``_eps{e}_step{s}_iter{n}``."""
+    suffix = f"_{'target' if use_target else ''}{attack_method}_advratio{float(adv_ratio)}"
+    if (float(eps_256), float(eps_iter_256), int(nb_iter)) != ADVTRAIN_DEFAULTS:
+        suffix += f"_eps{eps_256:g}_step{eps_iter_256:g}_iter{nb_iter}"
+    return suffix
+
+
+def run_directory(model_dir: str, dataset: str, cfg: ModelConfig, optimizer: str, lr: float,
+                  batch_size: int, adv_suffix: str = "") -> pathlib.Path:
+    """``<model_dir>/trained_models/<dataset>/<run_name>``; with an ``adv_suffix``
+    (:func:`advtrain_suffix`) the root is ``advtrained_models/``, as ``advtrain.py``."""
+    root = ADVTRAINED_ROOT if adv_suffix else TRAINED_ROOT
+    return pathlib.Path(model_dir) / root / dataset / run_name(
+        cfg, optimizer, lr, batch_size, adv_suffix)
 
 
 def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int,

@@ -110,3 +110,33 @@ def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]"
         attack_method_for_advtrain=values.attack_method_for_advtrain,
         adv_ratio=values.adv_ratio, use_target=values.use_target)
     return data, loaded
+
+
+def define_advtrain_flags() -> None:
+    """Adversarial-training flags of the original ``advtrain.py`` (``adv_ratio``,
+    ``attack_method``, ``use_target``) plus ``use_advtrain`` and the crafting settings it
+    fixed (ε 8/256, step 2/256, 10 iterations)."""
+    d = define_once
+    d(flags.DEFINE_bool, "use_advtrain", False, "Adversarial training (advtrain.py); "
+      "checkpoints go to advtrained_models/.")
+    d(flags.DEFINE_string, "attack_method", "MadryEtAl", "Attack crafting the training "
+      "examples: MadryEtAl | MomentumIterativeMethod | FastGradientMethod | "
+      "BasicIterativeMethod.")
+    d(flags.DEFINE_float, "adv_ratio", 1.0, "Loss weight of the adversarial examples in each "
+      "mini-batch, in [0, 1] (1: adversarial only).")
+    d(flags.DEFINE_bool, "use_target", False, "Targeted crafting (random wrong target).")
+    d(flags.DEFINE_float, "advtrain_eps_256", 8.0, "Crafting ε in /256 pixel units.")
+    d(flags.DEFINE_float, "advtrain_eps_iter_256", 2.0, "Crafting step in /256 pixel units.")
+    d(flags.DEFINE_integer, "advtrain_num_iter", 10, "Crafting iterations (FGSM: 1).")
+
+
+def advtrain_config_from_flags(values: Any) -> Any:
+    """The :class:`utils.advtrain.AdvTrainConfig` the flags describe, or None."""
+    from utils.advtrain import AdvTrainConfig
+
+    if not values.use_advtrain:
+        return None
+    return AdvTrainConfig(attack_method=values.attack_method, adv_ratio=values.adv_ratio,
+                          use_target=values.use_target, eps_256=values.advtrain_eps_256,
+                          eps_iter_256=values.advtrain_eps_iter_256,
+                          nb_iter=values.advtrain_num_iter)

@@ -23,9 +23,6 @@ from utils.classifier import ModelConfig, architecture_fingerprint, build_classi
 from utils.errors import UsageError
 from utils.train_run import load_weights
 
-TRAINED_ROOT = "trained_models"
-ADVTRAINED_ROOT = "advtrained_models"
-
 
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
@@ -47,11 +44,10 @@ def checkpoint_location(cfg: ModelConfig, *, model_dir: str, dataset: str, optim
     ``attack_method_for_advtrain``, ``adv_ratio`` and ``use_target`` only matter with
     ``use_advtrain`` (they name the adversarial-training run).
     """
-    root = ADVTRAINED_ROOT if use_advtrain else TRAINED_ROOT
     suffix = (ckpt.advtrain_suffix(attack_method_for_advtrain, adv_ratio, use_target)
               if use_advtrain else "")
     name = ckpt.run_name(cfg, optimizer, lr, batch_size, suffix)
-    run_dir = pathlib.Path(model_dir) / root / dataset / name
+    run_dir = ckpt.run_directory(model_dir, dataset, cfg, optimizer, lr, batch_size, suffix)
     return name, run_dir, ckpt.checkpoint_path(run_dir, epoch)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils import checkpoints as ckpt
+from utils.advtrain import AdvTrainConfig, make_adversary
 from utils.classifier import ModelConfig, architecture_fingerprint, build_classifier
 from utils.data import (load_dataset, make_distributed_train_dataset, make_eval_dataset,
                         steps_per_epoch)
@@ -65,6 +66,7 @@ class RunConfig:
     test_size: Optional[int] = None
     augment: bool = True
     verbose: int = 1
+    advtrain: Optional[AdvTrainConfig] = None
     flags: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -106,6 +108,19 @@ def validate(cfg: RunConfig) -> None:
             raise UsageError(message)
     LOSSES.get(cfg.model.loss)
     OPTIMIZERS.get(cfg.optimizer)
+    if cfg.advtrain is not None:
+        cfg.advtrain.validate()
+
+
+def run_directory(cfg: RunConfig) -> pathlib.Path:
+    """Where run ``cfg`` writes: ``trained_models/...``, or ``advtrained_models/...`` with
+    the ``advtrain.py`` suffix for adversarial training (:func:`utils.checkpoints.run_directory`)."""
+    adv = cfg.advtrain
+    suffix = "" if adv is None else ckpt.advtrain_suffix(
+        adv.attack_method, adv.adv_ratio, adv.use_target, adv.eps_256, adv.eps_iter_256,
+        adv.nb_iter)
+    return ckpt.run_directory(cfg.model_dir, cfg.dataset, cfg.model, cfg.optimizer, cfg.lr,
+                              cfg.batch_size, suffix)
 
 
 def _history_csv(rows: Sequence[EpochLog]) -> str:
@@ -193,8 +208,7 @@ def train(cfg: RunConfig) -> RunResult:
     if len(data.x_train) < cfg.batch_size:
         raise UsageError(f"only {len(data.x_train)} training examples for batch_size "
                          f"{cfg.batch_size}; raise --train_size or lower --batch_size")
-    run_dir = pathlib.Path(cfg.model_dir) / "trained_models" / cfg.dataset / ckpt.run_name(
-        cfg.model, cfg.optimizer, cfg.lr, cfg.batch_size)
+    run_dir = run_directory(cfg)
     fingerprint = architecture_fingerprint(cfg.model, data.input_shape, data.num_classes)
     ckpt.check_architecture(run_dir, fingerprint)
     chief = is_chief()
@@ -237,7 +251,13 @@ def train(cfg: RunConfig) -> RunResult:
             repeat=True)
     eval_ds = make_eval_dataset(data.x_test, data.y_test, global_batch_size=max(cfg.batch_size, 100),
                                 num_classes=data.num_classes)
-    trainer = Trainer(strategy, model, LOSSES.get(cfg.model.loss).loss_fn, optimizer, cfg.batch_size)
+    adversary = None
+    if cfg.advtrain is not None:
+        adversary = make_adversary(model, cfg.model.loss, cfg.advtrain, clip_min=data.clip_min,
+                                   clip_max=data.clip_max, seed=cfg.seed)
+    trainer = Trainer(strategy, model, LOSSES.get(cfg.model.loss).loss_fn, optimizer,
+                      cfg.batch_size, adversary=adversary,
+                      adv_ratio=cfg.advtrain.adv_ratio if cfg.advtrain is not None else 1.0)
     steps = steps_per_epoch(len(data.x_train), cfg.batch_size)
     trainer.fit(dist_ds, steps, eval_ds, epochs=epochs,
                 initial_epoch=initial_epoch, base_lr=cfg.lr, lr_boundaries=boundaries,

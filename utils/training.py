@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from utils.advtrain import Adversary
 from utils.errors import UsageError
 from utils.losses import LossFn
 from utils.registry import Registry
@@ -80,23 +81,41 @@ class Trainer:
         optimizer: built in ``strategy.scope()``.
         global_batch_size: examples per step over all replicas (losses are averaged
             over it, the L2 penalty divided by the replica count).
+        adversary: adversarial training (:func:`utils.advtrain.make_adversary`): each
+            replica crafts ``x_adv`` from its shard and the current weights, and the loss
+            is ``(1 - adv_ratio) L(x) + adv_ratio L(x_adv)`` as the original
+            ``advtrain.py`` (``adv_ratio = 1``: adversarial examples only; the reported
+            training accuracy is then on ``x_adv``).
+        adv_ratio: see ``adversary``; in ``[0, 1]``.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model, loss_fn: LossFn,
-                 optimizer: keras.optimizers.Optimizer, global_batch_size: int) -> None:
+                 optimizer: keras.optimizers.Optimizer, global_batch_size: int,
+                 adversary: Optional[Adversary] = None, adv_ratio: float = 1.0) -> None:
         self.strategy = strategy
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.global_batch_size = int(global_batch_size)
+        self.adversary = adversary
+        self.adv_ratio = float(adv_ratio)
         self._train_step = tf.function(self._distributed_step)
         self._eval_step = tf.function(self._eval_batch)
 
     def _replica_step(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         variables = self.model.trainable_variables
+        x_adv = (self.adversary(x, y, self.optimizer.iterations)
+                 if self.adversary is not None else None)
         with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
-            per_example = self.loss_fn(y, logits)
+            if x_adv is None:
+                logits = self.model(x, training=True)
+                per_example = self.loss_fn(y, logits)
+            else:
+                logits = self.model(x_adv, training=True)
+                per_example = self.adv_ratio * self.loss_fn(y, logits)
+                if self.adv_ratio < 1.0:
+                    per_example += (1.0 - self.adv_ratio) * self.loss_fn(
+                        y, self.model(x, training=True))
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(
