@@ -1,0 +1,119 @@
+r"""Compare our result records with the paper's numbers: Markdown + CSV table and a PNG.
+
+Reads the records ``advtest_iterative.py`` / ``advtest_others.py`` append (JSON lines) and
+the reference cells (``reports/reference/paper_numbers.csv``: 002 Tables 1, 2, 5, the
+reproducibility report's C_MM sweep and the AutoAttack re-evaluations), matches them on
+dataset, ResNet depth, loss, centers, C_MM, adversarial training, attack, targeted, ε
+(/256), steps and adaptivity, and writes ``<out_dir>/<report_name>.md``, ``.csv`` and
+``.png`` (accuracy vs ε under PGD; ours solid, paper dashed).
+
+    python scripts/compare_results.py --results='reports/*.jsonl'
+    python scripts/compare_results.py --results=runs/cifar10/results/*.jsonl --dataset=cifar10
+    # Fashion-MNIST runs against the CIFAR-10 table (the report says the datasets differ):
+    python scripts/compare_results.py --match_dataset=False --match_arch=False \
+        --paper_dataset=cifar10 --sources=002,003
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+from typing import List, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from absl import flags  # noqa: E402
+
+from utils.cli import run_main  # noqa: E402
+from utils.flag_defs import define_once  # noqa: E402
+
+FLAGS = flags.FLAGS
+DEFAULT_REFERENCE = "reports/reference/paper_numbers.csv"
+
+
+def define_flags() -> None:
+    """This script's flags and defaults (idempotent; re-applies the defaults)."""
+    d = define_once
+    d(flags.DEFINE_list, "results", ["reports/*.jsonl"], "Our JSON-lines result files or "
+      "globs (comma-separated).")
+    d(flags.DEFINE_string, "reference", DEFAULT_REFERENCE, "Reference cells (CSV).")
+    d(flags.DEFINE_string, "out_dir", "reports", "Where the report files go.")
+    d(flags.DEFINE_string, "report_name", "comparison", "Base name of the .md/.csv/.png.")
+    d(flags.DEFINE_string, "dataset", None, "Only our records on this dataset (default: all).")
+    d(flags.DEFINE_string, "paper_dataset", None, "Only paper cells on this dataset "
+      "(default: all).")
+    d(flags.DEFINE_list, "sources", [], "Only paper cells from these sources: 002 (Table 1), "
+      "003 (002 Tables 2 and 5, read from the slides), 000 (C_MM sweep), DESIGN.md "
+      "(re-evaluations); default: all.")
+    d(flags.DEFINE_bool, "match_dataset", True, "Match on the dataset; False compares, e.g., "
+      "Fashion-MNIST runs with CIFAR-10 cells, marked as such in the output.")
+    d(flags.DEFINE_bool, "match_arch", True, "Match on the ResNet depth (blocks per stage).")
+    d(flags.DEFINE_bool, "match_steps", True, "Match on the attack's steps / iterations.")
+    d(flags.DEFINE_float, "threshold", 5.0, "Flag accuracy differences above this many "
+      "percentage points.", lower_bound=0.0)
+    d(flags.DEFINE_bool, "plot", True, "Also write the accuracy-vs-ε PNG.")
+
+
+define_flags()
+OWN_FLAGS = ("results", "reference", "out_dir", "report_name", "dataset", "paper_dataset",
+             "sources", "match_dataset", "match_arch", "match_steps", "threshold", "plot")
+
+
+def _command() -> str:
+    """This run's command line (the flags given), for the report's header."""
+    def text(value: object) -> str:
+        return ",".join(value) if isinstance(value, list) else str(value)
+
+    given = [f"--{n}={text(FLAGS[n].value)}" for n in OWN_FLAGS if FLAGS[n].present]
+    return " ".join(["scripts/compare_results.py", *given])
+
+
+def _filter(values: List[dict], field: str, wanted: "str | None", flag: str) -> List[dict]:
+    from utils.errors import UsageError
+    if wanted is None:
+        return values
+    present = sorted({str(v[field]) for v in values})
+    if wanted not in present:
+        raise UsageError(f"--{flag}={wanted!r} matches nothing; present: {', '.join(present)}")
+    return [v for v in values if v[field] == wanted]
+
+
+def main(argv: Sequence[str]) -> None:
+    from utils.errors import UsageError
+    from utils.report import compare, load_reference, load_results
+    from utils.report_render import write_report
+
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    if not FLAGS.results:
+        raise UsageError("--results is empty; pass one or more JSON-lines files or globs")
+    cells = _filter(load_reference(FLAGS.reference), "dataset", FLAGS.paper_dataset,
+                    "paper_dataset")
+    if FLAGS.sources:
+        cells = [c for c in cells if c["source"] in FLAGS.sources]
+        if not cells:
+            raise UsageError(f"--sources={','.join(FLAGS.sources)} matches no reference cell; "
+                             "sources are 002, 003, 000, DESIGN.md")
+    records = _filter(load_results(FLAGS.results), "dataset", FLAGS.dataset, "dataset")
+    relax = [name for name, keep in (("dataset", FLAGS.match_dataset),
+                                     ("arch", FLAGS.match_arch),
+                                     ("steps", FLAGS.match_steps)) if not keep]
+    comparison = compare(cells, records, relax=relax, threshold=FLAGS.threshold)
+    header = [f"Command: `{_command()}`",
+              "", f"Reference: `{FLAGS.reference}` ({len(cells)} cells); results: "
+              f"`{', '.join(FLAGS.results)}` ({len(records)} records, "
+              f"{len(comparison.records)} after keeping one per setting)."]
+    paths = write_report(comparison, FLAGS.out_dir, FLAGS.report_name, header=header,
+                         plot=FLAGS.plot, threshold=FLAGS.threshold)
+    counts = {s: sum(r["status"] == s for r in comparison.rows)
+              for s in ("matched", "not_run", "ours_only")}
+    print(f"{counts['matched']} matched rows, {counts['not_run']} paper cells not run, "
+          f"{counts['ours_only']} records of ours without a paper cell; wrote "
+          f"{', '.join(str(p) for p in paths)}")
+
+
+if __name__ == "__main__":
+    run_main(main)
