@@ -109,3 +109,72 @@ def test_architecture_check(tmp_path):
     (tmp_path / ckpt.ARCH_FILE).write_text("{trunc")
     with pytest.raises(UsageError, match="truncated"):
         ckpt.check_architecture(tmp_path, fp)
+
+
+NEW_LOSSES = ["center", "lgm", "emc", "isce", "label_smoothing", "mmc_rand"]
+
+
+@pytest.mark.parametrize("loss", ["sce", "mmlda"] + NEW_LOSSES)
+def test_every_head_reloads_in_safe_mode(tmp_path, loss):
+    model = build_classifier(ModelConfig(version=1, n=1, loss=loss, isce_s=1.5), (8, 8, 3), 10)
+    head = model.get_layer("logits")
+    for weight in head.weights:  # moved off its initial value: the file must carry it
+        weight.assign(weight.numpy() + 0.5)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.get_layer("logits")) is type(head)
+    for saved, fresh in zip(head.weights, loaded.get_layer("logits").weights):
+        np.testing.assert_array_equal(saved.numpy(), fresh.numpy())
+    x = np.random.default_rng(1).normal(size=(3, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+
+
+def test_weights_file_round_trip_keeps_head_state(tmp_path):
+    """What train_models writes and advtest loads: every head weight, centers included."""
+    from utils.train_run import load_weights
+    for loss in NEW_LOSSES:
+        cfg = ModelConfig(version=1, n=1, loss=loss)
+        model = build_classifier(cfg, (8, 8, 3), 10)
+        for weight in model.get_layer("logits").weights:
+            weight.assign(weight.numpy() - 0.25)
+        path = tmp_path / f"{loss}.weights.h5"
+        model.save_weights(path)
+        other = build_classifier(cfg, (8, 8, 3), 10)
+        load_weights(other, path)
+        for a, b in zip(model.get_layer("logits").weights, other.get_layer("logits").weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("cfg,name", [
+    (ModelConfig(version=1, loss="center"),
+     "resnet32v1_mom_lr0.01_batchsize50_withBN_center_lambda0.003_alpha0.5"),
+    (ModelConfig(version=1, loss="lgm", lgm_lambda=0.1),
+     "resnet32v1_mom_lr0.01_batchsize50_withBN_lgm_margin0.1_lambda0.1"),
+    (ModelConfig(version=1, loss="emc", emc_alpha=1.0),
+     "resnet32v1_meanvar10_mom_lr0.01_batchsize50_withBN_emc_alpha1"),
+    (ModelConfig(version=1, loss="isce", isce_s=1.5, isce_m=0.05),
+     "resnet32v1_mom_lr0.01_batchsize50_withBN_isce_s1.5_m0.05"),
+    (ModelConfig(version=1, loss="label_smoothing"),
+     "resnet32v1_mom_lr0.01_batchsize50_withBN_ls0.1"),
+    (ModelConfig(version=1, loss="mmc_rand"),
+     "resnet32v1_meanvar10_mom_lr0.01_batchsize50_withBN_random"),
+    (ModelConfig(version=2, loss="mmlda", centers="hierarchical"),
+     "resnet32v2_meanvar10_mom_lr0.01_batchsize50_withBN_centers-hierarchical_softmax"),
+    (ModelConfig(version=2, loss="mmc", centers="hierarchical", sub_center_ratio=0.2),
+     "resnet32v2_meanvar10_mom_lr0.01_batchsize50_withBN_centers-hierarchical_subratio0.2"),
+])
+def test_run_names_of_the_new_losses(cfg, name):
+    assert ckpt.run_name(cfg, "mom", 0.01, 50) == name
+
+
+def test_fingerprint_holds_only_the_own_loss_parameters():
+    old_keys = {"version", "n", "feature_dim", "use_BN", "use_dense", "use_leaky", "is_2d_demo",
+                "loss", "centers", "c_mm", "input_shape", "num_classes"}
+    for loss in ("sce", "mmc", "mmlda"):  # unchanged, so existing arch.json files match
+        assert set(architecture_fingerprint(ModelConfig(loss=loss), (8, 8, 3), 10)) == old_keys
+    fp = architecture_fingerprint(ModelConfig(loss="isce"), (8, 8, 3), 10)
+    assert set(fp) - old_keys == {"isce_s", "isce_m"}
+    # training-only settings of other losses do not make checkpoints incompatible
+    assert architecture_fingerprint(ModelConfig(loss="mmc", emc_alpha=3.0), (8, 8, 3), 10) == \
+        architecture_fingerprint(ModelConfig(loss="mmc"), (8, 8, 3), 10)

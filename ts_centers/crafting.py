@@ -8,10 +8,11 @@ Every center set is one function registered with ``@register_centers(name)`` tha
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import operator
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,6 +28,8 @@ class CenterCrafter(Protocol):
     ``crafter(num_classes, feature_dim, *, seed=0)`` returns a float64 array of shape
     ``(num_classes, feature_dim)`` whose rows have unit L2 norm (dimensionless; the scale
     ``C_MM`` is applied by :func:`get_centers` or at load time). Deterministic in ``seed``.
+    A crafter may take more keyword options (:func:`get_centers` passes those it names);
+    ``hierarchical`` is the one set whose rows are not unit norm (see its docstring).
     """
 
     def __call__(self, num_classes: int, feature_dim: int, *, seed: int = 0) -> np.ndarray:
@@ -225,7 +228,8 @@ def random_centers(num_classes: int, feature_dim: int, *, seed: int = 0) -> np.n
 
 
 def get_centers(
-    name: str, num_classes: int, feature_dim: int, c_mm: float, seed: int = 0
+    name: str, num_classes: int, feature_dim: int, c_mm: float, seed: int = 0,
+    **options: Any,
 ) -> np.ndarray:
     """Class centers ``mu*`` of the registered set ``name``, scaled to norm ``c_mm``.
 
@@ -235,6 +239,8 @@ def get_centers(
         feature_dim: ``d >= 1``.
         c_mm: ``C_MM`` (flag ``mean_var``), the L2 norm of every center; finite, > 0.
         seed: forwarded to the crafter (ignored by deterministic sets such as ``mm``).
+        **options: set-specific keyword options (``hierarchical``: ``sub_ratio``); each
+            crafter receives only the options its signature names.
 
     Returns:
         float64 array of shape ``(L, d)``; for ``mm`` with ``L <= d + 1`` its Gram matrix
@@ -246,7 +252,9 @@ def get_centers(
     crafter = CENTER_SETS.get(name)
     num_classes, feature_dim = check_sizes(num_classes, feature_dim)
     scale = check_c_mm(c_mm)
-    unit = np.asarray(crafter(num_classes, feature_dim, seed=seed), dtype=np.float64)
+    accepted = inspect.signature(crafter).parameters
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    unit = np.asarray(crafter(num_classes, feature_dim, seed=seed, **kwargs), dtype=np.float64)
     if unit.shape != (num_classes, feature_dim):
         raise ValueError(
             f"center set {name!r} returned shape {unit.shape}, "

@@ -16,6 +16,7 @@ import re
 import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
+from ts_centers.hierarchical import DEFAULT_SUB_RATIO
 from utils.classifier import ModelConfig
 from utils.errors import UsageError
 from utils.models import DEFAULT_FEATURE_DIM
@@ -61,15 +62,20 @@ def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int,
     ``resnet32v{version}[_meanvar{C}]_{opt}_lr{lr}_batchsize{b}_{withBN|noBN}`` then
     ``_withleaky``, ``_nodense``, ``_random`` (random centers), ``_softmax`` (MMLDA),
     ``_demoMNIST`` (2-d features) as the original; ``resnet{depth}`` instead of
-    ``resnet32`` when ``n != 5``, ``_featuredim{d}`` for a non-default width and
-    ``_loss-{name}``/``_centers-{name}`` for losses and center sets the original lacked.
+    ``resnet32`` when ``n != 5``, ``_featuredim{d}`` for a non-default width,
+    ``_centers-{name}`` for center sets the original lacked (``_subratio{r}`` for
+    hierarchical centers with a non-default ``C^2/C^1``) and, for losses it lacked, the
+    loss' ``run_tag`` with its hyper-parameters (``_center_lambda0.003_alpha0.5``,
+    ``_lgm_margin0.1_lambda0.01``, ``_emc_alpha0.1``, ``_isce_s1_m0.1``, ``_ls0.1``).
     ``adv_suffix`` (:func:`advtrain_suffix`) follows the batch size, as ``advtrain.py``.
     """
+    from utils.losses import CENTER_SET_HEADS, LOSSES
     from utils.models import depth_of
 
+    spec = LOSSES.get(cfg.loss)
     arch = "resnet32" if cfg.n == 5 else f"resnet{depth_of(cfg.version, cfg.n)}"
     parts = [f"{arch}v{cfg.version}"]
-    uses_centers = cfg.loss in ("mmc", "mmlda")
+    uses_centers = spec.head in CENTER_SET_HEADS
     if uses_centers:
         parts.append(f"_meanvar{_number(cfg.c_mm)}")
     parts.append(f"_{optimizer}_lr{lr}_batchsize{batch_size}{adv_suffix}")
@@ -84,8 +90,12 @@ def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int,
         parts.append("_random")
     elif uses_centers and cfg.centers != "mm":
         parts.append(f"_centers-{cfg.centers}")
+        if cfg.centers == "hierarchical" and cfg.sub_center_ratio != DEFAULT_SUB_RATIO:
+            parts.append(f"_subratio{_number(cfg.sub_center_ratio)}")
     if cfg.loss == "mmlda":
         parts.append("_softmax")
+    elif spec.run_tag:
+        parts.append(spec.run_tag.format(**{p: _number(getattr(cfg, p)) for p in spec.params}))
     elif cfg.loss not in ("mmc", "sce"):
         parts.append(f"_loss-{cfg.loss}")
     if cfg.is_2d_demo:

@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 from absl import flags
 
-from utils.classifier import ModelConfig
-from utils.losses import loss_name_from_flags
+import ts_centers
+from utils.classifier import LOSS_PARAM_FIELDS, ModelConfig, check_model_config
+from utils.errors import UsageError
+from utils.losses import LOSSES, loss_name_from_flags
 
 
 def define_once(define: Callable[..., Any], name: str, default: Any, help_text: str,
@@ -53,6 +55,29 @@ def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: 
     d(flags.DEFINE_string, "model_dir", ".", "Root holding trained_models/ (and advtrained_models/).")
     d(flags.DEFINE_integer, "seed", 0, "Seed for weights, data order, augmentation, subsets, "
       "random centers and attack targets.")
+    define_loss_flags()
+
+
+def define_loss_flags() -> None:
+    """``--loss`` and ``--centers`` (default: from the original's flags) and the loss
+    hyper-parameters (their defaults and sources: :class:`utils.classifier.ModelConfig`)."""
+    d = define_once
+    losses = "; ".join(f"{n}: {LOSSES.get(n).description}" for n in LOSSES.names())
+    d(flags.DEFINE_enum, "loss", None, "Training loss; default: from use_MMLDA/use_ball "
+      f"(sce, mmc, mmlda). {losses}", enum_values=LOSSES.names())
+    d(flags.DEFINE_enum, "centers", None, "Center set of mmc/mmlda/emc; default: random with "
+      "use_random, else mm. hierarchical: CIFAR-100 super-/sub-class MM centers.",
+      enum_values=ts_centers.CENTER_SETS.names())
+    d(flags.DEFINE_float, "sub_center_ratio", 0.1, "Hierarchical centers: C^2/C^1, in (0, 1).")
+    d(flags.DEFINE_float, "center_lambda", 0.003, "Center loss weight lambda (>= 0; Wen et "
+      "al. 2016).")
+    d(flags.DEFINE_float, "center_alpha", 0.5, "Center loss: center update rate in (0, 1].")
+    d(flags.DEFINE_float, "lgm_margin", 0.1, "L-GM margin alpha (>= 0; Wan et al.'s code).")
+    d(flags.DEFINE_float, "lgm_lambda", 0.01, "L-GM likelihood weight (>= 0; Wan et al.'s code).")
+    d(flags.DEFINE_float, "emc_alpha", 0.1, "EMC prior variance alpha of the centers (> 0).")
+    d(flags.DEFINE_float, "isce_s", 1.0, "I-SCE scale s on the true class (>= 1).")
+    d(flags.DEFINE_float, "isce_m", 0.1, "I-SCE margin m on the true class (> 0).")
+    d(flags.DEFINE_float, "label_smoothing", 0.1, "Label smoothing epsilon in [0, 1).")
 
 
 def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str) -> None:
@@ -81,15 +106,28 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
 
 
 def model_config_from_flags(values: Any) -> ModelConfig:
-    """The :class:`ModelConfig` the original flags describe."""
-    return ModelConfig(
+    """The :class:`ModelConfig` the flags describe; UsageError for bad loss settings.
+
+    Without ``--loss``/``--centers`` the original's flags decide, as before.
+    """
+    loss = values.loss or loss_name_from_flags(values.use_MMLDA, values.use_ball)
+    centers = values.centers or ("random" if values.use_random else "mm")
+    alias = LOSSES.get(loss).alias_of
+    if alias is not None:
+        if values.centers not in (None, alias[1]):
+            raise UsageError(f"--loss={loss} means --centers={alias[1]}; drop "
+                             f"--centers={values.centers} or use --loss={alias[0]}")
+        loss, centers = alias
+    cfg = ModelConfig(
         version=values.version, n=values.n, feature_dim=values.feature_dim,
         use_BN=values.use_BN, use_dense=values.use_dense, use_leaky=values.use_leaky,
-        is_2d_demo=values.is_2d_demo,
-        loss=loss_name_from_flags(values.use_MMLDA, values.use_ball),
-        centers="random" if values.use_random else "mm", c_mm=values.mean_var,
-        # Only random centers depend on the seed; the checkpoint stores the centers anyway.
-        center_seed=values.seed if values.use_random else 0)
+        is_2d_demo=values.is_2d_demo, loss=loss, centers=centers, c_mm=values.mean_var,
+        # Only seeded center sets use it; the checkpoint stores the centers anyway.
+        center_seed=values.seed if centers != "mm" else 0,
+        sub_center_ratio=values.sub_center_ratio,
+        **{field: getattr(values, field) for field in LOSS_PARAM_FIELDS})
+    check_model_config(cfg)
+    return cfg
 
 
 def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":

@@ -92,6 +92,42 @@ def margin_objective(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.
     return tf.maximum(value, -float(confidence))
 
 
+DLR_EPS = 1e-12  # keeps the DLR denominators positive (AutoAttack's constant)
+
+
+def _top_logits(logits: tf.Tensor, k: int, name: str) -> tf.Tensor:
+    """``(batch, k)`` largest logits, descending; UsageError when ``L < k``."""
+    num_classes = logits.shape[-1]
+    if num_classes is not None and num_classes < k:
+        raise UsageError(f"objective {name} needs at least {k} classes, the model has "
+                         f"{num_classes}; use ce or margin")
+    return tf.math.top_k(_f32(logits), k=k).values
+
+
+@register_objective("dlr", targeted=False,
+                    description="difference of logits ratio (Croce & Hein 2020), >= 3 classes")
+def dlr_objective(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
+                  **_: Any) -> tf.Tensor:
+    """``(z_y - max_{i!=y} z_i) / (z_pi1 - z_pi3 + 1e-12)``, ``pi`` sorting the logits
+    in decreasing order: the NEGATIVE of AutoAttack's ``dlr_loss`` (which it maximises).
+    Invariant to shifting and positively scaling the logits; < 0 once misclassified."""
+    top = _top_logits(logits, 3, "dlr")
+    return (_pick(logits, labels) - _max_other(logits, labels)) / (top[:, 0] - top[:, 2]
+                                                                   + DLR_EPS)
+
+
+@register_objective("dlr_targeted", targeted=True,
+                    description="targeted DLR (APGD-T), >= 4 classes")
+def dlr_targeted_objective(logits: tf.Tensor, labels: tf.Tensor,
+                           targets: Optional[tf.Tensor] = None, **_: Any) -> tf.Tensor:
+    """``(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)``: the NEGATIVE of
+    AutoAttack's ``dlr_loss_targeted``; falls as ``z_t`` overtakes ``z_y``."""
+    top = _top_logits(logits, 4, "dlr_targeted")
+    t = _require(targets, "dlr_targeted")
+    return (_pick(logits, labels) - _pick(logits, t)) / (
+        top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + DLR_EPS)
+
+
 def _runner_up(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """One-hot of ``y~``, the highest non-true label."""
     logits = _f32(logits)
@@ -145,11 +181,14 @@ def select_objective(loss: str, attack: str, targeted: bool, adaptive: bool = Tr
     """The objective an attack uses on a model trained with ``loss`` (002 B.4).
 
     Non-adaptive (and SCE-head models): ``ce``, or ``margin`` for C&W. Adaptive on a
-    model with MM centers (``mmc``, ``mmlda``, ...): ``mmc_{un,tar}{1,2}``, the ``*,2``
-    forms for C&W and ``*,1`` for PGD, BIM, MIM, FGSM, SPSA.
+    model whose logits are minus squared distances to centers (``LossSpec.objectives ==
+    "mmc"``: ``mmc``, ``mmlda``, ``emc``, ``lgm``): ``mmc_{un,tar}{1,2}``, the ``*,2``
+    forms for C&W and ``*,1`` for PGD, BIM, MIM, FGSM, SPSA. The other heads' adaptive
+    objective is ``ce`` itself: ``center`` predicts with ``Wz + b`` (its center term does
+    not enter the logits) and ``isce`` outputs 004 §3.2's logits, on which ``ce`` is the
+    I-SCE training loss at every correctly classified input.
     """
-    head = LOSSES.get(loss).head
-    if not adaptive or head != "mmc":
+    if not adaptive or LOSSES.get(loss).objectives != "mmc":
         return "margin" if attack in MARGIN_ATTACKS else "ce"
     mode = "tar" if targeted else "un"
     return f"mmc_{mode}{2 if attack in MARGIN_ATTACKS else 1}"
@@ -161,6 +200,7 @@ def check_objective(name: str, loss: str, targeted: bool) -> ObjectiveSpec:
     if spec.targeted is not None and spec.targeted != targeted:
         mode = "targeted" if spec.targeted else "untargeted"
         raise UsageError(f"objective {name} is {mode}; set --target accordingly or pick another")
-    if spec.needs_centers and LOSSES.get(loss).head != "mmc":
-        raise UsageError(f"objective {name} needs a model with MM centers, not a {loss} model")
+    if spec.needs_centers and LOSSES.get(loss).objectives != "mmc":
+        raise UsageError(f"objective {name} needs a model with MM centers (logits minus "
+                         f"distances to centers: mmc, mmlda, emc, lgm), not a {loss} model")
     return spec

@@ -23,14 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import ts_centers
 from utils import checkpoints as ckpt
 from utils.advtrain import AdvTrainConfig, make_adversary
-from utils.classifier import ModelConfig, architecture_fingerprint, build_classifier
+from utils.classifier import (ModelConfig, architecture_fingerprint, build_classifier,
+                              check_model_config, training_loss)
 from utils.data import (load_dataset, make_distributed_train_dataset, make_eval_dataset,
                         steps_per_epoch)
 from utils.distribute import is_chief, make_strategy, sync_non_trainable
 from utils.errors import UsageError
-from utils.losses import LOSSES
 from utils.results import package_versions
 from utils.training import OPTIMIZERS, EpochLog, Trainer, make_optimizer
 
@@ -106,7 +107,7 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
-    LOSSES.get(cfg.model.loss)
+    check_model_config(cfg.model)
     OPTIMIZERS.get(cfg.optimizer)
     if cfg.advtrain is not None:
         cfg.advtrain.validate()
@@ -208,6 +209,9 @@ def train(cfg: RunConfig) -> RunResult:
     if len(data.x_train) < cfg.batch_size:
         raise UsageError(f"only {len(data.x_train)} training examples for batch_size "
                          f"{cfg.batch_size}; raise --train_size or lower --batch_size")
+    if cfg.model.centers == "hierarchical":
+        ts_centers.check_coarse_labels(data.y_train, data.coarse_train, data.num_classes,
+                                       cfg.dataset)
     run_dir = run_directory(cfg)
     fingerprint = architecture_fingerprint(cfg.model, data.input_shape, data.num_classes)
     ckpt.check_architecture(run_dir, fingerprint)
@@ -255,7 +259,7 @@ def train(cfg: RunConfig) -> RunResult:
     if cfg.advtrain is not None:
         adversary = make_adversary(model, cfg.model.loss, cfg.advtrain, clip_min=data.clip_min,
                                    clip_max=data.clip_max, seed=cfg.seed)
-    trainer = Trainer(strategy, model, LOSSES.get(cfg.model.loss).loss_fn, optimizer,
+    trainer = Trainer(strategy, model, training_loss(cfg.model, model), optimizer,
                       cfg.batch_size, adversary=adversary,
                       adv_ratio=cfg.advtrain.adv_ratio if cfg.advtrain is not None else 1.0)
     steps = steps_per_epoch(len(data.x_train), cfg.batch_size)

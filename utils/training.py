@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.advtrain import Adversary
+from utils.classifier import feature_model, head_layer
 from utils.errors import UsageError
 from utils.losses import LossFn
 from utils.registry import Registry
@@ -77,7 +78,10 @@ class Trainer:
     Args:
         strategy: the ``tf.distribute`` strategy the model was built under.
         model: classifier ``x -> logits``, built in ``strategy.scope()``.
-        loss_fn: per-example loss ``(y_onehot, logits) -> (batch,)``.
+        loss_fn: per-example loss ``(y_onehot, logits) -> (batch,)``, or a
+            :class:`utils.losses.BoundLoss` (``utils.classifier.training_loss``): one that
+            reads the features gets ``features=`` from the same forward pass (the model
+            run as ``head(backbone(x))``), and its ``after_step`` runs after each update.
         optimizer: built in ``strategy.scope()``.
         global_batch_size: examples per step over all replicas (losses are averaged
             over it, the L2 penalty divided by the replica count).
@@ -95,6 +99,8 @@ class Trainer:
         self.strategy = strategy
         self.model = model
         self.loss_fn = loss_fn
+        self._needs_features = bool(getattr(loss_fn, "needs_features", False))
+        self._after_step = getattr(loss_fn, "after_step", None)
         self.optimizer = optimizer
         self.global_batch_size = int(global_batch_size)
         self.adversary = adversary
@@ -108,14 +114,12 @@ class Trainer:
                  if self.adversary is not None else None)
         with tf.GradientTape() as tape:
             if x_adv is None:
-                logits = self.model(x, training=True)
-                per_example = self.loss_fn(y, logits)
+                per_example, logits, features = self._forward_loss(x, y)
             else:
-                logits = self.model(x_adv, training=True)
-                per_example = self.adv_ratio * self.loss_fn(y, logits)
+                per_example, logits, features = self._forward_loss(x_adv, y)
+                per_example = self.adv_ratio * per_example
                 if self.adv_ratio < 1.0:
-                    per_example += (1.0 - self.adv_ratio) * self.loss_fn(
-                        y, self.model(x, training=True))
+                    per_example += (1.0 - self.adv_ratio) * self._forward_loss(x, y)[0]
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(
@@ -123,10 +127,23 @@ class Trainer:
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
+        if self._after_step is not None:  # e.g. the center loss' center update
+            self._after_step(y, features)
         correct = tf.reduce_sum(tf.cast(
             tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)), tf.float32))
         count = tf.cast(tf.shape(y)[0], tf.float32)
         return tf.reduce_sum(per_example), correct, count
+
+    def _forward_loss(self, x: tf.Tensor, y: tf.Tensor, training: bool = True
+                      ) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
+        """``(per-example loss, logits, features)`` of one forward pass; ``features`` is
+        None unless the loss reads them."""
+        if not self._needs_features:
+            logits = self.model(x, training=training)
+            return self.loss_fn(y, logits), logits, None
+        features = feature_model(self.model)(x, training=training)
+        logits = head_layer(self.model)(features, training=training)
+        return self.loss_fn(y, logits, features=features), logits, features
 
     def _distributed_step(self, iterator: tf.data.Iterator) -> Tuple[tf.Tensor, ...]:
         x, y = next(iterator)
@@ -134,10 +151,10 @@ class Trainer:
         return tuple(self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
 
     def _eval_batch(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        logits = self.model(x, training=False)
+        per_example, logits, _ = self._forward_loss(x, y, training=False)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)),
                                         tf.float32))
-        return tf.reduce_sum(self.loss_fn(y, logits)), correct
+        return tf.reduce_sum(per_example), correct
 
     def evaluate(self, dataset: tf.data.Dataset) -> Dict[str, float]:
         """Mean loss and accuracy over a (non-distributed) dataset of ``(x, y_onehot)``."""
