@@ -6,14 +6,26 @@ is found from the training flags (``--epoch`` picks ``model.NNN.weights.h5``). F
 ``--results_file`` (JSON lines + CSV). ``--is_calculate_auc`` adds the ROC AUC of telling
 clean inputs from adversarial ones by confidence; ``--model_1=SCE --model_2=MMC-10``
 crafts on model_1 and classifies with model_2 (black-box transfer, as the original
-``advtest_iterative_blackbox.py``).
+``advtest_iterative_blackbox.py``; ``--epoch_1``/``--epoch_2`` pick each one's checkpoint).
+
+Beyond the paper: ``--attack_method=APGD`` (Croce & Hein 2020; ``--norm``, ``--apgd_loss``),
+``APGD-T`` (targeted APGD over the top ``--n_target_classes`` classes), ``MultiTargeted``
+(targeted margin PGD over the same classes) and ``AutoAttack`` (the cascade
+``--ensemble``, default ``autoattack-lite`` = APGD-CE then APGD-T; FAB-T and Square are
+not implemented, so this is not full AutoAttack). They run ``--num_iter`` steps (per
+target), record the robust accuracy after each member and resume from ``--state_file``.
+Every record carries ``masking_warnings`` (:mod:`utils.masking_checks`).
 
     python3 advtest_iterative.py --dataset=fashion_mnist --version=1 --n=1 --optimizer=Adam \
         --lr=0.001 --use_advtrain=False --epoch=2 --attack_method=MadryEtAl --target=False
+    python3 advtest_iterative.py ... --attack_method=AutoAttack --target=False --num_iter=100 \
+        --state_file=results/aa_state.npz
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import pathlib
 import types
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -32,10 +44,12 @@ def define_flags() -> None:
     define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="mnist")
     define_eval_flags(attack_method="FastGradientMethod",
                       attack_help="FastGradientMethod | BasicIterativeMethod | MadryEtAl | "
-                                  "MomentumIterativeMethod.",
+                                  "MomentumIterativeMethod | " + " | ".join(ENSEMBLE_ATTACKS)
+                                  + ".",
                       results_file="results/advtest_iterative.jsonl")
     d = define_once
-    d(flags.DEFINE_integer, "num_iter", 10, "Attack iterations.")
+    d(flags.DEFINE_integer, "num_iter", 10, "Attack iterations (APGD-T and MultiTargeted: per "
+      "target class; AutoAttack uses 100).")
     d(flags.DEFINE_list, "eps_256", ["8", "16", "24", "32"], "ε values in /256 pixel units.")
     d(flags.DEFINE_float, "eps_iter_256", 2.0, "Step size in /256 pixel units.")
     d(flags.DEFINE_integer, "num_restarts", 1, "Random restarts (per-example worst case).")
@@ -46,6 +60,29 @@ def define_flags() -> None:
     d(flags.DEFINE_string, "model_1", None, "Black-box substitute that crafts the examples: "
       + " | ".join(TRANSFER_MODELS) + " (with --model_2; default: white-box).")
     d(flags.DEFINE_string, "model_2", None, "Black-box target that classifies them.")
+    d(flags.DEFINE_integer, "epoch_1", None, "Checkpoint epoch of --model_1 (default --epoch).")
+    d(flags.DEFINE_integer, "epoch_2", None, "Checkpoint epoch of --model_2 (default --epoch).")
+    d(flags.DEFINE_string, "norm", "linf", "APGD threat model: linf | l2 (eps_256 is then an "
+      "l2 radius in /256 units).")
+    d(flags.DEFINE_string, "apgd_loss", None, "Objective of APGD / APGD-CE (APGD-T uses its "
+      "targeted counterpart: ce -> dlr_targeted, mmc_un1 -> mmc_tar1); default: mmc_un1 "
+      "(mmc_tar1 with --target) on MMC models with --adaptive, else ce.")
+    d(flags.DEFINE_integer, "n_target_classes", 9, "Top-k classes of APGD-T / MultiTargeted "
+      "(capped at L - 1).")
+    d(flags.DEFINE_string, "ensemble", "autoattack-lite", "AutoAttack members: a preset ("
+      "autoattack-lite, strong) or a comma list of APGD-CE, APGD-DLR, APGD-T, "
+      "MultiTargeted, PGD.")
+    d(flags.DEFINE_string, "state_file", None, "APGD/AutoAttack progress file (.npz, one per "
+      "eps: NAME.eps8.npz); an interrupted run resumes from it.")
+
+
+# --attack_method names beyond utils.attacks.ATTACKS -> their ensemble members (None: the
+# --ensemble flag's). All are untargeted by construction except APGD.
+ENSEMBLE_ATTACKS: Dict[str, Optional[Tuple[str, ...]]] = {
+    "APGD": ("APGD-CE",), "APGD-T": ("APGD-T",), "MultiTargeted": ("MultiTargeted",),
+    "AutoAttack": None}
+TARGETED_COUNTERPART = {"ce": "dlr_targeted", "dlr": "dlr_targeted", "mmc_un1": "mmc_tar1",
+                        "mmc_un2": "mmc_tar2"}
 
 
 # The original blackbox script's model names -> architecture flag overrides; AT-* also
@@ -71,12 +108,15 @@ def _eps_list(values: Sequence[str]) -> List[float]:
     return eps
 
 
-def _model_flags(name: str) -> Any:
-    """FLAGS with the overrides of transfer model ``name``."""
+def _model_flags(name: str, epoch: Optional[int]) -> Any:
+    """FLAGS with the overrides of transfer model ``name`` and its checkpoint ``epoch``
+    (None: ``--epoch``)."""
     from utils.errors import UsageError
     if name not in TRANSFER_MODELS:
         raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(TRANSFER_MODELS)}")
-    return types.SimpleNamespace(**dict(FLAGS.flag_values_dict(), **TRANSFER_MODELS[name]))
+    values = dict(FLAGS.flag_values_dict(), **TRANSFER_MODELS[name])
+    values["epoch"] = FLAGS.epoch if epoch is None else epoch
+    return types.SimpleNamespace(**values)
 
 
 def _configs() -> Tuple[Any, Any, Optional[Any], Optional[Any]]:
@@ -90,8 +130,12 @@ def _configs() -> Tuple[Any, Any, Optional[Any], Optional[Any]]:
         raise UsageError("black-box transfer needs both --model_1 (substitute) and --model_2 "
                          "(target), or neither")
     if FLAGS.model_1 is None:
+        if FLAGS.epoch_1 is not None or FLAGS.epoch_2 is not None:
+            raise UsageError("--epoch_1/--epoch_2 pick the transfer models' checkpoints; pass "
+                             "them with --model_1/--model_2 (or use --epoch)")
         return FLAGS, model_config_from_flags(FLAGS), None, None
-    values_1, values_2 = _model_flags(FLAGS.model_1), _model_flags(FLAGS.model_2)
+    values_1 = _model_flags(FLAGS.model_1, FLAGS.epoch_1)
+    values_2 = _model_flags(FLAGS.model_2, FLAGS.epoch_2)
     return (values_1, model_config_from_flags(values_1), values_2,
             model_config_from_flags(values_2))
 
@@ -117,17 +161,165 @@ def _auc_score() -> Optional[str]:
     return name
 
 
-def main(argv: Sequence[str]) -> None:
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to run: ``members`` None for a :data:`utils.attacks.ATTACKS` attack, else the
+    ensemble members (:mod:`utils.ensemble`); ``objective`` the (untargeted, or targeted
+    with ``targeted``) objective, ``targeted_objective`` APGD-T's."""
+
+    attack: str
+    members: Optional[Tuple[str, ...]]
+    targeted: bool
+    objective: str
+    targeted_objective: Optional[str] = None
+
+
+def _plan(loss: str) -> Plan:
+    """Check the attack flags against the model's ``loss`` before loading anything."""
     from utils.attacks import ATTACKS
-    from utils.detection import SCORES
     from utils.errors import UsageError
-    from utils.evaluation import draw_targets, evaluate_attack
     from utils.objectives import check_objective, select_objective
+
+    name = FLAGS.attack_method
+    if name not in ATTACKS and name not in ENSEMBLE_ATTACKS:
+        raise UsageError(f"unknown attack {name!r}; choose one of: "
+                         f"{', '.join(ATTACKS.names() + list(ENSEMBLE_ATTACKS))}")
+    if name in ATTACKS:
+        for flag in ("apgd_loss", "state_file"):
+            if FLAGS[flag].value is not None:
+                raise UsageError(f"--{flag} applies to --attack_method="
+                                 f"{'|'.join(ENSEMBLE_ATTACKS)} only")
+        if FLAGS.norm != "linf":
+            raise UsageError(f"{name} is an l-inf attack; --norm={FLAGS.norm} needs APGD")
+        objective = FLAGS.objective or select_objective(loss, name, FLAGS.target,
+                                                        FLAGS.adaptive)
+        check_objective(objective, loss, FLAGS.target)
+        return Plan(name, None, FLAGS.target, objective)
+    return _ensemble_plan(name, loss)
+
+
+def _ensemble_plan(name: str, loss: str) -> Plan:
+    from utils.apgd import check_norm
+    from utils.ensemble import parse_members
+    from utils.errors import UsageError
+    from utils.objectives import OBJECTIVES, check_objective, select_objective
+
+    if FLAGS.is_calculate_auc:
+        raise UsageError(f"--is_calculate_auc is not supported with {name}; use MadryEtAl")
+    check_norm(FLAGS.norm)
+    members = ENSEMBLE_ATTACKS[name] or parse_members(FLAGS.ensemble)
+    targeted = FLAGS.target if name == "APGD" else False
+    if name != "APGD" and FLAGS["target"].present and FLAGS.target:
+        raise UsageError(f"{name} is untargeted by construction (it targets the top "
+                         "classes itself); pass --target=False")
+    objective = FLAGS.apgd_loss or FLAGS.objective or select_objective(
+        loss, "APGD", targeted, FLAGS.adaptive)
+    spec = OBJECTIVES.get(objective)
+    targeted_objective = objective if spec.targeted else TARGETED_COUNTERPART.get(objective,
+                                                                                  objective)
+    for used in dict.fromkeys((objective, targeted_objective)):  # MMC-only objectives
+        check_objective(used, loss, bool(OBJECTIVES.get(used).targeted))
+    return Plan(name, tuple(members), targeted, objective, targeted_objective)
+
+
+def _settings(plan: Plan, eps_256: float, data: Any) -> Any:
+    from utils.ensemble import EnsembleSettings
+    return EnsembleSettings(
+        eps=eps_256 / 256, clip_min=data.clip_min, clip_max=data.clip_max, norm=FLAGS.norm,
+        n_iter=FLAGS.num_iter, eps_iter=FLAGS.eps_iter_256 / 256, nb_iter=FLAGS.num_iter,
+        objective=plan.objective, targeted_objective=plan.targeted_objective or "dlr_targeted",
+        n_target_classes=FLAGS.n_target_classes, num_restarts=FLAGS.num_restarts,
+        seed=FLAGS.seed)
+
+
+def _state_path(eps_256: float) -> Optional[pathlib.Path]:
+    """``--state_file`` NAME.npz -> NAME.eps{eps}.npz (one state per ε)."""
+    if FLAGS.state_file is None:
+        return None
+    path = pathlib.Path(FLAGS.state_file)
+    return path.with_name(f"{path.stem}.eps{eps_256:g}{path.suffix or '.npz'}")
+
+
+def _evaluate(plan: Plan, eps: float, loaded: Any, target: Any, data: Any,
+              targets: Any, auc_score: Optional[str]) -> Dict[str, Any]:
+    """One ε: the result dict of :func:`utils.evaluation.evaluate_attack` or
+    :func:`utils.ensemble.evaluate_ensemble`."""
+    from utils.detection import SCORES
+    from utils.ensemble import evaluate_ensemble
+    from utils.evaluation import evaluate_attack
+
+    if plan.members is None:
+        return evaluate_attack(
+            loaded.model, data.x_test, data.y_test, attack_name=plan.attack,
+            objective_name=plan.objective, eps=eps / 256, eps_iter=FLAGS.eps_iter_256 / 256,
+            nb_iter=FLAGS.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
+            batch_size=FLAGS.batch_size, targets=targets, num_restarts=FLAGS.num_restarts,
+            seed=FLAGS.seed, progress=FLAGS.progress, eval_model=target.model,
+            score_fn=SCORES.get(auc_score) if auc_score else None)
+    result = evaluate_ensemble(
+        loaded.model, data.x_test, data.y_test, members=plan.members,
+        settings=_settings(plan, eps, data), batch_size=FLAGS.batch_size, targets=targets,
+        eval_model=target.model, state_file=_state_path(eps), progress=FLAGS.progress)
+    # The objective of the first member (APGD-T alone: its targeted objective).
+    return dict(result, attack_name=plan.attack,
+                objective_name=result["member_objectives"][plan.members[0]])
+
+
+def _summary_line(eps: float, result: Dict[str, Any], auc_score: Optional[str]) -> str:
+    line = f"eps {eps:g}/256: clean {result['clean_accuracy']:.4f}, " \
+           f"adv_acc {result['adv_accuracy']:.4f}"
+    if result["targeted"]:
+        line += f", adv_acc_target (success) {result['target_success']:.4f}"
+    if auc_score:
+        line += f", auc ({auc_score}) {result['auc']:.4f}"
+    after = result.get("robust_accuracy_after") or result.get("target_success_after")
+    if after and len(after) > 1:
+        line += " (after " + ", ".join(f"{m} {a:.4f}" for m, a in after.items()) + ")"
+    return line
+
+
+def _batch_warnings(plan: Plan, model: Any, data: Any, targets: Any) -> List[str]:
+    """:func:`utils.masking_checks.batch_checks` on the first batch with the run's
+    objective (a targeted-only one aims at the top wrong class when no targets are set)."""
+    import tensorflow as tf
+
+    from utils.masking_checks import batch_checks
+    from utils.multitarget import top_k_targets
+    from utils.objectives import OBJECTIVES
+
+    x = data.x_test[:FLAGS.batch_size]
+    labels = tf.one_hot(data.y_test[:len(x)], data.num_classes)
+    spec = OBJECTIVES.get(plan.objective)
+    aim = None
+    if targets is not None and spec.targeted is not False:
+        aim = tf.one_hot(targets[:len(x)], data.num_classes)
+    elif spec.targeted:
+        aim = tf.one_hot(top_k_targets(model(x), labels, 1)[0], data.num_classes)
+    return batch_checks(model, x, labels, spec.fn, aim)
+
+
+def _add_masking_warnings(records: List[Dict[str, Any]], batch: List[str],
+                          transfer: bool) -> None:
+    """Batch checks, the ε trend of this run and, white-box, earlier black-box records."""
+    from utils.masking_checks import accuracy_trend, blackbox_from_records
+    from utils.results import read_records
+
+    trend = accuracy_trend([(r["eps_256"], FLAGS.num_iter, r["adv_accuracy"])
+                            for r in records])
+    previous = [] if transfer else read_records(FLAGS.results_file)
+    for record in records:
+        record["masking_warnings"] = batch + trend + blackbox_from_records(previous, record)
+        for message in record["masking_warnings"]:
+            print(f"masking warning (eps {record['eps_256']:g}/256): {message}", flush=True)
+
+
+def main(argv: Sequence[str]) -> None:
+    from utils.errors import UsageError
+    from utils.evaluation import draw_targets
     from utils.results import append_records, check_writable, provenance
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
-    ATTACKS.get(FLAGS.attack_method)
     eps_list = _eps_list(FLAGS.eps_256)
     if FLAGS.num_iter < 1:
         raise UsageError(f"num_iter must be >= 1, got {FLAGS.num_iter}")
@@ -136,42 +328,37 @@ def main(argv: Sequence[str]) -> None:
     auc_score = _auc_score()
     values, cfg, target_values, target_cfg = _configs()
     # The objective is the adaptive one for the model that crafts the examples.
-    objective = FLAGS.objective or select_objective(cfg.loss, FLAGS.attack_method, FLAGS.target,
-                                                    FLAGS.adaptive)
-    check_objective(objective, cfg.loss, FLAGS.target)
+    plan = _plan(cfg.loss)
     check_writable(FLAGS.results_file)
     data, loaded = load_data_and_checkpoint(values, cfg)
+    if plan.members is not None:
+        from utils.ensemble import check_settings
+        check_settings(plan.members, _settings(plan, eps_list[0], data), data.num_classes,
+                       plan.targeted)
     target = loaded if target_values is None else _load_target(target_values, target_cfg, data)
     transfer = target_values is not None
-    targets = draw_targets(data.y_test, data.num_classes, FLAGS.seed) if FLAGS.target else None
+    targets = draw_targets(data.y_test, data.num_classes, FLAGS.seed) if plan.targeted else None
+    batch_warnings = _batch_warnings(plan, loaded.model, data, targets)
     records: List[Dict[str, Any]] = []
     for eps in eps_list:
-        result = evaluate_attack(
-            loaded.model, data.x_test, data.y_test, attack_name=FLAGS.attack_method,
-            objective_name=objective, eps=eps / 256, eps_iter=FLAGS.eps_iter_256 / 256,
-            nb_iter=FLAGS.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
-            batch_size=FLAGS.batch_size, targets=targets, num_restarts=FLAGS.num_restarts,
-            seed=FLAGS.seed, progress=FLAGS.progress, eval_model=target.model,
-            score_fn=SCORES.get(auc_score) if auc_score else None)
-        line = f"eps {eps:g}/256: clean {result['clean_accuracy']:.4f}, " \
-               f"adv_acc {result['adv_accuracy']:.4f}"
-        if FLAGS.target:
-            line += f", adv_acc_target (success) {result['target_success']:.4f}"
-        if auc_score:
-            line += f", auc ({auc_score}) {result['auc']:.4f}"
-        print(line, flush=True)
+        result = _evaluate(plan, eps, loaded, target, data, targets, auc_score)
+        print(_summary_line(eps, result, auc_score), flush=True)
         extra: Dict[str, Any] = {"transfer": transfer}
         if transfer:
             extra.update(model_1=FLAGS.model_1, model_2=FLAGS.model_2,
-                         substitute=loaded.run_name, substitute_loss=cfg.loss)
+                         substitute=loaded.run_name, substitute_loss=cfg.loss,
+                         epoch_1=values.epoch, epoch_2=target_values.epoch)
         if auc_score:
             extra["auc_score"] = auc_score
         records.append(dict(result, script="advtest_iterative", dataset=FLAGS.dataset,
                             model=target.run_name, loss=target_cfg.loss if transfer else
-                            cfg.loss, epoch=FLAGS.epoch, adaptive=FLAGS.adaptive,
-                            objective=objective, eps_256=eps, eps_iter_256=FLAGS.eps_iter_256,
+                            cfg.loss, epoch=target_values.epoch if transfer else FLAGS.epoch,
+                            adaptive=FLAGS.adaptive, objective=result["objective_name"],
+                            eps_256=eps,
+                            eps_iter_256=FLAGS.eps_iter_256,
                             normalize_output_for_ball=FLAGS.normalize_output_for_ball,
                             **extra, **provenance()))
+    _add_masking_warnings(records, batch_warnings, transfer)
     append_records(FLAGS.results_file, records)
     print(f"{len(records)} records appended to {FLAGS.results_file}")
 

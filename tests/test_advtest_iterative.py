@@ -148,3 +148,106 @@ def test_bad_transfer_or_auc_flags_exit_2(trained, capsys, extra, expected):
     code, _, err, _ = _advtest(trained, capsys, "--eps_256=8", *extra)
     assert code == 2, err
     assert expected in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- APGD, APGD-T, ensembles
+def _records(results, k):
+    return [json.loads(l) for l in results.read_text().splitlines()][-k:]
+
+
+def test_apgd_eps_zero_and_huge_eps_with_the_adaptive_objective(trained, capsys):
+    code, out, err, results = _advtest(trained, capsys, "--attack_method=APGD",
+                                       "--target=False", "--eps_256=0,256", "--num_iter=10")
+    assert code == 0, err
+    zero, huge = _records(results, 2)
+    assert zero["objective"] == "mmc_un1" and zero["members"] == ["APGD-CE"]
+    assert zero["attack_name"] == "APGD" and zero["norm"] == "linf" and zero["n_iter"] == 10
+    assert zero["adv_accuracy"] == zero["clean_accuracy"] >= 0.8
+    assert huge["adv_accuracy"] <= 0.05
+    assert isinstance(zero["masking_warnings"], list)
+    assert "eps 256/256" in out
+
+
+@pytest.mark.parametrize("adaptive,expected", [
+    ("True", {"APGD-CE": "mmc_un1", "APGD-T": "mmc_tar1"}),
+    ("False", {"APGD-CE": "ce", "APGD-T": "dlr_targeted"})])
+def test_autoattack_records_members_and_objectives(trained, capsys, adaptive, expected):
+    code, out, err, results = _advtest(trained, capsys, "--attack_method=AutoAttack",
+                                       "--eps_256=24", "--num_iter=3", "--n_target_classes=2",
+                                       f"--adaptive={adaptive}")
+    assert code == 0, err
+    [record] = _records(results, 1)
+    assert record["members"] == ["APGD-CE", "APGD-T"] and record["targeted"] is False
+    assert record["member_objectives"] == expected
+    after = record["robust_accuracy_after"]
+    assert list(after) == ["APGD-CE", "APGD-T"]
+    assert after["APGD-T"] == record["adv_accuracy"] <= after["APGD-CE"]
+    assert "(after APGD-CE" in out
+
+
+@pytest.mark.parametrize("extra", [
+    ["--attack_method=APGD-T", "--target=False"], ["--attack_method=MultiTargeted"],
+    ["--attack_method=APGD", "--target=True", "--norm=l2"]])
+def test_other_new_attacks_run(trained, capsys, extra):
+    code, _, err, results = _advtest(trained, capsys, "--eps_256=256", "--num_iter=5",
+                                     "--n_target_classes=2", *extra)
+    assert code == 0, err
+    [record] = _records(results, 1)
+    assert record["attack_name"] == extra[0].split("=")[1]
+    if "--target=True" in extra:
+        assert record["objective"] == "mmc_tar1" and record["targeted"] is True
+        assert "target_success" in record
+    assert record["adv_accuracy"] < record["clean_accuracy"]
+
+
+def test_autoattack_resumes_from_its_state_file(trained, capsys, tmp_path):
+    state = tmp_path / "aa.npz"
+    args = ("--attack_method=AutoAttack", "--eps_256=16", "--num_iter=3",
+            "--n_target_classes=2", f"--state_file={state}", "--batch_size=20")
+    code, _, err, results = _advtest(trained, capsys, *args)
+    assert code == 0, err
+    assert (tmp_path / "aa.eps16.npz").exists()
+    code, _, err, results = _advtest(trained, capsys, *args)  # resumes a complete state
+    assert code == 0, err
+    first, second = _records(results, 2)
+    drop = ("time", "command")
+    assert {k: v for k, v in first.items() if k not in drop} == \
+        {k: v for k, v in second.items() if k not in drop}
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--attack_method=APGD-T", "--target=True"], "untargeted by construction"),
+    (["--attack_method=APGD", "--norm=l1"], "unknown norm 'l1'"),
+    (["--attack_method=AutoAttack", "--ensemble=APGD-CE,FAB-T"], "unknown ensemble member"),
+    (["--attack_method=APGD", "--apgd_loss=nope"], "unknown objective 'nope'"),
+    (["--attack_method=APGD", "--target=True", "--apgd_loss=dlr"], "needs a targeted"),
+    (["--attack_method=MadryEtAl", "--state_file=s.npz"], "--state_file applies to"),
+    (["--attack_method=MadryEtAl", "--norm=l2"], "l-inf attack"),
+    (["--attack_method=APGD", "--is_calculate_auc=True"], "not supported"),
+    (["--epoch_1=5"], "--epoch_1/--epoch_2"),
+])
+def test_bad_apgd_flags_exit_2(trained, capsys, extra, expected):
+    code, _, err, _ = _advtest(trained, capsys, "--eps_256=8", *extra)
+    assert code == 2, err
+    assert expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_transfer_models_load_their_own_epochs(trained_sce, capsys):
+    clean = {}
+    for epoch in (5, 6):
+        code, _, err, results = _advtest(trained_sce, capsys, "--attack_method=FastGradientMethod",
+                                         "--target=False", "--eps_256=0", f"--epoch={epoch}")
+        assert code == 0, err
+        clean[epoch] = _records(results, 1)[0]["clean_accuracy"]
+    for epoch_2 in (5, 6):
+        code, _, err, results = _advtest(
+            trained_sce, capsys, "--attack_method=FastGradientMethod", "--target=False",
+            "--eps_256=0", "--model_1=SCE", "--model_2=MMC-10", "--epoch_1=5",
+            f"--epoch_2={epoch_2}")
+        assert code == 0, err
+        [record] = _records(results, 1)
+        assert (record["epoch_1"], record["epoch_2"], record["epoch"]) == (5, epoch_2, epoch_2)
+        assert record["clean_accuracy"] == clean[epoch_2]
+    code, _, err, _ = _advtest(trained_sce, capsys, "--eps_256=0", "--model_1=SCE",
+                               "--model_2=MMC-10", "--epoch_1=9")
+    assert code == 2 and "model.009.weights.h5" in err and "resnet" in err

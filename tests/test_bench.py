@@ -25,3 +25,18 @@ def test_attack_throughput_bench_writes_ratio(tmp_path):
     _run("attack_throughput.py", "--n=1", "--rounds=1", "--reps=1", f"--out={out}")
     result = json.loads(out.read_text())
     assert result["images_per_s"]["ours"] > 0 and result["images_per_s"]["cleverhans"] > 0
+
+
+def test_apgd_vs_art_bench_writes_both_accuracies(tmp_path):
+    import pytest
+    pytest.importorskip("art")
+    from conftest import FASHION_DIR
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST is not installed")
+    out = tmp_path / "art.json"
+    _run("apgd_vs_art.py", "--n=40", "--max_iter=3", "--train_steps=5", "--batch_size=20",
+         f"--out={out}")
+    result = json.loads(out.read_text())
+    assert set(result["robust_accuracy"]) == {"ours", "art"}
+    assert result["ratio_ours_over_art"] > 0 and result["art_version"]
+    assert max(result["max_linf_perturbation"].values()) <= result["eps"] + 1e-6

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from utils.attacks import ATTACKS, worst_case_over_restarts
 from utils.errors import UsageError
+from utils.masking_checks import probability_outputs
 from utils.objectives import OBJECTIVES
 
 
@@ -54,11 +55,10 @@ def _class_indices(y: Any, name: str) -> np.ndarray:
 
 
 def _check_logits(logits: np.ndarray) -> None:
-    """auto-attack's check: an output that looks like probabilities hides gradients."""
-    if logits.size and np.all(logits >= 0) and np.allclose(logits.sum(axis=-1), 1.0, atol=1e-4):
-        warnings.warn("the model's outputs look like probabilities (non-negative, rows sum "
-                      "to 1); attacks need logits (build the MMC head without "
-                      "normalize_output)", RuntimeWarning, stacklevel=3)
+    """auto-attack's check (:func:`utils.masking_checks.probability_outputs`): an output
+    that looks like probabilities hides gradients; warned at run time."""
+    for message in probability_outputs(logits):
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _validate(x: np.ndarray, y: np.ndarray, targets: Optional[np.ndarray], num_classes: int,
