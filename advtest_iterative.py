@@ -87,10 +87,13 @@ TARGETED_COUNTERPART = {"ce": "dlr_targeted", "dlr": "dlr_targeted", "mmc_un1": 
 
 # The original blackbox script's model names -> architecture flag overrides; AT-* also
 # take the adversarial-training flags (--attack_method_for_advtrain, --adv_ratio, ...).
+# ``loss``/``centers`` None: the names mean the original flags, whatever --loss says.
 TRANSFER_MODELS: Dict[str, Dict[str, Any]] = {
-    "SCE": dict(use_MMLDA=False, use_advtrain=False),
-    "MMC-10": dict(use_MMLDA=True, use_ball=True, mean_var=10.0, use_advtrain=False),
-    "MMC-100": dict(use_MMLDA=True, use_ball=True, mean_var=100.0, use_advtrain=False),
+    "SCE": dict(use_MMLDA=False, use_advtrain=False, loss=None, centers=None),
+    "MMC-10": dict(use_MMLDA=True, use_ball=True, mean_var=10.0, use_advtrain=False,
+                   loss=None, centers=None),
+    "MMC-100": dict(use_MMLDA=True, use_ball=True, mean_var=100.0, use_advtrain=False,
+                    loss=None, centers=None),
 }
 TRANSFER_MODELS.update({f"AT-{k}": dict(v, use_advtrain=True) for k, v in
                         list(TRANSFER_MODELS.items())})
@@ -343,7 +346,12 @@ def main(argv: Sequence[str]) -> None:
     for eps in eps_list:
         result = _evaluate(plan, eps, loaded, target, data, targets, auc_score)
         print(_summary_line(eps, result, auc_score), flush=True)
-        extra: Dict[str, Any] = {"transfer": transfer}
+        evaluated = target_values if transfer else values
+        extra: Dict[str, Any] = {"transfer": transfer,
+                                 "use_advtrain": bool(evaluated.use_advtrain)}
+        if evaluated.use_advtrain:  # which adversarial-training run was evaluated
+            extra.update(attack_method_for_advtrain=evaluated.attack_method_for_advtrain,
+                         adv_ratio=evaluated.adv_ratio, use_target=evaluated.use_target)
         if transfer:
             extra.update(model_1=FLAGS.model_1, model_2=FLAGS.model_2,
                          substitute=loaded.run_name, substitute_loss=cfg.loss,
