@@ -42,7 +42,7 @@ def _built(layer):
 
 def test_registry_heads_and_objective_families():
     expected = {"sce": ("dense", "ce"), "mmc": ("mmc", "mmc"), "mmlda": ("mmc", "mmc"),
-                "mmc_rand": ("mmc", "mmc"), "center": ("center", "ce"), "lgm": ("gm", "mmc"),
+                "mmc_rand": ("mmc", "mmc"), "center": ("center", "ce"), "lgm": ("gm", "gm"),
                 "emc": ("emc", "mmc"), "isce": ("isce", "ce"),
                 "label_smoothing": ("dense", "ce")}
     assert set(expected) <= set(LOSSES.names())
@@ -56,7 +56,7 @@ def test_mmc_rand_is_mmc_on_random_centers():
 
 
 @pytest.mark.parametrize("loss,attack,targeted,expected", [
-    ("lgm", "MadryEtAl", False, "mmc_un1"), ("emc", "CarliniWagnerL2", True, "mmc_tar2"),
+    ("lgm", "MadryEtAl", False, "ce"), ("lgm", "CarliniWagnerL2", True, "margin"), ("emc", "CarliniWagnerL2", True, "mmc_tar2"),
     ("center", "MadryEtAl", False, "ce"), ("isce", "MadryEtAl", True, "ce"),
     ("label_smoothing", "CarliniWagnerL2", False, "margin"),
 ])

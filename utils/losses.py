@@ -51,8 +51,9 @@ class LossSpec:
         after_step: ``after_step(y_true, features, *, head, **params)``, run in the
             replica context after each weight update, or None.
         objectives: the adaptive attack objectives of its models (``utils.objectives``):
-            ``"mmc"`` (``mmc_*``, logits are minus squared distances to centers) or
-            ``"ce"`` (``ce`` / C&W ``margin``).
+            ``"mmc"`` (``mmc_*``, logits are minus squared distances to centers),
+            ``"gm"`` (such logits, but trained with softmax CE: ``ce`` / ``margin`` by
+            default, ``mmc_*`` allowed) or ``"ce"`` (``ce`` / C&W ``margin``).
         run_tag: run-directory suffix, ``str.format``-ed with the ``params`` values.
         alias_of: ``(loss, centers)`` this name stands for (``mmc_rand``), or None.
     """
@@ -213,7 +214,7 @@ def center_loss(y_true: tf.Tensor, logits: tf.Tensor, *, features: tf.Tensor, he
     return sce_loss(y_true, logits) + center_lambda * pull
 
 
-@register_loss("lgm", head="gm", params=("lgm_margin", "lgm_lambda"), objectives="mmc",
+@register_loss("lgm", head="gm", params=("lgm_margin", "lgm_lambda"), objectives="gm",
                run_tag="_lgm_margin{lgm_margin}_lambda{lgm_lambda}",
                description="large-margin Gaussian mixture (L-GM), identity covariances")
 def lgm_loss(y_true: tf.Tensor, logits: tf.Tensor, *, lgm_margin: float, lgm_lambda: float,
