@@ -1,0 +1,352 @@
+r"""The reproducibility report's (paper 000) analyses on our models; outputs JSON + Markdown
+(+ PNG) in ``--out_dir`` (default ``reports/analyses``).
+
+``--which`` picks any of:
+  training_time  000 Table 1: seconds per training step, SCE vs MMC-10 (and AT-SCE vs
+                 AT-MMC-10 with --timing_advtrain), same batch, alternating rounds.
+  ood            000 Table 3: top-3 scores of --ood_models on inputs of another dataset
+                 (--ood_dataset, default MNIST; generated digits, noise and inverted images
+                 when it is missing, labelled as such).
+  gsce           000 section 4.5: share of test points whose two largest non-true class
+                 scores are within --gsce_factor (5) of each other (--gsce_models).
+  cmm_sweep      000 Table 4: MMC with C_MM in --cmm_values, clean and adaptive PGD accuracy.
+  features_2d    000 Figure 2: 2-d features (is_2d_demo) of SCE and MMC-10, as a PNG.
+Models are found from the usual training flags (``--model_dir``, ``--epoch`` = the
+checkpoint to load); a missing one is an error unless ``--train_missing`` trains it
+(``--epoch`` epochs on ``--train_size`` images). cmm_sweep and features_2d use their own
+runs (MMC at each C_MM; is_2d_demo models) under the same ``--model_dir``.
+
+    python scripts/analyses.py --which=ood,gsce --model_dir=runs/cpu_repro --epoch=2
+    python scripts/analyses.py --which=cmm_sweep,features_2d --model_dir=runs/analyses \
+        --train_missing --train_size=6000 --epoch=2
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import types
+from typing import Any, Callable, Dict, List, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from absl import flags  # noqa: E402
+
+from utils.cli import run_main  # noqa: E402
+from utils.flag_defs import define_model_flags, define_once  # noqa: E402
+
+FLAGS = flags.FLAGS
+WHICH = ("training_time", "ood", "gsce", "cmm_sweep", "features_2d")
+OUTPUT_NAMES = {"training_time": "training_time", "ood": "ood_uncertainty",
+                "gsce": "gsce_dependency", "cmm_sweep": "cmm_sweep",
+                "features_2d": "features_2d"}
+# The flags that decide an analysis' result (stored with it; --skip_done compares them).
+SETTING_FLAGS = (
+    "dataset", "data_dir", "version", "n", "optimizer", "lr", "batch_size", "seed",
+    "model_dir", "epoch", "train_size", "num_examples", "mean_var", "use_BN", "use_dense",
+    "use_leaky", "feature_dim", "ood_models", "ood_dataset", "ood_examples", "gsce_models",
+    "gsce_factor", "timing_steps", "timing_rounds", "timing_advtrain", "timing_train_images",
+    "cmm_values", "cmm_pgd_examples", "cmm_pgd_iter", "features_examples", "train_missing")
+
+
+def define_flags() -> None:
+    """This script's flags and defaults (idempotent; re-applies the defaults)."""
+    define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="fashion_mnist")
+    FLAGS.set_default("version", 1)
+    FLAGS.set_default("n", 1)
+    d = define_once
+    d(flags.DEFINE_list, "which", list(WHICH), "Analyses to run: " + ", ".join(WHICH) + ".")
+    d(flags.DEFINE_integer, "epoch", 2, "Checkpoint epoch to load (and epochs to train "
+      "with --train_missing).")
+    d(flags.DEFINE_string, "out_dir", "reports/analyses", "Where the outputs go.")
+    d(flags.DEFINE_bool, "train_missing", False, "Train models whose checkpoint is missing.")
+    d(flags.DEFINE_integer, "train_size", None, "Training images of models trained here "
+      "(seeded subset; default all).", lower_bound=1)
+    d(flags.DEFINE_integer, "num_examples", None, "Test images for clean accuracy, g-SCE, "
+      "in-distribution scores and the feature plot (default all).", lower_bound=1)
+    d(flags.DEFINE_list, "ood_models", ["SCE", "MMC-10"], "Models for ood.")
+    d(flags.DEFINE_string, "ood_dataset", "mnist", "Dataset whose test images are the OOD "
+      "inputs (generated inputs stand in when it is missing).")
+    d(flags.DEFINE_integer, "ood_examples", 500, "OOD inputs per kind.", lower_bound=1)
+    d(flags.DEFINE_list, "gsce_models", ["SCE", "MMLDA"], "Models for gsce (softmax-trained).")
+    d(flags.DEFINE_float, "gsce_factor", 5.0, "Scores within this factor are comparable.")
+    d(flags.DEFINE_integer, "timing_steps", 20, "Timed steps per round.", lower_bound=1)
+    d(flags.DEFINE_integer, "timing_rounds", 3, "Timed rounds per setup.", lower_bound=1)
+    d(flags.DEFINE_bool, "timing_advtrain", True, "Also time PGD-10 adversarial training.")
+    d(flags.DEFINE_integer, "timing_train_images", 60000, "Epoch size for the minutes "
+      "estimate (000: 50 epochs).", lower_bound=1)
+    d(flags.DEFINE_list, "cmm_values", ["1", "10", "50", "100"], "C_MM values of the sweep.")
+    d(flags.DEFINE_integer, "cmm_pgd_examples", 200, "PGD images per C_MM (0: clean only).",
+      lower_bound=0)
+    d(flags.DEFINE_integer, "cmm_pgd_iter", 10, "PGD iterations of the sweep.", lower_bound=1)
+    d(flags.DEFINE_integer, "features_examples", 2000, "Test images in the 2-d plot.",
+      lower_bound=10)
+    d(flags.DEFINE_bool, "skip_done", False, "Skip an analysis whose JSON in --out_dir was "
+      "made with the same settings.")
+    d(flags.DEFINE_integer, "verbose", 0, "Training progress: 0 quiet, 1 progress bar.")
+
+
+define_flags()
+
+
+# ------------------------------------------------------------------ models
+
+def _values(variant: str, **extra: Any) -> Any:
+    """The flag values with the architecture flags of ``variant`` (and ``extra``)."""
+    from utils.analyses import VARIANT_FLAGS
+    from utils.errors import UsageError
+    if variant not in VARIANT_FLAGS:
+        raise UsageError(f"unknown model {variant!r}; choose from {', '.join(VARIANT_FLAGS)}")
+    return types.SimpleNamespace(**dict(FLAGS.flag_values_dict(), **VARIANT_FLAGS[variant],
+                                        **extra))
+
+
+def get_model(values: Any, data: Any) -> Any:
+    """``(keras model, run name)`` of checkpoint ``values.epoch`` of the run ``values``
+    name; trained first with ``--train_missing`` when absent, else a UsageError."""
+    from utils.errors import UsageError
+    from utils.flag_defs import model_config_from_flags
+    from utils.model_loading import checkpoint_location, load_checkpoint_model
+    from utils.train_run import RunConfig, train
+
+    cfg = model_config_from_flags(values)
+    where = dict(model_dir=values.model_dir, dataset=values.dataset,
+                 optimizer=values.optimizer, lr=values.lr, batch_size=values.batch_size,
+                 epoch=values.epoch)
+    name, _, path = checkpoint_location(cfg, **where)
+    if not path.exists() and values.train_missing:
+        print(f"training {name} ({values.epoch} epochs)", flush=True)
+        result = train(RunConfig(
+            dataset=values.dataset, data_dir=values.data_dir, model_dir=values.model_dir,
+            model=cfg, optimizer=values.optimizer, lr=values.lr, batch_size=values.batch_size,
+            epochs=values.epoch, checkpoint_every=values.epoch, seed=values.seed,
+            train_size=values.train_size, test_size=values.num_examples,
+            verbose=values.verbose, flags={"argv": sys.argv, **vars(values)}))
+        return result.model, name
+    if not path.exists():
+        raise UsageError(f"no checkpoint {path}; train it (train_models.py with the same "
+                         "flags and --epochs=EPOCH) or pass --train_missing")
+    return load_checkpoint_model(cfg, data.input_shape, data.num_classes, **where).model, name
+
+
+def _test_data(dataset: str) -> Any:
+    from utils.data import load_dataset
+    return load_dataset(dataset, FLAGS.data_dir, test_size=FLAGS.num_examples, seed=FLAGS.seed)
+
+
+def _common(**extra: Any) -> Dict[str, Any]:
+    from utils.models import describe
+    return dict(dataset=FLAGS.dataset, arch=describe(FLAGS.version, FLAGS.n),
+                optimizer=FLAGS.optimizer, lr=FLAGS.lr, batch_size=FLAGS.batch_size,
+                epoch=FLAGS.epoch, **extra)
+
+
+# ------------------------------------------------------------------ analyses
+
+def run_training_time() -> Dict[str, Any]:
+    import tensorflow as tf
+
+    from utils.advtrain import AdvTrainConfig
+    from utils.analyses import epoch_minutes, time_training
+    from utils.data import load_dataset
+    from utils.flag_defs import model_config_from_flags
+
+    images = FLAGS.batch_size * min(FLAGS.timing_steps, 40)
+    data = load_dataset(FLAGS.dataset, FLAGS.data_dir, train_size=images, test_size=1,
+                        seed=FLAGS.seed)
+    setups = {"SCE": (model_config_from_flags(_values("SCE")), None),
+              "MMC-10": (model_config_from_flags(_values("MMC-10", mean_var=10.0)), None)}
+    if FLAGS.timing_advtrain:
+        adv = AdvTrainConfig()  # PGD-10, eps 8/256, step 2/256, adversarial examples only
+        setups.update({f"AT-{k}": (cfg, adv) for k, (cfg, _) in list(setups.items())})
+    timed = time_training(setups, data, batch_size=FLAGS.batch_size, steps=FLAGS.timing_steps,
+                          rounds=FLAGS.timing_rounds, optimizer=FLAGS.optimizer, lr=FLAGS.lr,
+                          seed=FLAGS.seed)
+    rows = [dict(label=label, **t, minutes_50_epochs=epoch_minutes(
+        t["median_step_s"], FLAGS.timing_train_images, FLAGS.batch_size, 50))
+        for label, t in timed.items()]
+    step = {r["label"]: r["median_step_s"] for r in rows}
+    ratios = {"MMC/SCE": step["MMC-10"] / step["SCE"]}
+    if FLAGS.timing_advtrain:
+        ratios.update({"AT-MMC/AT-SCE": step["AT-MMC-10"] / step["AT-SCE"],
+                       "AT-SCE/SCE": step["AT-SCE"] / step["SCE"],
+                       "AT-MMC/MMC": step["AT-MMC-10"] / step["MMC-10"]})
+    gpus = tf.config.list_logical_devices("GPU")
+    return _common(rows=rows, ratios=ratios, steps=FLAGS.timing_steps,
+                   rounds=FLAGS.timing_rounds, train_images=FLAGS.timing_train_images,
+                   device=gpus[0].name if gpus else f"CPU, {os.cpu_count()} cores")
+
+
+def ood_inputs(data: Any) -> "tuple[Dict[str, Any], List[str]]":
+    """OOD inputs in [0, 1] pixels ``(M, H, W, C)`` by name, and notes on what stands in."""
+    import numpy as np
+
+    from utils.analyses import rendered_digits
+    from utils.data import load_raw_dataset
+    from utils.errors import UsageError
+
+    n, notes, sets = FLAGS.ood_examples, [], {}
+    height, width, channels = data.input_shape
+    try:
+        raw = load_raw_dataset(FLAGS.ood_dataset, FLAGS.data_dir)
+        x = raw.x_test[:n].astype(np.float32) / 255
+        if x.shape[1:] == (height, width, channels):
+            sets[f"{FLAGS.ood_dataset} test images (real)"] = x
+        else:
+            notes.append(f"{FLAGS.ood_dataset} images are {x.shape[1:]}, the models take "
+                         f"{data.input_shape}; left out")
+    except UsageError as exc:
+        notes.append(f"real {FLAGS.ood_dataset} is not on this machine ({str(exc)[:160]}…); "
+                     "generated MNIST-like digits, noise and inverted images stand in")
+    rng = np.random.default_rng(FLAGS.seed)
+    if (height, width) == (28, 28):
+        digits, _ = rendered_digits(n, 28, FLAGS.seed)
+        sets["rendered digits (generated, MNIST-like)"] = np.repeat(
+            digits[..., None], channels, axis=-1)
+    sets["uniform noise (generated)"] = rng.uniform(0, 1, (n, height, width, channels)
+                                                    ).astype(np.float32)
+    in_pixels = np.clip(data.x_test[:n] + data.mean, 0, 1)
+    sets[f"inverted {FLAGS.dataset} test images (1 - x)"] = (1 - in_pixels).astype(np.float32)
+    return sets, notes
+
+
+def run_ood() -> Dict[str, Any]:
+    from utils.analyses import ood_summary, predict
+    from utils.flag_defs import model_config_from_flags
+    from utils.losses import LOSSES
+
+    data = _test_data(FLAGS.dataset)
+    sets, notes = ood_inputs(data)
+    models = []
+    for variant in FLAGS.ood_models:
+        values = _values(variant)
+        model, name = get_model(values, data)
+        head = LOSSES.get(model_config_from_flags(values).loss).head
+        logits_in = predict(model, data.x_test)
+        results = {f"{k} ({len(x)})": ood_summary(logits_in, predict(model, x - data.mean),
+                                                  head=head) for k, x in sets.items()}
+        models.append({"model": variant, "run_name": name, "head": head, "results": results})
+    return _common(in_dataset=FLAGS.dataset, n_in=int(len(data.x_test)), models=models,
+                   notes=notes)
+
+
+def run_gsce() -> Dict[str, Any]:
+    from utils.analyses import predict, relative_dependency
+
+    data = _test_data(FLAGS.dataset)
+    models = []
+    for variant in FLAGS.gsce_models:
+        model, name = get_model(_values(variant), data)
+        logits = predict(model, data.x_test)
+        models.append({"model": variant, "run_name": name, **{
+            ranking: relative_dependency(logits, data.y_test, factor=FLAGS.gsce_factor,
+                                         ranking=ranking) for ranking in ("non_true", "overall")}})
+    return _common(models=models, factor=FLAGS.gsce_factor)
+
+
+def run_cmm_sweep() -> Dict[str, Any]:
+    from utils.analyses import cmm_row
+    from utils.errors import UsageError
+
+    try:
+        values = [float(v) for v in FLAGS.cmm_values]
+    except ValueError:
+        raise UsageError(f"cmm_values must be numbers, got {FLAGS.cmm_values}") from None
+    data = _test_data(FLAGS.dataset)
+    rows = []
+    for c_mm in values:
+        model, name = get_model(_values("MMC-10", mean_var=c_mm), data)
+        rows.append(dict(cmm_row(model, data, c_mm=c_mm, pgd_examples=FLAGS.cmm_pgd_examples,
+                                 nb_iter=FLAGS.cmm_pgd_iter, seed=FLAGS.seed), run_name=name))
+    first = rows[0]
+    return _common(rows=rows, epochs=FLAGS.epoch, train_images=_train_images(),
+                   n_clean=first["n_clean"], n_pgd=first.get("n_pgd"),
+                   pgd_eps_256=first.get("pgd_eps_256"), pgd_nb_iter=first.get("pgd_nb_iter"))
+
+
+def _train_images() -> int:
+    from utils.data import load_raw_dataset
+    return FLAGS.train_size or len(load_raw_dataset(FLAGS.dataset, FLAGS.data_dir).x_train)
+
+
+def run_features_2d() -> "tuple[Dict[str, Any], bytes]":
+    from utils.analyses import accuracy, centers_of, features_of, spread_ratio
+    from utils.analyses_render import render_features_png
+
+    data = _test_data(FLAGS.dataset)
+    x, y = data.x_test[:FLAGS.features_examples], data.y_test[:FLAGS.features_examples]
+    models, panels = [], []
+    for variant in ("SCE", "MMC-10"):
+        model, name = get_model(_values(variant, is_2d_demo=True), data)
+        z = features_of(model, x)
+        models.append({"model": variant, "run_name": name, "spread_ratio": spread_ratio(z, y),
+                       "clean_accuracy": accuracy(model, data.x_test, data.y_test)})
+        panels.append({"title": f"{variant}\n{name}", "z": z, "y": y,
+                       "centers": centers_of(model)})
+    payload = _common(models=models, n=int(len(x)), epochs=FLAGS.epoch,
+                      train_images=_train_images())
+    return payload, render_features_png(panels)
+
+
+# ------------------------------------------------------------------ main
+
+def _settings() -> Dict[str, Any]:
+    return {name: FLAGS[name].value for name in SETTING_FLAGS}
+
+
+def _done(path: pathlib.Path, settings: Dict[str, Any]) -> bool:
+    try:
+        return json.loads(path.read_text()).get("settings") == json.loads(json.dumps(settings))
+    except (OSError, ValueError):
+        return False
+
+
+def run_one(which: str) -> List[pathlib.Path]:
+    """Run analysis ``which`` and write its outputs; returns the paths written."""
+    from utils import analyses_render as render
+    from utils.results import provenance
+
+    png = None
+    if which == "features_2d":
+        payload, png = run_features_2d()
+    else:
+        runners: Dict[str, Callable[[], Dict[str, Any]]] = {
+            "training_time": run_training_time, "ood": run_ood, "gsce": run_gsce,
+            "cmm_sweep": run_cmm_sweep}
+        payload = runners[which]()
+    payload.update(analysis=which, settings=_settings(), **provenance())
+    name = OUTPUT_NAMES[which]
+    markdown = {"training_time": render.render_training_time, "ood": render.render_ood,
+                "gsce": render.render_gsce, "cmm_sweep": render.render_cmm,
+                "features_2d": lambda p: render.render_features(p, f"{name}.png")}[which](payload)
+    return render.write_analysis(FLAGS.out_dir, name, payload, markdown, png)
+
+
+def main(argv: Sequence[str]) -> None:
+    from utils.checkpoints import ensure_writable_dir
+    from utils.errors import UsageError
+
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    unknown = [w for w in FLAGS.which if w not in WHICH]
+    if unknown or not FLAGS.which:
+        raise UsageError(f"--which={','.join(FLAGS.which)}: choose from {', '.join(WHICH)}")
+    for variant in list(FLAGS.ood_models) + list(FLAGS.gsce_models):
+        _values(variant)
+    if not FLAGS.gsce_factor > 1:
+        raise UsageError(f"gsce_factor must be > 1, got {FLAGS.gsce_factor}")
+    ensure_writable_dir(pathlib.Path(FLAGS.out_dir), flag="--out_dir")
+    for which in FLAGS.which:
+        path = pathlib.Path(FLAGS.out_dir) / f"{OUTPUT_NAMES[which]}.json"
+        if FLAGS.skip_done and _done(path, _settings()):
+            print(f"{which}: done already ({path}), skipped", flush=True)
+            continue
+        print(f"{which}: wrote {', '.join(str(p) for p in run_one(which))}", flush=True)
+
+
+if __name__ == "__main__":
+    run_main(main)

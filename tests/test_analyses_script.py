@@ -1,0 +1,84 @@
+"""scripts/analyses.py end to end on tiny generated MNIST (models trained here), its
+--skip_done and its one-line errors."""
+from __future__ import annotations
+
+import json
+
+from conftest import run_entry
+
+TINY = ["--dataset=mnist", "--epoch=1", "--train_size=50", "--num_examples=20",
+        "--train_missing", "--ood_dataset=fashion_mnist", "--ood_examples=5"]
+
+
+def test_every_analysis_writes_its_outputs(tmp_path, fake_mnist_dir, capsys):
+    out = tmp_path / "an"
+    args = [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path / 'runs'}",
+            f"--out_dir={out}", *TINY, "--timing_steps=1", "--timing_rounds=1",
+            "--timing_advtrain=False", "--cmm_values=1,10", "--cmm_pgd_examples=3",
+            "--cmm_pgd_iter=1", "--features_examples=10", "--skip_done"]
+    code, stdout, err = run_entry("scripts.analyses", args, capsys)
+    assert code == 0, err
+    names = ("training_time", "ood_uncertainty", "gsce_dependency", "cmm_sweep",
+             "features_2d")
+    for name in names:
+        payload = json.loads((out / f"{name}.json").read_text())
+        assert payload["command"] and payload["settings"]["dataset"] == "mnist"
+        assert (out / f"{name}.md").read_text().startswith("# ")
+    assert (out / "features_2d.png").read_bytes().startswith(b"\x89PNG")
+    timing = json.loads((out / "training_time.json").read_text())
+    assert [r["label"] for r in timing["rows"]] == ["SCE", "MMC-10"]
+    assert timing["ratios"]["MMC/SCE"] > 0
+    ood = json.loads((out / "ood_uncertainty.json").read_text())
+    assert [m["model"] for m in ood["models"]] == ["SCE", "MMC-10"]
+    kinds = list(ood["models"][0]["results"])
+    assert any("fashion_mnist test images (real)" in k for k in kinds)
+    assert any("rendered digits (generated" in k for k in kinds)
+    gsce = json.loads((out / "gsce_dependency.json").read_text())
+    assert all(0 <= m["non_true"]["share"] <= 1 for m in gsce["models"])
+    sweep = json.loads((out / "cmm_sweep.json").read_text())
+    assert [r["c_mm"] for r in sweep["rows"]] == [1.0, 10.0]
+    assert "meanvar1_" in sweep["rows"][0]["run_name"]
+    # Same settings again: everything is skipped, nothing is retrained.
+    code, stdout, _ = run_entry("scripts.analyses", args, capsys)
+    assert code == 0 and stdout.count("skipped") == len(names)
+
+
+def test_missing_checkpoint_without_train_missing_is_exit_2(tmp_path, fake_mnist_dir, capsys):
+    out = tmp_path / "an"
+    code, _, err = run_entry("scripts.analyses", [
+        "--dataset=mnist", f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
+        f"--out_dir={out}", "--which=gsce"], capsys)
+    assert code == 2
+    assert err.startswith("error: no checkpoint") and "--train_missing" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not list(out.glob("*"))
+
+
+def test_bad_flags_are_exit_2(tmp_path, capsys):
+    for bad in (["--which=foo"], ["--ood_models=SCE,Foo"], ["--gsce_factor=1"]):
+        code, _, err = run_entry("scripts.analyses", [f"--out_dir={tmp_path / 'x'}", *bad],
+                                 capsys)
+        assert code == 2 and err.startswith("error:"), bad
+    assert not (tmp_path / "x").exists()
+
+
+def test_ood_inputs_say_what_stands_in_for_a_missing_dataset(tmp_path, fake_mnist_dir):
+    from absl import flags
+
+    from scripts import analyses
+    from utils.data import load_dataset
+
+    analyses.define_flags()
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["analyses.py", "--dataset=mnist", f"--data_dir={tmp_path}",
+                 "--ood_dataset=cifar10", "--ood_examples=4"])
+    try:
+        data = load_dataset("mnist", str(fake_mnist_dir), test_size=6)
+        sets, notes = analyses.ood_inputs(data)
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert len(notes) == 1 and "real cifar10 is not on this machine" in notes[0]
+    assert list(sets) == ["rendered digits (generated, MNIST-like)",
+                          "uniform noise (generated)", "inverted mnist test images (1 - x)"]
+    for x in sets.values():
+        assert x.shape == (4, 28, 28, 3) and x.min() >= 0 and x.max() <= 1
