@@ -25,6 +25,17 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+def cluster_data(n: int, seed: int, shape=(4, 4, 1), num_classes: int = 4):
+    """``num_classes`` Gaussian clusters in ``[-1, 1]^prod(shape)``, as images of ``shape``:
+    ``(x (n, *shape) float32, y (n,) int)``; the prototypes are fixed, ``seed`` draws points."""
+    dim = int(np.prod(shape))
+    protos = np.random.default_rng(123).normal(size=(num_classes, dim)) * 0.6
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, num_classes, n)
+    x = np.clip(protos[y] + rng.normal(scale=0.3, size=(n, dim)), -1, 1)
+    return x.astype(np.float32).reshape((n,) + tuple(shape)), y
+
+
 def write_fake_mnist_npz(directory: pathlib.Path, n_train: int = 120, n_test: int = 40,
                          seed: int = 0) -> pathlib.Path:
     """A learnable fake ``mnist.npz`` (Keras layout): class = brightest quadrant pattern."""

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import ts_centers
+from conftest import cluster_data
 from keras_layers import MMCLayer
 from utils import attacks as attacks_mod
 from utils.attacks import ATTACKS, RANDOM_START, worst_case_over_restarts
@@ -26,12 +27,7 @@ CE = OBJECTIVES.get("ce").fn
 
 
 def _clusters(n, seed):
-    """Four Gaussian clusters in [-1, 1]^16, shaped as 4x4x1 images."""
-    protos = np.random.default_rng(123).normal(size=(NUM_CLASSES, 16)) * 0.6
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, NUM_CLASSES, n)
-    x = np.clip(protos[y] + rng.normal(scale=0.3, size=(n, 16)), -1, 1)
-    return x.astype(np.float32).reshape((n,) + SHAPE), y
+    return cluster_data(n, seed, SHAPE, NUM_CLASSES)
 
 
 def _mlp(features):

@@ -12,6 +12,7 @@ import keras
 from utils import ensemble as ens
 from utils.eval_state import ROBUST, EvalState, save_state
 from utils.errors import UsageError
+from conftest import cluster_data
 from utils.ensemble import (MEMBERS, PRESETS, EnsembleSettings, evaluate_ensemble,
                             parse_members)
 from utils.evaluation import draw_targets
@@ -20,11 +21,7 @@ SHAPE, NUM_CLASSES = (4, 4, 1), 4
 
 
 def _clusters(n, seed):
-    protos = np.random.default_rng(123).normal(size=(NUM_CLASSES, 16)) * 0.6
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, NUM_CLASSES, n)
-    x = np.clip(protos[y] + rng.normal(scale=0.3, size=(n, 16)), -1, 1)
-    return x.astype(np.float32).reshape((n,) + SHAPE), y
+    return cluster_data(n, seed, SHAPE, NUM_CLASSES)
 
 
 @pytest.fixture(scope="module")
