@@ -66,7 +66,7 @@ def test_center_loss_centers_are_trained_and_saved(trained):
 
 
 @pytest.mark.parametrize("key,flags,objective", [
-    ("lgm", ["--loss=lgm", "--lgm_margin=0.2"], "mmc_un1"),
+    ("lgm", ["--loss=lgm", "--lgm_margin=0.2"], "ce"),
     ("isce", ["--loss=isce"], "ce"),
 ])
 def test_advtest_attacks_the_new_losses(trained, capsys, key, flags, objective):
