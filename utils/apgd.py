@@ -28,7 +28,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks import ModelFn, Seed, Tensorish, _prepare, _seed_tensor, restart_seed
+from utils.attacks import ModelFn, Seed, Tensorish, prepare_inputs, restart_seed, seed_tensor
 from utils.errors import UsageError
 from utils.objectives import Objective
 
@@ -257,7 +257,7 @@ def start_noise(shape: Tuple[int, ...], seed: Seed, norm: str) -> tf.Tensor:
     """Random-start noise for ``shape``: uniform in [-1, 1] (ℓ∞) or standard normal
     (ℓ2), from a stateless seed; APGD rescales it to length ``eps``."""
     check_norm(norm)
-    seed_t = _seed_tensor(seed)
+    seed_t = seed_tensor(seed)
     if norm == "linf":
         return tf.random.stateless_uniform(shape, seed_t, -1.0, 1.0)
     return tf.random.stateless_normal(shape, seed_t)
@@ -299,7 +299,7 @@ def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
     """
     check_norm(norm)
     checks = checkpoint_schedule(n_iter)
-    x, labels, targets, eps, _, n_iter, low, high = _prepare(
+    x, labels, targets, eps, _, n_iter, low, high = prepare_inputs(
         x, labels_onehot, targets_onehot, eps, 1.0, n_iter, clip_min, clip_max)
     if success_on_target and targets is None:
         raise UsageError("success_on_target needs targets_onehot")

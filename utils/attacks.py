@@ -113,7 +113,7 @@ def _check_number(name: str, value: float, positive: bool) -> float:
     return value
 
 
-def _seed_tensor(seed: Seed) -> tf.Tensor:
+def seed_tensor(seed: Seed) -> tf.Tensor:
     """A stateless-RNG seed ``(2,)`` int64 from an int, a pair, or None (fresh draw from
     NumPy's global generator, which ``keras.utils.set_random_seed`` seeds)."""
     if seed is None:
@@ -140,9 +140,11 @@ def _check_clip(name: str, value: Any, x_shape: Tuple[int, ...]) -> tf.Tensor:
     return tf.constant(np.broadcast_to(arr, (1,) + tuple(x_shape[1:])))
 
 
-def _prepare(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optional[Tensorish],
-             eps: float, eps_iter: float, nb_iter: int, clip_min: Any, clip_max: Any) -> tuple:
-    """Validated float32 tensors; :class:`UsageError` on any impossible value."""
+def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optional[Tensorish],
+                   eps: float, eps_iter: float, nb_iter: int, clip_min: Any,
+                   clip_max: Any) -> tuple:
+    """Validated float32 tensors ``(x, labels, targets, eps, eps_iter, nb_iter, clip_min,
+    clip_max)`` shared by every attack loop; :class:`UsageError` on any impossible value."""
     eps = _check_number("eps", eps, positive=False)
     eps_iter = _check_number("eps_iter", eps_iter, positive=True)
     if int(nb_iter) != nb_iter or nb_iter < 1:
@@ -193,14 +195,14 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         ``x_adv`` float32, shape of ``x``, with ``|x_adv - x| <= eps`` and
         ``clip_min <= x_adv <= clip_max`` element-wise.
     """
-    x, labels, targets, eps, eps_iter, nb_iter, low, high = _prepare(
+    x, labels, targets, eps, eps_iter, nb_iter, low, high = prepare_inputs(
         x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
     if eps == 0.0:
         return x
     return attack_graph(model_fn, objective, step, x, labels, targets,
                          tf.constant(eps, tf.float32), tf.constant(eps_iter, tf.float32),
                          tf.constant(nb_iter, tf.int32), low, high, bool(rand_init),
-                         _seed_tensor(seed))
+                         seed_tensor(seed))
 
 
 # ---------------------------------------------------------------- the registered attacks
@@ -213,7 +215,7 @@ def fast_gradient_method(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensori
     """FGSM (Goodfellow et al. 2015): one sign step of size ``eps`` from ``x``.
     ``eps_iter`` and ``nb_iter`` are validated for a uniform interface but not used;
     arguments otherwise as :func:`run_iterative`."""
-    _prepare(x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
+    prepare_inputs(x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
     return run_iterative(model_fn, x, labels_onehot, objective=objective, step=sign_step,
                          eps=eps, eps_iter=max(float(eps), 1e-30), nb_iter=1,
                          clip_min=clip_min, clip_max=clip_max, targets_onehot=targets_onehot,
