@@ -18,6 +18,10 @@ Budget (2 CPU cores; chosen so one model trains in <= 20 min and the default sta
     with a REDUCED budget, 5 binary-search steps x 100 iterations (the paper: 9 x 1,000,
     ~30 min per 100 images of ResNet-14 here); Gaussian noise (σ 0.05) and rotation (±30°)
     on all 10,000 test images.
+  - Beyond the paper (issue 6): APGD-CE, APGD-T (9 target classes) and the AutoAttack-style
+    cascade (APGD-CE then APGD-T), untargeted, adaptive objectives, 50 iterations each (the
+    PGD-50 budget; APGD-T: per target class), ε 8 and 16 /256, the same 500 images; records
+    in ``apgd.jsonl``, the cascade's state in ``<runs_dir>/eval_state`` (resumable).
   - Estimated (from the per-epoch and per-attack timings above, not measured end to end):
     training ~55 min, evaluation ~9 min per model (~45 min), report < 1 min: ~1 h 40 min;
     the ``analyses`` stage adds ~17 min (timing 6, C_MM sweep 6, 2-d features 3, rest 2).
@@ -83,6 +87,7 @@ class Budget:
     cw_examples: int = 100
     transform_examples: Optional[int] = None
     pgd_steps: Tuple[int, int] = (10, 50)
+    strong_steps: int = 50  # APGD-CE, APGD-T (per target), AutoAttack cascade
     cw_binary_search_steps: int = 5
     cw_max_iterations: int = 100
     verbose: int = 1
@@ -95,7 +100,7 @@ class Budget:
 
 FULL = Budget()
 DRY = Budget(epochs=1, train_size=50, test_size=20, at_epochs=1, at_train_size=50,
-             num_examples=6, cw_examples=3, transform_examples=6, pgd_steps=(1, 2),
+             num_examples=6, cw_examples=3, transform_examples=6, pgd_steps=(1, 2), strong_steps=2,
              cw_binary_search_steps=1, cw_max_iterations=1, verbose=0,
              analyses_models=("--timing_steps=1", "--timing_rounds=1", "--ood_examples=5",
                               "--num_examples=20"),
@@ -164,10 +169,12 @@ def eval_flags(model: str, args: argparse.Namespace, budget: Budget) -> List[str
 
 
 def eval_commands(model: str, args: argparse.Namespace, budget: Budget) -> List[Command]:
-    """PGD-10/50 tar/un at ε 8, 16; C&W tar/un; Gaussian noise; rotation."""
+    """PGD-10/50 tar/un at ε 8, 16; C&W tar/un; Gaussian noise; rotation; APGD-CE, APGD-T
+    and the AutoAttack-style cascade (untargeted) at ε 8, 16."""
     base = eval_flags(model, args, budget)
     pgd = f"--results_file={args.report_dir}/pgd.jsonl"
     others = f"--results_file={args.report_dir}/others.jsonl"
+    strong = f"--results_file={args.report_dir}/apgd.jsonl"
     cmds: List[Command] = []
     for steps in budget.pgd_steps:
         for target in ("True", "False"):
@@ -185,6 +192,12 @@ def eval_commands(model: str, args: argparse.Namespace, budget: Budget) -> List[
                                            *size, others]))
     cmds.append(("advtest_others", base + ["--attack_method=Rotation",
                                            "--rotation_degrees=30", *size, others]))
+    state = f"{args.runs_dir}/eval_state/{model}"
+    for attack in ("APGD", "APGD-T", "AutoAttack"):
+        cmds.append(("advtest_iterative", base + [
+            f"--attack_method={attack}", "--target=False", f"--num_iter={budget.strong_steps}",
+            "--eps_256=8,16", f"--num_examples={budget.num_examples}",
+            f"--state_file={state}_{attack}.npz", strong]))
     return cmds
 
 
@@ -272,7 +285,7 @@ def done_commands(report_dir: str) -> set:
     """Command lines that already have records in ``report_dir``."""
     from utils.results import read_records
     done = set()
-    for name in ("pgd.jsonl", "others.jsonl"):
+    for name in ("pgd.jsonl", "others.jsonl", "apgd.jsonl"):
         done |= {r.get("command") for r in read_records(pathlib.Path(report_dir) / name)}
     return done
 
@@ -310,6 +323,8 @@ def plan(args: argparse.Namespace, budget: Budget, models: Sequence[str],
 LABELS = {"SCE": "SCE", "MMLDA": "MMLDA", "MMC-10-rand": "MMC-10 (rand)", "MMC-10": "MMC-10",
           "AT-MMC-10": "AT-un (MMC-10)"}
 PAPER_TABLES = ("Table 1", "Table 2")
+# Later re-evaluations of the paper's models beside them (the AutoAttack column).
+REEVALUATIONS = (("DESIGN.md", "RobustBench / AutoAttack entry"),)
 REFERENCE = ROOT / "reports" / "reference" / "paper_numbers.csv"
 
 
@@ -318,11 +333,12 @@ def reference_path(args: argparse.Namespace) -> str:
 
 
 def write_reference_subset(args: argparse.Namespace) -> None:
-    """002 Tables 1-2 (CIFAR-10, ResNet-32) of the reference, the setting compared with
-    (Table 5's ResNet-110 / CIFAR-100 rows and the other sources left out)."""
+    """002 Tables 1-2 (CIFAR-10, ResNet-32) of the reference and the RobustBench AutoAttack
+    re-evaluation of its AT-MMC model, the setting compared with (Table 5's ResNet-110 /
+    CIFAR-100 rows and the other sources left out)."""
     from utils.repro_summary import write_reference_subset as write
     write(REFERENCE, pathlib.Path(reference_path(args)), source="002", tables=PAPER_TABLES,
-          dataset="cifar10", n_blocks=5)
+          dataset="cifar10", n_blocks=5, also=REEVALUATIONS)
 
 
 def _training(args: argparse.Namespace, budget: Budget) -> Dict[str, Dict[str, Any]]:
@@ -356,8 +372,8 @@ def _intro(args: argparse.Namespace, budget: Budget) -> List[str]:
     return [
         "# CPU-scale reproduction: ours vs paper 002 (Tables 1-2)", "",
         f"Made by `python {args.command}`; "
-        "every number's exact command line is in `pgd.jsonl` / `others.jsonl` beside this "
-        "file, the cell-by-cell comparison (Δ, flags) in [report.md](report.md).", "",
+        "every number's exact command line is in `pgd.jsonl` / `others.jsonl` / `apgd.jsonl` "
+        "beside this file, the cell-by-cell comparison (Δ, flags) in [report.md](report.md).", "",
         f"> **Datasets and models differ.** Ours: {args.dataset}, ResNet-{6 * budget.n + 2} "
         f"v1, Adam lr 1e-3, batch 50, {budget.epochs} epoch(s) on {all_images} training "
         f"images (AT-MMC-10: PGD-10 adversarial training, {budget.at_epochs} epoch(s) on "
@@ -381,13 +397,14 @@ def write_summary(args: argparse.Namespace, budget: Budget) -> pathlib.Path:
     """``<report_dir>/summary.md``: :func:`utils.repro_summary.render_summary`."""
     from utils.checkpoints import atomic_write_text
     from utils.report import load_reference, load_results
-    from utils.repro_summary import render_summary, summary_columns
+    from utils.repro_summary import render_summary, strong_columns, summary_columns
 
     records = load_results([f"{args.report_dir}/*.jsonl"])
     cells = load_reference(reference_path(args))
     text = render_summary(records, cells, summary_columns(budget.pgd_steps),
                           [LABELS[m] for m in MODELS], _training(args, budget),
-                          intro=_intro(args, budget))
+                          intro=_intro(args, budget),
+                          strong=strong_columns(budget.strong_steps, budget.pgd_steps[-1]))
     path = pathlib.Path(args.report_dir) / "summary.md"
     atomic_write_text(path, text)
     return path

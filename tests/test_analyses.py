@@ -183,3 +183,31 @@ def test_summary_ordering_check():
     flat = [record(m, 0.0) for m in ("SCE", "MMLDA", "MMC-10 (rand)", "MMC-10")]
     assert ordering(flat, cells, [col])[0][2] is False  # all tied: no evidence
     assert ordering(ok[:3], cells, [col])[0][1:3] == ("not all run", None)
+
+
+def test_strong_attack_table_sets_pgd_beside_the_cascade():
+    from utils.repro_summary import ordering, render_strong, strong_columns
+
+    cols = strong_columns(steps=50, pgd_steps=50, eps=(8,))
+    assert [(c.label, c.attack, c.targeted, c.steps) for c in cols] == [
+        ("ε8 PGD50-un", "MadryEtAl", False, 50), ("ε8 APGD-CE", "APGD", False, 50),
+        ("ε8 APGD-T", "APGD-T", False, 50), ("ε8 AutoAttack", "AutoAttack", False, 50)]
+    assert cols[0].paper_steps == 50 and cols[1].paper_steps is None
+
+    def record(attack, accuracy):
+        return dict(method="MMC-10", attack=attack, targeted=False, eps_256=8.0, nb_iter=50,
+                    accuracy=accuracy, clean=90.0, transfer=False, n=500, time="t",
+                    dataset="d", model="m", epoch=1, objective="o", noise_sigma=None,
+                    rotation_degrees=None)
+
+    records = [record("MadryEtAl", 20.6), record("APGD", 19.4), record("APGD-T", 15.0),
+               record("AutoAttack", 14.2)]
+    cells = [dict(method="MMC-10", attack="MadryEtAl", targeted=False, eps_256=8.0, nb_iter=50,
+                  metric="accuracy", relation="=", value_text="24.8")]
+    lines = render_strong(records, cells, cols, ["MMC-10", "SCE"])
+    assert "| ε8 PGD50-un − AutoAttack |" in lines[2]
+    assert "| MMC-10 | ours | 20.6 | 19.4 | 15.0 | 14.2 | 6.4 |" in lines
+    assert "|  | paper | 24.8 | – | – | – | – |" in lines
+    assert "| SCE | ours | – | – | – | – | – |" in lines  # not run: no made-up numbers
+    # The ordering check reads the strong columns too (here: one method, not all run).
+    assert [c[0] for c in ordering(records, cells, cols)] == [c.label for c in cols]

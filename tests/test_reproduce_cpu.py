@@ -21,7 +21,7 @@ def test_full_plan_command_lines(tmp_path, capsys):
     cmds = listed(capsys, f"--runs_dir={tmp_path}/runs", f"--report_dir={tmp_path}/rep",
                   "--stages=train,eval,report,analyses")
     programs = collections.Counter(c[0] for c in cmds)
-    assert programs == {"train_models.py": 5, "advtest_iterative.py": 20,
+    assert programs == {"train_models.py": 5, "advtest_iterative.py": 35,
                         "advtest_others.py": 20, "scripts/compare_results.py": 1,
                         "scripts/analyses.py": 2}
     train = [set(c) for c in cmds if c[0] == "train_models.py"]
@@ -30,10 +30,18 @@ def test_full_plan_command_lines(tmp_path, capsys):
     at = [a for a in train if "--use_advtrain=True" in a]
     assert len(at) == 1 and {"--attack_method=MadryEtAl", "--adv_ratio=1.0",
                              "--train_size=8000"} <= at[0]
-    pgd = [set(c) for c in cmds if c[0] == "advtest_iterative.py"]
+    pgd = [set(c) for c in cmds if "--attack_method=MadryEtAl" in c
+           and c[0] == "advtest_iterative.py"]
     assert collections.Counter(next(f for f in a if f.startswith("--num_iter=")) for a in pgd) \
         == {"--num_iter=10": 10, "--num_iter=50": 10}
     assert all({"--eps_256=8,16", "--num_examples=500"} <= a for a in pgd)
+    strong = [set(c) for c in cmds if c[0] == "advtest_iterative.py"
+              and "--attack_method=MadryEtAl" not in c]
+    assert collections.Counter(next(f for f in a if f.startswith("--attack_method="))
+                               for a in strong) == {
+        "--attack_method=APGD": 5, "--attack_method=APGD-T": 5, "--attack_method=AutoAttack": 5}
+    assert all({"--target=False", "--num_iter=50", "--eps_256=8,16", "--num_examples=500"} <= a
+               and any(f.startswith("--state_file=") for f in a) for a in strong)
     cw = [set(c) for c in cmds if "--attack_method=CarliniWagnerL2" in c]
     assert len(cw) == 10 and all({"--num_examples=100", "--CW_max_iterations=100",
                                   "--CW_binary_search_steps=5"} <= a for a in cw)
@@ -84,6 +92,10 @@ def test_dry_run_writes_report_and_resumes(tmp_path, fake_mnist_dir, capsys):
     pgd = [json.loads(line) for line in (rep / "pgd.jsonl").read_text().splitlines()]
     others = [json.loads(line) for line in (rep / "others.jsonl").read_text().splitlines()]
     assert len(pgd) == 2 * 4 * 2  # models x (PGD-1/2 tar/un) x eps 8, 16
+    strong = [json.loads(line) for line in (rep / "apgd.jsonl").read_text().splitlines()]
+    assert collections.Counter(r["attack_name"] for r in strong) == {
+        "APGD": 4, "APGD-T": 4, "AutoAttack": 4}  # models x eps 8, 16
+    assert all(not r["targeted"] and r["adaptive"] for r in strong)
     assert sorted(r["attack_name"] for r in others) == sorted(
         ["CarliniWagnerL2", "CarliniWagnerL2", "Gaussian", "Rotation"] * 2)
     assert all(r["command"].startswith(("advtest_iterative.py ", "advtest_others.py "))
@@ -95,6 +107,8 @@ def test_dry_run_writes_report_and_resumes(tmp_path, fake_mnist_dir, capsys):
     assert (rep / "report.csv").exists()
     summary = (rep / "summary.md").read_text()
     assert "Reduced C&W budget" in summary and "| AT-un (MMC-10) | ours |" in summary
+    assert "ε8 AutoAttack" in summary and "ε16 PGD2-un − AutoAttack" in summary
+    assert "| 55.0 | – | – | 43.48 |" in summary  # AT-MMC: claimed PGD-50 vs RobustBench
     timings = json.loads((rep / "timings.json").read_text())
     assert {t["step"] for t in timings} == {"train SCE", "train AT-MMC-10", "eval SCE",
                                             "eval AT-MMC-10", "report"}

@@ -4,10 +4,13 @@ Complements ``scripts/compare_results.py`` (cell-by-cell matching with Δ) with 
 a reader wants first: one row of ours and one of the paper per method, over the columns
 of 002 Tables 1 and 2 (clean, PGD-10/50 targeted/untargeted at two ε, C&W mean L2,
 Gaussian noise, rotation), and whether the ordering the paper predicts under adaptive PGD
-(SCE < MMLDA < MMC-10 (rand) < MMC-10) holds in ours.
+(SCE < MMLDA < MMC-10 (rand) < MMC-10) holds in ours. A second table sets the paper's
+PGD-50 beside our PGD-50 and the stronger attacks of :mod:`utils.apgd` / :mod:`utils.ensemble`
+(APGD-CE, APGD-T, the AutoAttack-style cascade) on the same images.
 
     cols = summary_columns(pgd_steps=(10, 50))
-    md = render_summary(records, cells, cols, methods, training, intro=["..."])
+    md = render_summary(records, cells, cols, methods, training, intro=["..."],
+                        strong=strong_columns(steps=50, pgd_steps=50))
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from utils.report import Record, latest_per_setting
 
 EXPECTED_ORDER = ("SCE", "MMLDA", "MMC-10 (rand)", "MMC-10")
 PAPER_PGD_STEPS = (10, 50)
+# Untargeted white-box attacks whose accuracy columns the ordering check reads.
+ORDERED_ATTACKS = ("MadryEtAl", "APGD", "APGD-T", "AutoAttack")
 _RELATION = {"<=": "≤", ">": ">", "~": "≈", "=": ""}
 
 
@@ -56,6 +61,21 @@ def summary_columns(pgd_steps: Sequence[int] = PAPER_PGD_STEPS) -> List[Column]:
     cols += [Column("C&W-tar L2", "CarliniWagnerL2", True, metric="mean_l2"),
              Column("C&W-un L2", "CarliniWagnerL2", False, metric="mean_l2"),
              Column("noise", "Gaussian"), Column("rotation", "Rotation")]
+    return cols
+
+
+def strong_columns(steps: int, pgd_steps: int, eps: Sequence[int] = (8, 16)
+                   ) -> List[Column]:
+    """Per ε (/256): untargeted PGD-``pgd_steps`` (the paper's PGD-50 beside it), then
+    APGD-CE, APGD-T and the AutoAttack-style cascade (``autoattack-lite``), each with
+    ``steps`` iterations (APGD-T: per target class) -- all untargeted, adaptive."""
+    cols: List[Column] = []
+    for e in eps:
+        cols.append(Column(f"ε{e} PGD{pgd_steps}-un", "MadryEtAl", False, float(e), pgd_steps,
+                           PAPER_PGD_STEPS[-1]))
+        cols += [Column(f"ε{e} {label}", attack, False, float(e), steps)
+                 for label, attack in (("APGD-CE", "APGD"), ("APGD-T", "APGD-T"),
+                                       ("AutoAttack", "AutoAttack"))]
     return cols
 
 
@@ -122,7 +142,7 @@ def ordering(records: Sequence[Record], cells: Sequence[Record], cols: Sequence[
     when a value is missing."""
     out = []
     for col in cols:
-        if col.attack != "MadryEtAl":
+        if col.attack not in ORDERED_ATTACKS or col.metric != "accuracy":
             continue
         ours = [(m, ours_value(records, m, col)) for m in order]
         paper = _ascending([(m, _paper_number(paper_value(cells, m, col))) for m in order])
@@ -139,9 +159,9 @@ def ordering(records: Sequence[Record], cells: Sequence[Record], cols: Sequence[
 
 def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Sequence[Column],
                    methods: Sequence[str], training: Dict[str, Dict[str, Any]],
-                   intro: Sequence[str] = ()) -> str:
-    """Markdown: ``intro`` lines, the ours/paper table, the training budget per model and
-    the ordering check.
+                   intro: Sequence[str] = (), strong: Sequence[Column] = ()) -> str:
+    """Markdown: ``intro`` lines, the ours/paper table, the training budget per model, the
+    stronger-attack table (when ``strong`` columns are given) and the ordering check.
 
     Args:
         records: normalized records (:func:`utils.report.load_results`).
@@ -150,6 +170,8 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
         cols: :func:`summary_columns`; methods: row labels (:func:`utils.report.method_label`).
         training: method -> ``{"epochs", "train_images", "minutes", "eval_minutes",
             "test_accuracy"}`` (missing keys print as –).
+        strong: :func:`strong_columns`; its first column per ε is the PGD baseline the
+            others are compared with (the table adds "PGD − AutoAttack" in points).
     """
     header = ["method", "", *[c.label for c in cols]]
     lines = [*intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -168,7 +190,9 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
             f"| {method}", str(t.get("epochs", "–")), str(t.get("train_images", "–")),
             _fmt(t.get("minutes"), "accuracy"), _fmt(t.get("eval_minutes"), "accuracy"),
             _fmt(None if accuracy is None else 100 * accuracy, "accuracy")]) + " |")
-    checks = ordering(records, cells, cols)
+    if strong:
+        lines += ["", *render_strong(records, cells, strong, methods)]
+    checks = ordering(records, cells, [*cols, *[c for c in strong if c not in cols]])
     held = [c for c in checks if c[2]]
 
     def yes(flag: Optional[bool]) -> str:
@@ -176,7 +200,7 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
 
     lines += ["", f"Ordering the paper predicts under adaptive PGD, accuracy "
               f"{' ≤ '.join(EXPECTED_ORDER)} (and {EXPECTED_ORDER[0]} < {EXPECTED_ORDER[-1]}): holds in {len(held)} of "
-              f"{sum(c[2] is not None for c in checks)} PGD columns of ours.", "",
+              f"{sum(c[2] is not None for c in checks)} white-box columns of ours.", "",
               "| column | ours, ascending | holds (ours) | holds (paper) |",
               "|---|---|---|---|"]
     lines += [f"| {label} | {text} | {yes(ours)} | {yes(paper)} |"
@@ -184,13 +208,48 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
     return "\n".join(lines) + "\n"
 
 
+def render_strong(records: Sequence[Record], cells: Sequence[Record],
+                  cols: Sequence[Column], methods: Sequence[str]) -> List[str]:
+    """Markdown lines: per method, the paper's and our value of each ``cols`` column
+    (:func:`strong_columns`) and, per ε, by how many points the AutoAttack-style cascade
+    lowers our PGD accuracy (– where either is missing)."""
+    header = ["method", "", *[c.label for c in cols]]
+    gaps = [(c, next(d for d in cols if d.eps_256 == c.eps_256 and d.attack == "AutoAttack"))
+            for c in cols if c.attack == "MadryEtAl"]
+    header += [f"{c.label} − AutoAttack" for c, _ in gaps]
+    lines = ["Beyond the paper: the same models and images under APGD-CE, APGD-T and the "
+             "AutoAttack-style cascade (utils/apgd.py, utils/ensemble.py; untargeted, "
+             "adaptive objectives, accuracy %). The paper's row has its PGD-50 and, where "
+             "one was published later, the AutoAttack re-evaluation of the paper's model "
+             "(RobustBench, full AutoAttack, CIFAR-10).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        values = [ours_value(records, method, c) for c in cols]
+        drops = []
+        for pgd_col, aa_col in gaps:
+            pgd, aa = ours_value(records, method, pgd_col), ours_value(records, method, aa_col)
+            drops.append("–" if pgd is None or aa is None else f"{pgd - aa:.1f}")
+        lines.append(f"| {method} | ours | "
+                     + " | ".join(_fmt(v, c.metric) for v, c in zip(values, cols))
+                     + " | " + " | ".join(drops) + " |")
+        lines.append("|  | paper | " + " | ".join(paper_value(cells, method, c) or "–"
+                                                   for c in cols)
+                     + " |" + " – |" * len(gaps))
+    return lines
+
+
 def write_reference_subset(reference: pathlib.Path, out: pathlib.Path, *, source: str,
-                           tables: Sequence[str], dataset: str, n_blocks: int) -> None:
+                           tables: Sequence[str], dataset: str, n_blocks: int,
+                           also: Sequence[Tuple[str, str]] = ()) -> None:
     """Copy the rows of ``reference`` (the paper-numbers CSV) from ``source`` / ``tables``
-    on ``dataset`` with ``n_blocks`` ResNet blocks per stage to ``out``, atomically."""
+    -- and from the ``(source, table)`` pairs in ``also`` (e.g. the AutoAttack
+    re-evaluations) -- on ``dataset`` with ``n_blocks`` ResNet blocks per stage to ``out``,
+    atomically."""
     with open(reference, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        rows = [r for r in reader if r["source"] == source and r["table"] in tables
+        rows = [r for r in reader
+                if ((r["source"] == source and r["table"] in tables)
+                    or (r["source"], r["table"]) in also)
                 and r["dataset"] == dataset and r["n_blocks"] == str(n_blocks)]
         fields = list(reader.fieldnames or [])
     text = io.StringIO()
