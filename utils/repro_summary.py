@@ -198,8 +198,9 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
     def yes(flag: Optional[bool]) -> str:
         return "–" if flag is None else "yes" if flag else "no"
 
+    first, last = EXPECTED_ORDER[0], EXPECTED_ORDER[-1]
     lines += ["", f"Ordering the paper predicts under adaptive PGD, accuracy "
-              f"{' ≤ '.join(EXPECTED_ORDER)} (and {EXPECTED_ORDER[0]} < {EXPECTED_ORDER[-1]}): holds in {len(held)} of "
+              f"{' ≤ '.join(EXPECTED_ORDER)} (and {first} < {last}): holds in {len(held)} of "
               f"{sum(c[2] is not None for c in checks)} white-box columns of ours.", "",
               "| column | ours, ascending | holds (ours) | holds (paper) |",
               "|---|---|---|---|"]
