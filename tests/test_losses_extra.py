@@ -41,7 +41,7 @@ def _built(layer):
 
 
 def test_registry_heads_and_objective_families():
-    expected = {"sce": ("dense", "ce"), "mmc": ("mmc", "mmc"), "mmlda": ("mmc", "mmc"),
+    expected = {"sce": ("dense", "ce"), "mmc": ("mmc", "mmc"), "mmlda": ("mmc", "gm"),
                 "mmc_rand": ("mmc", "mmc"), "center": ("center", "ce"), "lgm": ("gm", "gm"),
                 "emc": ("emc", "mmc"), "isce": ("isce", "ce"),
                 "label_smoothing": ("dense", "ce")}

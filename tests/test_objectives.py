@@ -117,7 +117,8 @@ def test_ce_matches_keras_cross_entropy(head):
     ("mmc", "SPSA", False, True, "mmc_un1"),
     ("mmc", "CarliniWagnerL2", False, True, "mmc_un2"),
     ("mmc", "CarliniWagnerL2", True, True, "mmc_tar2"),
-    ("mmlda", "MadryEtAl", True, True, "mmc_tar1"),
+    ("mmlda", "MadryEtAl", True, True, "ce"),
+    ("mmlda", "CarliniWagnerL2", False, True, "margin"),
     ("mmc", "MadryEtAl", True, False, "ce"),
     ("mmc", "CarliniWagnerL2", False, False, "margin"),
 ])

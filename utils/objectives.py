@@ -185,9 +185,9 @@ def select_objective(loss: str, attack: str, targeted: bool, adaptive: bool = Tr
 
     Non-adaptive (and SCE-head models): ``ce``, or ``margin`` for C&W. Adaptive on a
     model trained to pull ``z`` onto fixed-norm centers (``LossSpec.objectives ==
-    "mmc"``: ``mmc``, ``mmlda``, ``emc``): ``mmc_{un,tar}{1,2}``, the ``*,2`` forms for
+    "mmc"``: ``mmc``, ``emc``): ``mmc_{un,tar}{1,2}``, the ``*,2`` forms for
     C&W and ``*,1`` for PGD, BIM, MIM, FGSM, SPSA. The other heads' adaptive objective is
-    ``ce`` itself: ``lgm`` (family ``gm``) trains softmax cross-entropy on its
+    ``ce`` itself: ``lgm`` and ``mmlda`` (family ``gm``) train softmax cross-entropy on their
     minus-distance logits (``mmc_un1`` left 41.6 % PGD-10 accuracy on a Fashion-MNIST
     L-GM model where ``ce`` left 8.8 %: ``reports/fashion_mnist_resnet8_losses.jsonl``),
     ``center`` predicts with ``Wz + b`` (its center term does not enter the logits) and
