@@ -385,7 +385,8 @@ def _intro(args: argparse.Namespace, budget: Budget) -> List[str]:
         "upper bound on what the paper's budget would find. Its paper cells are 'not run' "
         "in report.md (steps differ) and shown side by side here.", "",
         f"PGD: adaptive objectives (mmc_un1 / mmc_tar1 for the MMC heads; cross-entropy, "
-        "the loss they train on, for SCE and MMLDA), random start, step 2/256, PGD-{budget.pgd_steps[0]} and "
+        "the loss they train on, for SCE and MMLDA), random start, step 2/256, "
+        f"PGD-{budget.pgd_steps[0]} and "
         f"PGD-{budget.pgd_steps[1]} on the first {budget.num_examples} test images; "
         "targeted columns give the accuracy on the true labels (targets uniform among the "
         "wrong labels). Noise σ 0.05 and rotation ±30° on "
