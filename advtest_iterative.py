@@ -39,6 +39,7 @@ from utils.flag_defs import (define_eval_flags, define_model_flags, define_once,
 
 FLAGS = flags.FLAGS
 
+
 def define_flags() -> None:
     """The original advtest_iterative.py's flags and defaults, then ours (idempotent)."""
     define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="mnist")
@@ -99,6 +100,7 @@ TRANSFER_MODELS.update({f"AT-{k}": dict(v, use_advtrain=True) for k, v in
                         list(TRANSFER_MODELS.items())})
 
 define_flags()
+
 
 def _eps_list(values: Sequence[str]) -> List[float]:
     from utils.errors import UsageError

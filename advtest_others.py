@@ -66,6 +66,7 @@ def define_flags() -> None:
     ):
         d(f.DEFINE_float, name, default, text)
 
+
 define_flags()
 
 

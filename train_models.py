@@ -23,6 +23,7 @@ from utils.flag_defs import (advtrain_config_from_flags, define_advtrain_flags, 
 
 FLAGS = flags.FLAGS
 
+
 def define_flags() -> None:
     """The original train.py's flags and defaults, then ours (idempotent)."""
     define_model_flags(optimizer="mom", lr=0.01, batch_size=50, dataset="mnist")
@@ -48,6 +49,7 @@ def define_flags() -> None:
 
 
 define_flags()
+
 
 def main(argv: Sequence[str]) -> None:
     from utils.errors import UsageError

@@ -47,7 +47,10 @@ CLIP_MIN, CLIP_MAX = 0.0, 1.0  # pixels in [0, 1]: scalar clips both libraries t
 def fashion_01(n_train: int, n_test: int, data_dir: "str | None"):
     """Fashion-MNIST as ``(N, 28, 28, 1)`` float32 pixels in [0, 1] and int labels."""
     data = load_dataset("fashion_mnist", data_dir, train_size=n_train, test_size=n_test)
-    to01 = lambda x: np.clip(x + data.mean, 0.0, 1.0)[..., :1].astype(np.float32)  # noqa: E731
+
+    def to01(x):
+        return np.clip(x + data.mean, 0.0, 1.0)[..., :1].astype(np.float32)
+
     return to01(data.x_train), data.y_train, to01(data.x_test), data.y_test, data.num_classes
 
 

@@ -44,7 +44,7 @@ def test_eps_zero_gives_clean_accuracy_and_huge_eps_breaks_it(trained, capsys):
                                        "--target=False", "--eps_256=0,256", "--num_iter=20",
                                        "--eps_iter_256=32")
     assert code == 0, err
-    records = [json.loads(l) for l in results.read_text().splitlines()][-2:]
+    records = [json.loads(line) for line in results.read_text().splitlines()][-2:]
     zero, huge = records
     assert zero["objective"] == "mmc_un1" and zero["adaptive"] is True
     assert zero["adv_accuracy"] == zero["clean_accuracy"]
@@ -114,7 +114,7 @@ def test_auc_is_half_at_eps_zero(trained, capsys):
                                        "--target=False", "--eps_256=0,64", "--num_iter=5",
                                        "--eps_iter_256=16", "--is_calculate_auc=True")
     assert code == 0, err
-    zero, big = [json.loads(l) for l in results.read_text().splitlines()][-2:]
+    zero, big = [json.loads(line) for line in results.read_text().splitlines()][-2:]
     assert zero["auc"] == 0.5 and zero["auc_score"] == "max_softmax"
     assert 0.0 <= big["auc"] <= 1.0 and zero["transfer"] is False
     assert "auc (max_softmax) 0.5000" in out
@@ -129,7 +129,7 @@ def test_transfer_sce_to_mmc(trained_sce, capsys):
                                        "--target=False", "--eps_256=0,256", "--num_iter=10",
                                        "--eps_iter_256=32", "--model_1=SCE", "--model_2=MMC-10")
     assert code == 0, err
-    records = [json.loads(l) for l in results.read_text().splitlines()]
+    records = [json.loads(line) for line in results.read_text().splitlines()]
     zero, huge = records[-2:]
     assert zero["transfer"] is True and (zero["model_1"], zero["model_2"]) == ("SCE", "MMC-10")
     assert zero["objective"] == "ce" and zero["loss"] == "mmc" and zero["substitute_loss"] == "sce"
@@ -152,7 +152,7 @@ def test_bad_transfer_or_auc_flags_exit_2(trained, capsys, extra, expected):
 
 # ---------------------------------------------------------------- APGD, APGD-T, ensembles
 def _records(results, k):
-    return [json.loads(l) for l in results.read_text().splitlines()][-k:]
+    return [json.loads(line) for line in results.read_text().splitlines()][-k:]
 
 
 def test_apgd_eps_zero_and_huge_eps_with_the_adaptive_objective(trained, capsys):

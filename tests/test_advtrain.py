@@ -122,7 +122,8 @@ def test_default_crafting_settings_give_exactly_the_original_name(tmp_path, fake
     code, _, err = run_entry("train_models", args + ["--use_advtrain=True"], capsys)
     assert code == 0, err
     (run_dir,) = (tmp_path / "advtrained_models" / "mnist").iterdir()
-    assert run_dir.name == "resnet8v1_meanvar10_Adam_lr0.001_batchsize20_MadryEtAl_advratio1.0_withBN"
+    assert run_dir.name == ("resnet8v1_meanvar10_Adam_lr0.001_batchsize20_MadryEtAl_"
+                            "advratio1.0_withBN")
     code, out, err = run_entry("advtest_iterative", [
         f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}", "--dataset=mnist",
         "--version=1", "--n=1", "--batch_size=20", "--optimizer=Adam", "--lr=0.001",

@@ -206,7 +206,10 @@ def test_targeted_sweeps_never_weaker_than_their_first_target(cnn):
     sweep = apgd_targeted(model, x, _onehot(y), eps=eps, clip_min=-1.0, clip_max=1.0,
                           n_iter=10, n_target_classes=4,  # rank 0 starts where `single` does
                           noise_for_rank=lambda r: start_noise(x.shape, (0, r), "linf"))
-    correct = lambda a: int(np.sum(model(a).numpy().argmax(-1) == y))  # noqa: E731
+
+    def correct(a):
+        return int(np.sum(model(a).numpy().argmax(-1) == y))
+
     assert correct(sweep) <= correct(single) < len(y)
 
 

@@ -350,7 +350,6 @@ def test_cw_with_mmc_objectives(mmc_model, x, name, targeted):
     np.testing.assert_array_equal(success, changed)  # unchanged exactly where it failed
 
 
-
 def test_check_inputs_accepts_per_pixel_clip_arrays():
     from utils.cleverhans_compat import check_inputs
     from utils.errors import UsageError

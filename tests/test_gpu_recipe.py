@@ -187,8 +187,8 @@ def test_dry_run(tmp_path, capsys, monkeypatch):
     for module, args in wanted:
         code, _, err = run_entry(module, args, capsys)
         assert code == 0, f"{module} {' '.join(args)}: {err}"
-    pgd = [json.loads(l) for l in (out / "results/pgd.jsonl").read_text().splitlines()]
-    others = [json.loads(l) for l in (out / "results/others.jsonl").read_text().splitlines()]
+    pgd = [json.loads(line) for line in (out / "results/pgd.jsonl").read_text().splitlines()]
+    others = [json.loads(line) for line in (out / "results/others.jsonl").read_text().splitlines()]
     assert len(pgd) == (4 + 2) * 2  # eps 8 and 16 per command
     assert sorted(r["attack_name"] for r in others) == sorted(
         ["CarliniWagnerL2"] * 2 + ["SPSA"] * 4 + ["Gaussian"] * 2 + ["Rotation"])

@@ -59,7 +59,7 @@ def test_keras_file_reloads_in_safe_mode_with_identical_outputs(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = np.random.default_rng(2).normal(size=(7, 6)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
-    assert not any(isinstance(l, keras.layers.Lambda) for l in loaded.layers)
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in loaded.layers)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((1, 3)), np.zeros((3,)), np.full((2, 2), np.nan)])

@@ -56,7 +56,8 @@ def test_mmc_rand_is_mmc_on_random_centers():
 
 
 @pytest.mark.parametrize("loss,attack,targeted,expected", [
-    ("lgm", "MadryEtAl", False, "ce"), ("lgm", "CarliniWagnerL2", True, "margin"), ("emc", "CarliniWagnerL2", True, "mmc_tar2"),
+    ("lgm", "MadryEtAl", False, "ce"), ("lgm", "CarliniWagnerL2", True, "margin"),
+    ("emc", "CarliniWagnerL2", True, "mmc_tar2"),
     ("center", "MadryEtAl", False, "ce"), ("isce", "MadryEtAl", True, "ce"),
     ("label_smoothing", "CarliniWagnerL2", False, "margin"),
 ])

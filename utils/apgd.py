@@ -358,7 +358,10 @@ def _merge(a: APGDResult, b: APGDResult) -> APGDResult:
     keep_a = tf.logical_or(a.success, tf.logical_and(tf.logical_not(b.success),
                                                      a.best_value <= b.best_value))
     mask = _per_sample(keep_a, a.x_adv)
-    pick = lambda u, v: tf.where(mask, u, v)  # noqa: E731
+
+    def pick(u, v):
+        return tf.where(mask, u, v)
+
     return APGDResult(pick(a.x_adv, b.x_adv), tf.logical_or(a.success, b.success),
                       pick(a.x_best, b.x_best), tf.where(keep_a, a.best_value, b.best_value),
                       b.step_sizes)

@@ -72,9 +72,9 @@ def project_linf(delta: tf.Tensor, eps: tf.Tensor, low: tf.Tensor, high: tf.Tens
 
 @tf.function(reduce_retracing=True)
 def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, x: tf.Tensor,
-                  labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
-                  eps_iter: tf.Tensor, nb_iter: tf.Tensor, clip_min: tf.Tensor,
-                  clip_max: tf.Tensor, rand_init: bool, seed: tf.Tensor) -> tf.Tensor:
+                 labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
+                 eps_iter: tf.Tensor, nb_iter: tf.Tensor, clip_min: tf.Tensor,
+                 clip_max: tf.Tensor, rand_init: bool, seed: tf.Tensor) -> tf.Tensor:
     """init -> (step -> project) x nb_iter, compiled once per (model, objective, step).
 
     Graph-safe core of :func:`run_iterative` (no validation, no host round trips): all
@@ -200,9 +200,9 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
     if eps == 0.0:
         return x
     return attack_graph(model_fn, objective, step, x, labels, targets,
-                         tf.constant(eps, tf.float32), tf.constant(eps_iter, tf.float32),
-                         tf.constant(nb_iter, tf.int32), low, high, bool(rand_init),
-                         seed_tensor(seed))
+                        tf.constant(eps, tf.float32), tf.constant(eps_iter, tf.float32),
+                        tf.constant(nb_iter, tf.int32), low, high, bool(rand_init),
+                        seed_tensor(seed))
 
 
 # ---------------------------------------------------------------- the registered attacks

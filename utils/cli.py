@@ -36,4 +36,3 @@ def run_main(main: Callable[[Sequence[str]], None], argv: "Sequence[str] | None"
             sys.exit(2)
 
     app.run(wrapped, argv=list(argv) if argv is not None else None, flags_parser=parse_flags)
-

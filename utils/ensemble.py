@@ -42,7 +42,6 @@ from utils.objectives import OBJECTIVES
 from utils.registry import Registry
 
 
-
 @dataclasses.dataclass(frozen=True)
 class EnsembleSettings:
     """What every member needs.

@@ -52,7 +52,8 @@ def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: 
       "ResNet-110).", lower_bound=1)
     d(flags.DEFINE_string, "data_dir", None, "Directory with the Keras dataset files "
       "(default: ~/.keras/datasets; Fashion-MNIST also /usr/share/datasets).")
-    d(flags.DEFINE_string, "model_dir", ".", "Root holding trained_models/ (and advtrained_models/).")
+    d(flags.DEFINE_string, "model_dir", ".",
+      "Root holding trained_models/ (and advtrained_models/).")
     d(flags.DEFINE_integer, "seed", 0, "Seed for weights, data order, augmentation, subsets, "
       "random centers and attack targets.")
     define_loss_flags()

@@ -248,8 +248,8 @@ def latest_per_setting(records: Sequence[Record]) -> List[Record]:
         if r["transfer"]:
             continue
         key = tuple(str(r[k]) for k in ("dataset", "model", "epoch", "attack", "targeted",
-                                          "eps_256", "nb_iter", "objective", "noise_sigma",
-                                          "rotation_degrees"))
+                                        "eps_256", "nb_iter", "objective", "noise_sigma",
+                                        "rotation_degrees"))
         old = best.get(key)
         if old is None or (r["n"] or 0, r["time"]) >= (old["n"] or 0, old["time"]):
             best[key] = r

@@ -234,7 +234,7 @@ def render_strong(records: Sequence[Record], cells: Sequence[Record],
                      + " | ".join(_fmt(v, c.metric) for v, c in zip(values, cols))
                      + " | " + " | ".join(drops) + " |")
         lines.append("|  | paper | " + " | ".join(paper_value(cells, method, c) or "–"
-                                                   for c in cols)
+                                                  for c in cols)
                      + " |" + " – |" * len(gaps))
     return lines
 

@@ -51,7 +51,8 @@ def read_records(path: pathlib.Path) -> List[Dict[str, Any]]:
                 records.append(json.loads(line))
             except ValueError:
                 raise UsageError(f"{path} line {number} is not JSON (truncated?); "
-                                 "repair or move the file, or pass another --results_file") from None
+                                 "repair or move the file, or pass another "
+                                 "--results_file") from None
     return records
 
 

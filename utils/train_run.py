@@ -100,9 +100,11 @@ def validate(cfg: RunConfig) -> None:
         (cfg.model.feature_dim is None or cfg.model.feature_dim >= 1,
          f"feature_dim must be >= 1, got {cfg.model.feature_dim}"),
         (cfg.epochs is None or cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}"),
-        (cfg.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}"),
+        (cfg.checkpoint_every >= 1,
+         f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}"),
         (cfg.mixed_precision in MIXED_PRECISION,
-         f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {cfg.mixed_precision!r}"),
+         f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
+         f"got {cfg.mixed_precision!r}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -115,7 +117,8 @@ def validate(cfg: RunConfig) -> None:
 
 def run_directory(cfg: RunConfig) -> pathlib.Path:
     """Where run ``cfg`` writes: ``trained_models/...``, or ``advtrained_models/...`` with
-    the ``advtrain.py`` suffix for adversarial training (:func:`utils.checkpoints.run_directory`)."""
+    the ``advtrain.py`` suffix for adversarial training
+    (:func:`utils.checkpoints.run_directory`)."""
     adv = cfg.advtrain
     suffix = "" if adv is None else ckpt.advtrain_suffix(
         adv.attack_method, adv.adv_ratio, adv.use_target, adv.eps_256, adv.eps_iter_256,
@@ -253,7 +256,8 @@ def train(cfg: RunConfig) -> RunResult:
             strategy, data.x_train, data.y_train, global_batch_size=cfg.batch_size,
             num_classes=data.num_classes, augment=cfg.augment, shuffle_seed=cfg.seed,
             repeat=True)
-    eval_ds = make_eval_dataset(data.x_test, data.y_test, global_batch_size=max(cfg.batch_size, 100),
+    eval_ds = make_eval_dataset(data.x_test, data.y_test,
+                                global_batch_size=max(cfg.batch_size, 100),
                                 num_classes=data.num_classes)
     adversary = None
     if cfg.advtrain is not None:

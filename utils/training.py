@@ -123,7 +123,7 @@ class Trainer:
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(
-                    tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses]))
+                    tf.add_n([tf.cast(reg, tf.float32) for reg in self.model.losses]))
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
