@@ -82,8 +82,6 @@ def define_flags() -> None:
 ENSEMBLE_ATTACKS: Dict[str, Optional[Tuple[str, ...]]] = {
     "APGD": ("APGD-CE",), "APGD-T": ("APGD-T",), "MultiTargeted": ("MultiTargeted",),
     "AutoAttack": None}
-TARGETED_COUNTERPART = {"ce": "dlr_targeted", "dlr": "dlr_targeted", "mmc_un1": "mmc_tar1",
-                        "mmc_un2": "mmc_tar2"}
 
 
 # The original blackbox script's model names -> architecture flag overrides; AT-* also
@@ -207,7 +205,8 @@ def _ensemble_plan(name: str, loss: str) -> Plan:
     from utils.apgd import check_norm
     from utils.ensemble import parse_members
     from utils.errors import UsageError
-    from utils.objectives import OBJECTIVES, check_objective, select_objective
+    from utils.objectives import (OBJECTIVES, check_objective, select_objective,
+                                  targeted_counterpart)
 
     if FLAGS.is_calculate_auc:
         raise UsageError(f"--is_calculate_auc is not supported with {name}; use MadryEtAl")
@@ -219,9 +218,7 @@ def _ensemble_plan(name: str, loss: str) -> Plan:
                          "classes itself); pass --target=False")
     objective = FLAGS.apgd_loss or FLAGS.objective or select_objective(
         loss, "APGD", targeted, FLAGS.adaptive)
-    spec = OBJECTIVES.get(objective)
-    targeted_objective = objective if spec.targeted else TARGETED_COUNTERPART.get(objective,
-                                                                                  objective)
+    targeted_objective = targeted_counterpart(objective)
     for used in dict.fromkeys((objective, targeted_objective)):  # MMC-only objectives
         check_objective(used, loss, bool(OBJECTIVES.get(used).targeted))
     return Plan(name, tuple(members), targeted, objective, targeted_objective)

@@ -160,3 +160,15 @@ def test_minimising_mmc_tar1_moves_z_to_the_target_center(head):
     np.testing.assert_allclose(cosine, 1.0, rtol=1e-5)
     # a gradient step of size 1/2 lands exactly on mu_t
     np.testing.assert_allclose(head["z"] - 0.5 * grad, head["centers"][head["t"]], atol=1e-5)
+
+
+def test_targeted_counterpart_pairs_each_untargeted_objective():
+    from utils.objectives import targeted_counterpart
+    assert targeted_counterpart("ce") == "dlr_targeted"
+    assert targeted_counterpart("dlr") == "dlr_targeted"
+    assert targeted_counterpart("mmc_un1") == "mmc_tar1"
+    assert targeted_counterpart("mmc_un2") == "mmc_tar2"
+    for targeted in ("mmc_tar1", "dlr_targeted"):
+        assert targeted_counterpart(targeted) == targeted
+    with pytest.raises(UsageError, match="unknown objective"):
+        targeted_counterpart("nope")

@@ -200,6 +200,20 @@ def select_objective(loss: str, attack: str, targeted: bool, adaptive: bool = Tr
     return f"mmc_{mode}{2 if attack in MARGIN_ATTACKS else 1}"
 
 
+# Untargeted objective -> the targeted one APGD-T / MultiTargeted use with it.
+TARGETED_COUNTERPART = {"ce": "dlr_targeted", "dlr": "dlr_targeted", "mmc_un1": "mmc_tar1",
+                        "mmc_un2": "mmc_tar2"}
+
+
+def targeted_counterpart(name: str) -> str:
+    """The targeted objective that goes with ``name`` in an ensemble: itself if it is
+    targeted, else :data:`TARGETED_COUNTERPART` (``ce`` -> ``dlr_targeted``, ``mmc_un1``
+    -> ``mmc_tar1``), else ``name``."""
+    if OBJECTIVES.get(name).targeted:
+        return name
+    return TARGETED_COUNTERPART.get(name, name)
+
+
 def check_objective(name: str, loss: str, targeted: bool) -> ObjectiveSpec:
     """The spec of ``name``, refusing combinations that would measure something else."""
     spec = OBJECTIVES.get(name)
