@@ -280,12 +280,14 @@ def _summary_line(eps: float, result: Dict[str, Any], auc_score: Optional[str]) 
     return line
 
 
-def _batch_warnings(plan: Plan, model: Any, data: Any, targets: Any) -> List[str]:
+def _batch_warnings(plan: Plan, model: Any, data: Any, targets: Any,
+                    eps_256: float) -> List[str]:
     """:func:`utils.masking_checks.batch_checks` on the first batch with the run's
-    objective (a targeted-only one aims at the top wrong class when no targets are set)."""
+    objective (a targeted-only one aims at the top wrong class when no targets are set);
+    untargeted ℓ∞, also :func:`utils.masking_checks.weaker_objective` at the first ε > 0."""
     import tensorflow as tf
 
-    from utils.masking_checks import batch_checks
+    from utils.masking_checks import batch_checks, weaker_objective
     from utils.multitarget import top_k_targets
     from utils.objectives import OBJECTIVES
 
@@ -297,7 +299,12 @@ def _batch_warnings(plan: Plan, model: Any, data: Any, targets: Any) -> List[str
         aim = tf.one_hot(targets[:len(x)], data.num_classes)
     elif spec.targeted:
         aim = tf.one_hot(top_k_targets(model(x), labels, 1)[0], data.num_classes)
-    return batch_checks(model, x, labels, spec.fn, aim)
+    found = batch_checks(model, x, labels, spec.fn, aim)
+    if spec.targeted is False and not plan.targeted and eps_256 > 0 and FLAGS.norm == "linf":
+        found += weaker_objective(model, x, labels, plan.objective, eps=eps_256 / 256,
+                                  eps_iter=FLAGS.eps_iter_256 / 256, clip_min=data.clip_min,
+                                  clip_max=data.clip_max, seed=FLAGS.seed)
+    return found
 
 
 def _add_masking_warnings(records: List[Dict[str, Any]], batch: List[str],
@@ -340,7 +347,8 @@ def main(argv: Sequence[str]) -> None:
     target = loaded if target_values is None else _load_target(target_values, target_cfg, data)
     transfer = target_values is not None
     targets = draw_targets(data.y_test, data.num_classes, FLAGS.seed) if plan.targeted else None
-    batch_warnings = _batch_warnings(plan, loaded.model, data, targets)
+    batch_warnings = _batch_warnings(plan, loaded.model, data, targets,
+                                     next((e for e in eps_list if e > 0), 0.0))
     records: List[Dict[str, Any]] = []
     for eps in eps_list:
         result = _evaluate(plan, eps, loaded, target, data, targets, auc_score)

@@ -97,3 +97,31 @@ def test_blackbox_stronger_than_whitebox():
                dict(white, transfer=False, adv_accuracy=0.1)]
     [message] = blackbox_from_records(records, white)
     assert message.startswith("transfer from SCE attack is stronger")
+
+
+def _two_centers(x):
+    """Logits ``-||x - mu_l||^2`` for centers (±1, 0) on 2-d inputs: an MMLDA-like head
+    on the identity feature map, where pushing ``x`` away from ``mu_y`` (``mmc_un1``)
+    mostly moves it sideways while ``ce`` moves it toward the other center."""
+    mu = tf.constant([[1.0, 0.0], [-1.0, 0.0]])
+    return -tf.reduce_sum(tf.square(x[:, None, :] - mu[None]), axis=-1)
+
+
+def _near_center_0(n=64):
+    rng = np.random.default_rng(1)
+    x = np.stack([np.ones(n), rng.uniform(-0.2, 0.2, n)], axis=1).astype(np.float32)
+    return x, np.eye(2, dtype=np.float32)[np.zeros(n, dtype=np.int64)]
+
+
+def test_weaker_objective_fires_when_a_standard_objective_does_better():
+    x, y = _near_center_0()
+    found = masking_checks.weaker_objective(_two_centers, x, y, "mmc_un1", eps=1.2,
+                                            eps_iter=0.2, clip_min=-5.0, clip_max=5.0)
+    assert found and all("--objective=" in w for w in found)
+    assert any("objective ce leaves 0.0%" in w for w in found)
+
+
+def test_weaker_objective_quiet_when_the_objective_is_the_strongest():
+    x, y = _near_center_0()
+    assert masking_checks.weaker_objective(_two_centers, x, y, "ce", eps=1.2, eps_iter=0.2,
+                                           clip_min=-5.0, clip_max=5.0) == []
