@@ -29,7 +29,7 @@ data:
 demo: $(STAMP) data
 	$(PY) scripts/demo.py
 
-## CPU-scale reproduction of 002 Tables 1-2 on Fashion-MNIST (5 models; ~30 min measured on 2 cores,
+## CPU-scale reproduction of 002 Tables 1-2 on Fashion-MNIST (5 models; ~50 min measured on 2 cores,
 ## resumable: reruns skip what is done). Records and report in reports/cpu_repro/, checkpoints in
 ## runs/cpu_repro/. Paper 000's analyses too: make reproduce-cpu REPRO_ARGS=--stages=train,eval,report,analyses
 reproduce-cpu: $(STAMP) data

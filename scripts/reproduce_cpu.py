@@ -9,10 +9,12 @@ a summary. Stages: ``train``, ``eval``, ``report`` (default) and ``analyses`` (p
 Budget (2 CPU cores; chosen so one model trains in <= 20 min and the default stages take
 <= 2 h; paper 002 trains ResNet-32 for 200 epochs on CIFAR-10, see the summary):
   - ResNet-8 v1 (``--n=1``, 64-d features), batch 50, Adam lr 1e-3 (momentum SGD lr 0.01,
-    the paper's, moves MMC too slowly for a 2-epoch budget), C_MM = 10, augmentation on.
-  - Standard models: all 60,000 training images, 2 epochs (~35 s per 6,000 images measured
-    here: ~12 min per model). AT-MMC-10: PGD-10 (ε 8/256, step 2/256, adversarial examples
-    only) on a seeded 8,000-image subset, 2 epochs (~200-290 s per 6,000: ~10-13 min).
+    the paper's, moves MMC too slowly for a budget of a few epochs), C_MM = 10,
+    augmentation on.
+  - Standard models: all 60,000 training images, 6 epochs (measured on 2 idle cores:
+    ~0.7 min per epoch, ~4 min per model). AT-MMC-10: PGD-10 (ε 8/256, step 2/256,
+    adversarial examples only) on a seeded 20,000-image subset, 5 epochs (measured: ~0.5
+    min per 8,000 images: ~6 min).
   - Adaptive PGD-10 and PGD-50 (random start, step 2/256), targeted and untargeted, ε 8 and
     16 /256, on the first 500 test images; C&W-L2 targeted and untargeted on the first 100
     with a REDUCED budget, 5 binary-search steps x 100 iterations (the paper: 9 x 1,000,
@@ -22,9 +24,9 @@ Budget (2 CPU cores; chosen so one model trains in <= 20 min and the default sta
     cascade (APGD-CE then APGD-T), untargeted, adaptive objectives, 50 iterations each (the
     PGD-50 budget; APGD-T: per target class), ε 8 and 16 /256, the same 500 images; records
     in ``apgd.jsonl``, the cascade's state in ``<runs_dir>/eval_state`` (resumable).
-  - Estimated (from the per-epoch and per-attack timings above, not measured end to end):
-    training ~55 min, evaluation ~9 min per model (~45 min), report < 1 min: ~1 h 40 min;
-    the ``analyses`` stage adds ~17 min (timing 6, C_MM sweep 6, 2-d features 3, rest 2).
+  - Measured end to end with 2 epochs (ResNet-8, AT on 8,000 images): training 6.2 min,
+    evaluation 19.4 min, analyses 2.6 min; this budget's figures are in
+    ``<report_dir>/timings.json`` and the summary.
 
 Skips what is done: a model whose checkpoint exists is not retrained (a run cut short
 resumes from its last epoch); an evaluation whose exact command already has a record in
@@ -78,11 +80,11 @@ class Budget:
     """Sizes of one reproduction (see the module docstring for the full run's)."""
 
     n: int = 1
-    epochs: int = 2
+    epochs: int = 6
     train_size: Optional[int] = None
     test_size: Optional[int] = None
-    at_epochs: int = 2
-    at_train_size: int = 8000
+    at_epochs: int = 5
+    at_train_size: int = 20000
     num_examples: int = 500
     cw_examples: int = 100
     transform_examples: Optional[int] = None

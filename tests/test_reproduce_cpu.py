@@ -25,11 +25,12 @@ def test_full_plan_command_lines(tmp_path, capsys):
                         "advtest_others.py": 20, "scripts/compare_results.py": 1,
                         "scripts/analyses.py": 2}
     train = [set(c) for c in cmds if c[0] == "train_models.py"]
-    assert all({"--n=1", "--optimizer=Adam", "--lr=0.001", "--epochs=2",
+    assert all({"--n=1", "--optimizer=Adam", "--lr=0.001",
                 "--dataset=fashion_mnist"} <= a for a in train)
     at = [a for a in train if "--use_advtrain=True" in a]
-    assert len(at) == 1 and {"--attack_method=MadryEtAl", "--adv_ratio=1.0",
-                             "--train_size=8000"} <= at[0]
+    assert all("--epochs=6" in a for a in train if a not in at)
+    assert len(at) == 1 and {"--attack_method=MadryEtAl", "--adv_ratio=1.0", "--epochs=5",
+                             "--train_size=20000"} <= at[0]
     pgd = [set(c) for c in cmds if "--attack_method=MadryEtAl" in c
            and c[0] == "advtest_iterative.py"]
     assert collections.Counter(next(f for f in a if f.startswith("--num_iter=")) for a in pgd) \
