@@ -74,8 +74,9 @@ def attack_row(model, loss: str, args) -> dict:
                         seed=args.seed)
     objective = select_objective(loss, ATTACK, targeted=False, adaptive=True)
     cascade_objective = select_objective(loss, "APGD", targeted=False, adaptive=True)
+    cascade_targeted = targeted_counterpart(cascade_objective)
     row = {"objective": objective, "attack_examples": len(data.x_test),
-           "cascade_objectives": f"{cascade_objective},{targeted_counterpart(cascade_objective)}",
+           "cascade_objectives": f"{cascade_objective},{cascade_targeted}",
            "cascade_iterations": args.aa_iter}
     for eps in EPS_256:
         result = evaluate_attack(
@@ -83,12 +84,11 @@ def attack_row(model, loss: str, args) -> dict:
             eps=eps / 256, eps_iter=2 / 256, nb_iter=10, clip_min=data.clip_min,
             clip_max=data.clip_max, batch_size=100, seed=args.seed, progress=args.verbose > 0)
         row[f"pgd10_un_eps{eps}"] = round(result["adv_accuracy"], 4)
-        row["attack_clean_accuracy"] = round(result["clean_accuracy"], 4)
+    row["attack_clean_accuracy"] = round(result["clean_accuracy"], 4)
     for eps in EPS_256:
         settings = EnsembleSettings(
             eps=eps / 256, clip_min=data.clip_min, clip_max=data.clip_max, n_iter=args.aa_iter,
-            objective=cascade_objective,
-            targeted_objective=targeted_counterpart(cascade_objective), seed=args.seed)
+            objective=cascade_objective, targeted_objective=cascade_targeted, seed=args.seed)
         result = evaluate_ensemble(model, data.x_test, data.y_test,
                                    members=parse_members("autoattack-lite"), settings=settings,
                                    batch_size=100, progress=args.verbose > 0)
