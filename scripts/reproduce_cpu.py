@@ -94,7 +94,7 @@ class Budget:
     cw_max_iterations: int = 100
     verbose: int = 1
     # scripts/analyses.py on the trained models (all test images) / on runs of its own
-    analyses_models: Tuple[str, ...] = ("--timing_steps=20", "--timing_rounds=3",
+    analyses_models: Tuple[str, ...] = ("--timing_steps=50", "--timing_rounds=5",
                                         "--ood_examples=500")
     analyses_own: Tuple[str, ...] = ("--train_size=6000", "--num_examples=2000",
                                      "--cmm_pgd_examples=200", "--features_examples=2000")

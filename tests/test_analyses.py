@@ -211,3 +211,30 @@ def test_strong_attack_table_sets_pgd_beside_the_cascade():
     assert "| SCE | ours | – | – | – | – | – |" in lines  # not run: no made-up numbers
     # The ordering check reads the strong columns too (here: one method, not all run).
     assert [c[0] for c in ordering(records, cells, cols)] == [c.label for c in cols]
+
+
+def test_time_training_keeps_one_input_iterator_per_setup(fake_mnist_dir, monkeypatch):
+    """Rounds time training steps only: every round of a setup reads the same iterator
+    (a fresh one refilled the shuffle buffer inside the timed round)."""
+    from utils.classifier import ModelConfig
+    from utils.data import load_dataset
+    from utils.training import Trainer
+
+    seen = {}
+    real_fit = Trainer.fit
+
+    def recording_fit(self, dist_dataset, *args, **kwargs):
+        seen.setdefault(id(self), []).append(dist_dataset)
+        return real_fit(self, dist_dataset, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", recording_fit)
+    data = load_dataset("mnist", str(fake_mnist_dir), train_size=40, test_size=10, seed=0)
+    setups = {"SCE": (ModelConfig(version=1, n=1, loss="sce"), None),
+              "MMC-10": (ModelConfig(version=1, n=1, loss="mmc", c_mm=10.0), None)}
+    out = an.time_training(setups, data, batch_size=10, steps=2, rounds=2)
+    assert set(out) == set(setups)
+    assert all(len(v["round_seconds"]) == 2 and v["median_step_s"] > 0 for v in out.values())
+    assert len(seen) == 2
+    for inputs in seen.values():
+        assert len(inputs) == 3  # the untimed tracing round and 2 timed rounds
+        assert all(it is inputs[0] for it in inputs) and iter(inputs[0]) is inputs[0]
