@@ -167,19 +167,18 @@ def weaker_objective(model_fn: ModelFn, x: Any, labels_onehot: Any, objective: s
         eps, eps_iter: radius and step in model units (``eps_256 / 256``).
         clip_min, clip_max: input bounds (scalars or per-pixel).
     """
-    from utils.attacks import ATTACKS
+    from utils.attacks import ATTACKS, attack_succeeded
     from utils.objectives import OBJECTIVES
 
     x = tf.convert_to_tensor(x, tf.float32)
     labels = tf.convert_to_tensor(labels_onehot, tf.float32)
-    truth = np.argmax(labels.numpy(), axis=-1)
     pgd = ATTACKS.get("MadryEtAl")
 
     def robust(name: str) -> float:
         x_adv = pgd(model_fn, x, labels, objective=OBJECTIVES.get(name).fn, eps=eps,
                     eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
                     clip_max=clip_max, rand_init=True, seed=(seed, 0))
-        return float(np.mean(np.argmax(np.asarray(model_fn(x_adv)), axis=-1) == truth))
+        return 1.0 - float(np.mean(attack_succeeded(model_fn(x_adv), labels).numpy()))
 
     used = robust(objective)
     found = []
