@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED := 1
 
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test bench venv data clean reproduce-cpu
+.PHONY: demo test test-fast bench venv data clean reproduce-cpu
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ reproduce-cpu: $(STAMP) data
 ## Test suite (what CI runs).
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+## Fast tier while you work (<= 90 s on 2 cores): everything not marked slow.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 ## Benchmarks (by hand; results go to bench/results/).
 bench: $(STAMP)

@@ -14,7 +14,7 @@ Beyond the paper: ``--attack_method=APGD`` (Croce & Hein 2020; ``--norm``, ``--a
 ``--ensemble``, default ``autoattack-lite`` = APGD-CE then APGD-T; FAB-T and Square are
 not implemented, so this is not full AutoAttack). They run ``--num_iter`` steps (per
 target), record the robust accuracy after each member and resume from ``--state_file``.
-Every record carries ``masking_warnings`` (:mod:`utils.masking_checks`).
+Every record carries ``masking_warnings`` (:mod:`utils.evaluation.masking_checks`).
 
     python3 advtest_iterative.py --dataset=fashion_mnist --version=1 --n=1 --optimizer=Adam \
         --lr=0.001 --use_advtrain=False --epoch=2 --attack_method=MadryEtAl --target=False
@@ -33,8 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from utils.cli import run_main  # noqa: E402
-from utils.flag_defs import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
+from utils.cli.common import run_main  # noqa: E402
+from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
                              load_data_and_checkpoint, model_config_from_flags)
 
 FLAGS = flags.FLAGS
@@ -77,7 +77,7 @@ def define_flags() -> None:
       "eps: NAME.eps8.npz); an interrupted run resumes from it.")
 
 
-# --attack_method names beyond utils.attacks.ATTACKS -> their ensemble members (None: the
+# --attack_method names beyond utils.attacks.iterative.ATTACKS -> their ensemble members (None: the
 # --ensemble flag's). All are untargeted by construction except APGD.
 ENSEMBLE_ATTACKS: Dict[str, Optional[Tuple[str, ...]]] = {
     "APGD": ("APGD-CE",), "APGD-T": ("APGD-T",), "MultiTargeted": ("MultiTargeted",),
@@ -144,8 +144,8 @@ def _configs() -> Tuple[Any, Any, Optional[Any], Optional[Any]]:
 
 
 def _load_target(values: Any, cfg: Any, data: Any) -> Any:
-    """The transfer target's :class:`utils.model_loading.LoadedModel`."""
-    from utils.model_loading import load_checkpoint_model
+    """The transfer target's :class:`utils.models.loading.LoadedModel`."""
+    from utils.models.loading import load_checkpoint_model
     return load_checkpoint_model(
         cfg, data.input_shape, data.num_classes, model_dir=values.model_dir,
         dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
@@ -155,7 +155,7 @@ def _load_target(values: Any, cfg: Any, data: Any) -> Any:
 
 
 def _auc_score() -> Optional[str]:
-    from utils.detection import SCORES
+    from utils.evaluation.detection import SCORES
     if not FLAGS.is_calculate_auc:
         return None
     name = FLAGS.auc_score or ("max_softmax" if FLAGS.normalize_output_for_ball
@@ -166,8 +166,8 @@ def _auc_score() -> Optional[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What to run: ``members`` None for a :data:`utils.attacks.ATTACKS` attack, else the
-    ensemble members (:mod:`utils.ensemble`); ``objective`` the (untargeted, or targeted
+    """What to run: ``members`` None for a :data:`utils.attacks.iterative.ATTACKS` attack, else the
+    ensemble members (:mod:`utils.evaluation.ensemble`); ``objective`` the (untargeted, or targeted
     with ``targeted``) objective, ``targeted_objective`` APGD-T's."""
 
     attack: str
@@ -179,9 +179,9 @@ class Plan:
 
 def _plan(loss: str) -> Plan:
     """Check the attack flags against the model's ``loss`` before loading anything."""
-    from utils.attacks import ATTACKS
+    from utils.attacks.iterative import ATTACKS
     from utils.errors import UsageError
-    from utils.objectives import check_objective, select_objective
+    from utils.attacks.objectives import check_objective, select_objective
 
     name = FLAGS.attack_method
     if name not in ATTACKS and name not in ENSEMBLE_ATTACKS:
@@ -202,10 +202,10 @@ def _plan(loss: str) -> Plan:
 
 
 def _ensemble_plan(name: str, loss: str) -> Plan:
-    from utils.apgd import check_norm
-    from utils.ensemble import parse_members
+    from utils.attacks.apgd import check_norm
+    from utils.evaluation.ensemble import parse_members
     from utils.errors import UsageError
-    from utils.objectives import (OBJECTIVES, check_objective, select_objective,
+    from utils.attacks.objectives import (OBJECTIVES, check_objective, select_objective,
                                   targeted_counterpart)
 
     if FLAGS.is_calculate_auc:
@@ -225,7 +225,7 @@ def _ensemble_plan(name: str, loss: str) -> Plan:
 
 
 def _settings(plan: Plan, eps_256: float, data: Any) -> Any:
-    from utils.ensemble import EnsembleSettings
+    from utils.evaluation.ensemble import EnsembleSettings
     return EnsembleSettings(
         eps=eps_256 / 256, clip_min=data.clip_min, clip_max=data.clip_max, norm=FLAGS.norm,
         n_iter=FLAGS.num_iter, eps_iter=FLAGS.eps_iter_256 / 256, nb_iter=FLAGS.num_iter,
@@ -244,11 +244,11 @@ def _state_path(eps_256: float) -> Optional[pathlib.Path]:
 
 def _evaluate(plan: Plan, eps: float, loaded: Any, target: Any, data: Any,
               targets: Any, auc_score: Optional[str]) -> Dict[str, Any]:
-    """One ε: the result dict of :func:`utils.evaluation.evaluate_attack` or
-    :func:`utils.ensemble.evaluate_ensemble`."""
-    from utils.detection import SCORES
-    from utils.ensemble import evaluate_ensemble
-    from utils.evaluation import evaluate_attack
+    """One ε: the result dict of :func:`utils.evaluation.loop.evaluate_attack` or
+    :func:`utils.evaluation.ensemble.evaluate_ensemble`."""
+    from utils.evaluation.detection import SCORES
+    from utils.evaluation.ensemble import evaluate_ensemble
+    from utils.evaluation.loop import evaluate_attack
 
     if plan.members is None:
         return evaluate_attack(
@@ -282,14 +282,14 @@ def _summary_line(eps: float, result: Dict[str, Any], auc_score: Optional[str]) 
 
 def _batch_warnings(plan: Plan, model: Any, data: Any, targets: Any,
                     eps_256: float) -> List[str]:
-    """:func:`utils.masking_checks.batch_checks` on the first batch with the run's
+    """:func:`utils.evaluation.masking_checks.batch_checks` on the first batch with the run's
     objective (a targeted-only one aims at the top wrong class when no targets are set);
-    untargeted ℓ∞, also :func:`utils.masking_checks.weaker_objective` at the first ε > 0."""
+    untargeted ℓ∞, also :func:`utils.evaluation.masking_checks.weaker_objective` at the first ε > 0."""
     import tensorflow as tf
 
-    from utils.masking_checks import batch_checks, weaker_objective
-    from utils.multitarget import top_k_targets
-    from utils.objectives import OBJECTIVES
+    from utils.evaluation.masking_checks import batch_checks, weaker_objective
+    from utils.attacks.multitarget import top_k_targets
+    from utils.attacks.objectives import OBJECTIVES
 
     x = data.x_test[:FLAGS.batch_size]
     labels = tf.one_hot(data.y_test[:len(x)], data.num_classes)
@@ -310,7 +310,7 @@ def _batch_warnings(plan: Plan, model: Any, data: Any, targets: Any,
 def _add_masking_warnings(records: List[Dict[str, Any]], batch: List[str],
                           transfer: bool) -> None:
     """Batch checks, the ε trend of this run and, white-box, earlier black-box records."""
-    from utils.masking_checks import accuracy_trend, blackbox_from_records
+    from utils.evaluation.masking_checks import accuracy_trend, blackbox_from_records
     from utils.results import read_records
 
     trend = accuracy_trend([(r["eps_256"], FLAGS.num_iter, r["adv_accuracy"])
@@ -324,7 +324,7 @@ def _add_masking_warnings(records: List[Dict[str, Any]], batch: List[str],
 
 def main(argv: Sequence[str]) -> None:
     from utils.errors import UsageError
-    from utils.evaluation import draw_targets
+    from utils.evaluation.loop import draw_targets
     from utils.results import append_records, check_writable, provenance
 
     if len(argv) > 1:
@@ -341,7 +341,7 @@ def main(argv: Sequence[str]) -> None:
     check_writable(FLAGS.results_file)
     data, loaded = load_data_and_checkpoint(values, cfg)
     if plan.members is not None:
-        from utils.ensemble import check_settings
+        from utils.evaluation.ensemble import check_settings
         check_settings(plan.members, _settings(plan, eps_list[0], data), data.num_classes,
                        plan.targeted)
     target = loaded if target_values is None else _load_target(target_values, target_cfg, data)

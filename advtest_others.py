@@ -26,9 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-from utils.cli import run_main  # noqa: E402
+from utils.cli.common import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
-from utils.flag_defs import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
+from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
                              load_data_and_checkpoint, model_config_from_flags)
 
 FLAGS = flags.FLAGS
@@ -96,7 +96,7 @@ def _finite(value: float) -> bool:
 
 def settings_from_flags(values: Any, loss: str) -> Settings:
     """Check the evaluation flags; :class:`UsageError` on the first bad one."""
-    from utils.objectives import check_objective, select_objective
+    from utils.attacks.objectives import check_objective, select_objective
 
     method = values.attack_method
     _require(method in ATTACK_METHODS, f"unknown attack {method!r}; choose one of: "
@@ -162,8 +162,8 @@ def l2_distortion(x_adv: np.ndarray, x: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ perturbations
 
 def cw_perturbation(model_fn: Callable, objective: str, cw: Dict[str, Any]) -> Perturb:
-    """C&W-L2 per batch (``cw``: :class:`utils.cleverhans_compat.CWConfig` fields)."""
-    from utils.cleverhans_compat import carlini_wagner_l2
+    """C&W-L2 per batch (``cw``: :class:`utils.attacks.cleverhans_compat.CWConfig` fields)."""
+    from utils.attacks.cleverhans_compat import carlini_wagner_l2
 
     def perturb(pixels, labels, targets):
         return carlini_wagner_l2(model_fn, pixels, labels, targets=targets, objective=objective,
@@ -174,7 +174,7 @@ def cw_perturbation(model_fn: Callable, objective: str, cw: Dict[str, Any]) -> P
 def spsa_perturbation(model_fn: Callable, objective: str, eps: float,
                       spsa: Dict[str, Any]) -> Perturb:
     """SPSA (L-inf ``eps`` in [0,1] pixel units) per batch, one example at a time."""
-    from utils.cleverhans_compat import spsa as spsa_attack
+    from utils.attacks.cleverhans_compat import spsa as spsa_attack
 
     def perturb(pixels, labels, targets):
         return spsa_attack(model_fn, pixels, eps, y=labels, targets=targets,
@@ -183,12 +183,12 @@ def spsa_perturbation(model_fn: Callable, objective: str, eps: float,
 
 
 def noise_perturbation(sigma: float, rng: np.random.Generator) -> Perturb:
-    from utils.transforms import gaussian_noise
+    from utils.attacks.corruptions import gaussian_noise
     return lambda pixels, labels, targets: gaussian_noise(pixels, sigma, rng)
 
 
 def rotation_perturbation(max_degrees: float, rng: np.random.Generator) -> Perturb:
-    from utils.transforms import random_rotation
+    from utils.attacks.corruptions import random_rotation
     return lambda pixels, labels, targets: random_rotation(pixels, max_degrees, rng)
 
 
@@ -316,7 +316,7 @@ def _result_fields(method: str, result: Dict[str, Any]) -> Dict[str, Any]:
 def main(argv: Sequence[str]) -> None:
     import keras
 
-    from utils.evaluation import draw_targets
+    from utils.evaluation.loop import draw_targets
     from utils.results import append_records, check_writable, provenance
 
     if len(argv) > 1:

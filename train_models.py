@@ -17,8 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from utils.cli import run_main  # noqa: E402
-from utils.flag_defs import (advtrain_config_from_flags, define_advtrain_flags,  # noqa: E402
+from utils.cli.common import run_main  # noqa: E402
+from utils.cli.flags import (advtrain_config_from_flags, define_advtrain_flags,  # noqa: E402
                              define_model_flags, define_once, model_config_from_flags)
 
 FLAGS = flags.FLAGS
@@ -53,7 +53,7 @@ define_flags()
 
 def main(argv: Sequence[str]) -> None:
     from utils.errors import UsageError
-    from utils.train_run import RunConfig, train
+    from utils.training.run import RunConfig, train
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")

@@ -37,9 +37,9 @@ import tensorflow as tf  # noqa: E402
 
 from bench.common import finish  # noqa: E402
 
-from utils.apgd import apgd  # noqa: E402
+from utils.attacks.apgd import apgd  # noqa: E402
 from utils.data import load_dataset  # noqa: E402
-from utils.objectives import OBJECTIVES  # noqa: E402
+from utils.attacks.objectives import OBJECTIVES  # noqa: E402
 
 CLIP_MIN, CLIP_MAX = 0.0, 1.0  # pixels in [0, 1]: scalar clips both libraries take
 

@@ -30,9 +30,9 @@ import tensorflow as tf  # noqa: E402
 
 from bench.common import finish  # noqa: E402
 
-from utils.attacks import ATTACKS  # noqa: E402
-from utils.classifier import ModelConfig, build_classifier  # noqa: E402
-from utils.objectives import OBJECTIVES  # noqa: E402
+from utils.attacks.iterative import ATTACKS  # noqa: E402
+from utils.models.classifier import ModelConfig, build_classifier  # noqa: E402
+from utils.attacks.objectives import OBJECTIVES  # noqa: E402
 
 CLIP_MIN, CLIP_MAX = -0.5, 0.5  # scalar clips: cleverhans' clip_by_value takes scalars
 

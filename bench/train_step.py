@@ -2,7 +2,7 @@
 
 The paper claims MMC costs "little extra computation" over SCE; the target is a step
 time ratio MMC/SCE <= 1.03. Both models run the same compiled distributed step
-(:class:`utils.training.Trainer`) on CIFAR-shaped random batches of 50, timed in
+(:class:`utils.training.loop.Trainer`) on CIFAR-shaped random batches of 50, timed in
 alternating rounds so machine drift hits both alike.
 
     python bench/train_step.py                 # writes bench/results/train_step.json
@@ -27,10 +27,10 @@ import tensorflow as tf  # noqa: E402
 
 from bench.common import finish  # noqa: E402
 
-from utils.classifier import ModelConfig, build_classifier  # noqa: E402
-from utils.distribute import make_strategy  # noqa: E402
+from utils.models.classifier import ModelConfig, build_classifier  # noqa: E402
+from utils.training.distribute import make_strategy  # noqa: E402
 from utils.losses import LOSSES  # noqa: E402
-from utils.training import Trainer, make_optimizer  # noqa: E402
+from utils.training.loop import Trainer, make_optimizer  # noqa: E402
 
 
 def make_trainer(loss: str, strategy, batch: int, n: int, mixed: str) -> Trainer:

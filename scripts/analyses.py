@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
 
 from absl import flags  # noqa: E402
 
-from utils.cli import run_main  # noqa: E402
-from utils.flag_defs import define_model_flags, define_once  # noqa: E402
+from utils.cli.common import run_main  # noqa: E402
+from utils.cli.flags import define_model_flags, define_once  # noqa: E402
 
 FLAGS = flags.FLAGS
 WHICH = ("training_time", "ood", "gsce", "cmm_sweep", "features_2d")
@@ -97,7 +97,7 @@ define_flags()
 
 def _values(variant: str, **extra: Any) -> Any:
     """The flag values with the architecture flags of ``variant`` (and ``extra``)."""
-    from utils.analyses import VARIANT_FLAGS
+    from utils.reporting.analyses import VARIANT_FLAGS
     from utils.errors import UsageError
     if variant not in VARIANT_FLAGS:
         raise UsageError(f"unknown model {variant!r}; choose from {', '.join(VARIANT_FLAGS)}")
@@ -109,9 +109,9 @@ def get_model(values: Any, data: Any) -> Any:
     """``(keras model, run name)`` of checkpoint ``values.epoch`` of the run ``values``
     name; trained first with ``--train_missing`` when absent, else a UsageError."""
     from utils.errors import UsageError
-    from utils.flag_defs import model_config_from_flags
-    from utils.model_loading import checkpoint_location, load_checkpoint_model
-    from utils.train_run import RunConfig, train
+    from utils.cli.flags import model_config_from_flags
+    from utils.models.loading import checkpoint_location, load_checkpoint_model
+    from utils.training.run import RunConfig, train
 
     cfg = model_config_from_flags(values)
     where = dict(model_dir=values.model_dir, dataset=values.dataset,
@@ -139,7 +139,7 @@ def _test_data(dataset: str) -> Any:
 
 
 def _common(**extra: Any) -> Dict[str, Any]:
-    from utils.models import describe
+    from utils.models.resnet import describe
     return dict(dataset=FLAGS.dataset, arch=describe(FLAGS.version, FLAGS.n),
                 optimizer=FLAGS.optimizer, lr=FLAGS.lr, batch_size=FLAGS.batch_size,
                 epoch=FLAGS.epoch, **extra)
@@ -150,10 +150,10 @@ def _common(**extra: Any) -> Dict[str, Any]:
 def run_training_time() -> Dict[str, Any]:
     import tensorflow as tf
 
-    from utils.advtrain import AdvTrainConfig
-    from utils.analyses import epoch_minutes, time_training
+    from utils.training.advtrain import AdvTrainConfig
+    from utils.reporting.analyses import epoch_minutes, time_training
     from utils.data import load_dataset
-    from utils.flag_defs import model_config_from_flags
+    from utils.cli.flags import model_config_from_flags
 
     images = FLAGS.batch_size * min(FLAGS.timing_steps, 40)
     data = load_dataset(FLAGS.dataset, FLAGS.data_dir, train_size=images, test_size=1,
@@ -185,7 +185,7 @@ def ood_inputs(data: Any) -> "tuple[Dict[str, Any], List[str]]":
     """OOD inputs in [0, 1] pixels ``(M, H, W, C)`` by name, and notes on what stands in."""
     import numpy as np
 
-    from utils.analyses import rendered_digits
+    from utils.reporting.analyses import rendered_digits
     from utils.data import load_raw_dataset
     from utils.errors import UsageError
 
@@ -215,8 +215,8 @@ def ood_inputs(data: Any) -> "tuple[Dict[str, Any], List[str]]":
 
 
 def run_ood() -> Dict[str, Any]:
-    from utils.analyses import ood_summary, predict
-    from utils.flag_defs import model_config_from_flags
+    from utils.reporting.analyses import ood_summary, predict
+    from utils.cli.flags import model_config_from_flags
     from utils.losses import LOSSES
 
     data = _test_data(FLAGS.dataset)
@@ -235,7 +235,7 @@ def run_ood() -> Dict[str, Any]:
 
 
 def run_gsce() -> Dict[str, Any]:
-    from utils.analyses import predict, relative_dependency
+    from utils.reporting.analyses import predict, relative_dependency
 
     data = _test_data(FLAGS.dataset)
     models = []
@@ -249,7 +249,7 @@ def run_gsce() -> Dict[str, Any]:
 
 
 def run_cmm_sweep() -> Dict[str, Any]:
-    from utils.analyses import cmm_row
+    from utils.reporting.analyses import cmm_row
     from utils.errors import UsageError
 
     try:
@@ -274,8 +274,8 @@ def _train_images() -> int:
 
 
 def run_features_2d() -> "tuple[Dict[str, Any], bytes]":
-    from utils.analyses import accuracy, centers_of, features_of, spread_ratio
-    from utils.analyses_render import render_features_png
+    from utils.reporting.analyses import accuracy, centers_of, features_of, spread_ratio
+    from utils.reporting.analyses_render import render_features_png
 
     data = _test_data(FLAGS.dataset)
     x, y = data.x_test[:FLAGS.features_examples], data.y_test[:FLAGS.features_examples]
@@ -307,7 +307,7 @@ def _done(path: pathlib.Path, settings: Dict[str, Any]) -> bool:
 
 def run_one(which: str) -> List[pathlib.Path]:
     """Run analysis ``which`` and write its outputs; returns the paths written."""
-    from utils import analyses_render as render
+    from utils.reporting import analyses_render as render
     from utils.results import provenance
 
     png = None
@@ -327,7 +327,7 @@ def run_one(which: str) -> List[pathlib.Path]:
 
 
 def main(argv: Sequence[str]) -> None:
-    from utils.checkpoints import ensure_writable_dir
+    from utils.training.checkpoints import ensure_writable_dir
     from utils.errors import UsageError
 
     if len(argv) > 1:

@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
 
 from absl import flags  # noqa: E402
 
-from utils.cli import run_main  # noqa: E402
-from utils.flag_defs import define_once  # noqa: E402
+from utils.cli.common import run_main  # noqa: E402
+from utils.cli.flags import define_once  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEFAULT_REFERENCE = "reports/reference/paper_numbers.csv"
@@ -83,8 +83,8 @@ def _filter(values: List[dict], field: str, wanted: "str | None", flag: str) -> 
 
 def main(argv: Sequence[str]) -> None:
     from utils.errors import UsageError
-    from utils.report import compare, load_reference, load_results
-    from utils.report_render import write_report
+    from utils.reporting.compare import compare, load_reference, load_results
+    from utils.reporting.render import write_report
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")

@@ -31,14 +31,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.checkpoints import atomic_write_text  # noqa: E402
-from utils.classifier import ModelConfig  # noqa: E402
+from utils.training.checkpoints import atomic_write_text  # noqa: E402
+from utils.models.classifier import ModelConfig  # noqa: E402
 from utils.data import load_dataset  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
-from utils.ensemble import EnsembleSettings, evaluate_ensemble, parse_members  # noqa: E402
-from utils.evaluation import evaluate_attack  # noqa: E402
-from utils.objectives import select_objective, targeted_counterpart  # noqa: E402
-from utils.train_run import RunConfig, train  # noqa: E402
+from utils.evaluation.ensemble import EnsembleSettings, evaluate_ensemble, parse_members  # noqa: E402
+from utils.evaluation.loop import evaluate_attack  # noqa: E402
+from utils.attacks.objectives import select_objective, targeted_counterpart  # noqa: E402
+from utils.training.run import RunConfig, train  # noqa: E402
 
 ATTACK = "MadryEtAl"
 EPS_256 = (8, 16)

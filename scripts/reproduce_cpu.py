@@ -59,7 +59,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from utils.analyses import VARIANT_FLAGS  # noqa: E402
+from utils.reporting.analyses import VARIANT_FLAGS  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 
 MODELS = ("SCE", "MMLDA", "MMC-10-rand", "MMC-10", "AT-MMC-10")
@@ -268,9 +268,9 @@ def checkpoint_state(model: str, args: argparse.Namespace, budget: Budget
     as the evaluation flags locate it."""
     from absl import flags
 
-    from utils import checkpoints as ckpt
-    from utils.flag_defs import model_config_from_flags
-    from utils.model_loading import checkpoint_location
+    from utils.training import checkpoints as ckpt
+    from utils.cli.flags import model_config_from_flags
+    from utils.models.loading import checkpoint_location
 
     _parse("advtest_iterative", eval_flags(model, args, budget))
     v = types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
@@ -338,7 +338,7 @@ def write_reference_subset(args: argparse.Namespace) -> None:
     """002 Tables 1-2 (CIFAR-10, ResNet-32) of the reference and the RobustBench AutoAttack
     re-evaluation of its AT-MMC model, the setting compared with (Table 5's ResNet-110 /
     CIFAR-100 rows and the other sources left out)."""
-    from utils.repro_summary import write_reference_subset as write
+    from utils.reporting.summary import write_reference_subset as write
     write(REFERENCE, pathlib.Path(reference_path(args)), source="002", tables=PAPER_TABLES,
           dataset="cifar10", n_blocks=5, also=REEVALUATIONS)
 
@@ -397,10 +397,10 @@ def _intro(args: argparse.Namespace, budget: Budget) -> List[str]:
 
 
 def write_summary(args: argparse.Namespace, budget: Budget) -> pathlib.Path:
-    """``<report_dir>/summary.md``: :func:`utils.repro_summary.render_summary`."""
-    from utils.checkpoints import atomic_write_text
-    from utils.report import load_reference, load_results
-    from utils.repro_summary import render_summary, strong_columns, summary_columns
+    """``<report_dir>/summary.md``: :func:`utils.reporting.summary.render_summary`."""
+    from utils.training.checkpoints import atomic_write_text
+    from utils.reporting.compare import load_reference, load_results
+    from utils.reporting.summary import render_summary, strong_columns, summary_columns
 
     records = load_results([f"{args.report_dir}/*.jsonl"])
     cells = load_reference(reference_path(args))
@@ -417,7 +417,7 @@ def write_summary(args: argparse.Namespace, budget: Budget) -> pathlib.Path:
 
 def run(args: argparse.Namespace) -> None:
     from utils.data import find_data_dir
-    from utils.repro_summary import log_seconds
+    from utils.reporting.summary import log_seconds
 
     models = _split(args.only, MODELS, "only")
     stages = _split(args.stages, STAGES, "stages")

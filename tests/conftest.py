@@ -73,7 +73,7 @@ def run_entry(module_name: str, args, capsys=None):
     import importlib
 
     from absl import flags
-    from utils.cli import run_main
+    from utils.cli.common import run_main
 
     module = importlib.import_module(module_name)
     module.define_flags()

@@ -19,11 +19,11 @@ import ts_centers
 from conftest import ROOT
 from keras_layers import (CenterLossDense, ElasticMMCLayer, GaussianMixtureLayer, ISCELayer,
                           MMCLayer)
-from utils.classifier import ModelConfig, check_model_config
+from utils.models.classifier import ModelConfig, check_model_config
 from utils.errors import UsageError
 from utils.losses import (LOSSES, bind_loss, center_loss, emc_loss, isce_loss,
                           label_smoothing_loss, lgm_loss, mmc_loss, sce_loss)
-from utils.objectives import check_objective, select_objective
+from utils.attacks.objectives import check_objective, select_objective
 
 L, D, B = 5, 4, 12
 

@@ -87,7 +87,7 @@ def test_mm_first_rows_match_algorithm1_by_hand() -> None:
 
 
 def test_mm_above_simplex_uses_minmax(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="ts_centers.crafting"):
+    with caplog.at_level(logging.INFO, logger="ts_centers.builders"):
         centers = ts_centers.mm_centers(12, 3, seed=4)
     assert any("minmax" in r.getMessage() and r.levelno == logging.INFO for r in caplog.records)
     np.testing.assert_array_equal(centers, ts_centers.minmax_centers(12, 3, seed=4))

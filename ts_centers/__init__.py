@@ -7,7 +7,7 @@
 New center sets register one crafter with ``@register_centers("name")`` (contract:
 :class:`CenterCrafter`, unit-norm float64 rows of shape ``(num_classes, feature_dim)``).
 """
-from ts_centers.crafting import (
+from ts_centers.builders import (
     CENTER_SETS,
     CenterCrafter,
     get_centers,

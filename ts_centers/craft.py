@@ -13,7 +13,7 @@ import pathlib
 import sys
 from typing import List, Optional, Sequence
 
-from ts_centers.crafting import CENTER_SETS, get_centers
+from ts_centers.builders import CENTER_SETS, get_centers
 from ts_centers.io import DATA_DIR, SHIPPED_SIZES, mat_filename, save_centers
 from utils.errors import UsageError
 

@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from ts_centers.crafting import check_sizes, mm_centers, register_centers
+from ts_centers.builders import check_sizes, mm_centers, register_centers
 from utils.errors import UsageError
 
 # CIFAR-100's fine -> coarse label map (the dataset's own "coarse_labels" field, by fine index).

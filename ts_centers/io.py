@@ -17,7 +17,7 @@ from typing import Optional, Union
 import numpy as np
 import scipy.io
 
-from ts_centers.crafting import check_c_mm
+from ts_centers.builders import check_c_mm
 from utils.errors import UsageError
 
 PathLike = Union[str, os.PathLike]

@@ -6,7 +6,7 @@ with ``y_true`` one-hot ``(batch, num_classes)`` and ``logits`` the model's outp
 ``mmc``, ``mmlda`` take nothing else. A loss whose :class:`LossSpec` says so also takes
 ``features=`` (``z``, the head's input, ``(batch, d)``: ``needs_features``), ``head=`` (the
 model's output layer, for its centers: ``needs_head``) and its hyper-parameters by the
-names in ``params`` (the :class:`utils.classifier.ModelConfig` fields of the same
+names in ``params`` (the :class:`utils.models.classifier.ModelConfig` fields of the same
 names). :func:`bind_loss` fixes head and hyper-parameters and returns the
 :class:`BoundLoss` the trainer calls; ``after_step`` updates state that is not trained
 by gradients (the center loss' centers).
@@ -40,7 +40,7 @@ class LossSpec:
 
     Attributes:
         name: registry name (``sce``, ``mmc``, ``mmlda``, ``center``, ...).
-        head: the output head it trains (a name in ``utils.classifier.HEADS``: ``dense``
+        head: the output head it trains (a name in ``utils.models.classifier.HEADS``: ``dense``
             ``Wz + b``; ``mmc`` ``-||z - mu_l||^2`` to fixed centers; ``center``, ``gm``,
             ``emc``, ``isce``: see there).
         loss_fn: per-example loss, see the module docstring.
@@ -50,7 +50,7 @@ class LossSpec:
         needs_head: ``loss_fn`` (and ``after_step``) take ``head=``.
         after_step: ``after_step(y_true, features, *, head, **params)``, run in the
             replica context after each weight update, or None.
-        objectives: the adaptive attack objectives of its models (``utils.objectives``):
+        objectives: the adaptive attack objectives of its models (``utils.attacks.objectives``):
             ``"mmc"`` (``mmc_*``, logits are minus squared distances to centers),
             ``"gm"`` (such logits, but trained with softmax CE: ``ce`` / ``margin`` by
             default, ``mmc_*`` allowed) or ``"ce"`` (``ce`` / C&W ``margin``).

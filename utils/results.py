@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, Dict, List, Sequence
 
-from utils.checkpoints import atomic_write_text, ensure_writable_dir
+from utils.training.checkpoints import atomic_write_text, ensure_writable_dir
 from utils.errors import UsageError
 
 

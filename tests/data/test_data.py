@@ -1,0 +1,420 @@
+"""Tests of utils/data/sources.py and utils/data/pipeline.py (via utils.data) on generated files in
+the Keras layouts, plus the real Fashion-MNIST of Debian's package when installed."""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from utils import data as D
+from utils.errors import UsageError
+
+N_TRAIN, N_TEST = 20, 10
+CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
+SIDE = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32, "cifar100": 32}
+KERAS_SUBDIR = {"mnist": "", "fashion_mnist": "fashion-mnist",
+                "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# ------------------------------------------------------------------ fake files
+
+def _grey(rng, n):
+    return rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+
+
+def _write_mnist(directory, rng):
+    os.makedirs(directory, exist_ok=True)
+    np.savez(os.path.join(directory, "mnist.npz"),
+             x_train=_grey(rng, N_TRAIN), y_train=rng.integers(0, 10, N_TRAIN).astype(np.uint8),
+             x_test=_grey(rng, N_TEST), y_test=rng.integers(0, 10, N_TEST).astype(np.uint8))
+
+
+def _idx_bytes(array, magic):
+    return struct.pack(f">{1 + array.ndim}I", magic, *array.shape) + array.tobytes()
+
+
+def _write_fashion(directory, rng):
+    os.makedirs(directory, exist_ok=True)
+    for split, n in (("train", N_TRAIN), ("t10k", N_TEST)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        for kind, array, magic in (("labels-idx1", labels, 2049),
+                                   ("images-idx3", _grey(rng, n), 2051)):
+            with gzip.open(os.path.join(directory, f"{split}-{kind}-ubyte.gz"), "wb") as f:
+                f.write(_idx_bytes(array, magic))
+
+
+def _cifar_rows(rng, n):
+    return rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
+
+
+def _dump(path, obj):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+def _write_cifar10(root, rng):
+    directory = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(directory, exist_ok=True)
+    per_batch = N_TRAIN // 5
+    for i in range(1, 6):
+        _dump(os.path.join(directory, f"data_batch_{i}"),
+              {b"data": _cifar_rows(rng, per_batch),
+               b"labels": rng.integers(0, 10, per_batch).tolist()})
+    _dump(os.path.join(directory, "test_batch"),
+          {b"data": _cifar_rows(rng, N_TEST), b"labels": rng.integers(0, 10, N_TEST).tolist()})
+
+
+def _write_cifar100(root, rng):
+    directory = os.path.join(root, "cifar-100-python")
+    os.makedirs(directory, exist_ok=True)
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        _dump(os.path.join(directory, split),
+              {b"data": _cifar_rows(rng, n), b"fine_labels": rng.integers(0, 100, n).tolist(),
+               b"coarse_labels": rng.integers(0, 20, n).tolist()})
+
+
+def write_fake(name, root, seed=0):
+    """Writes dataset ``name`` under ``root`` as Keras' cache holds it; returns the
+    directory holding the files."""
+    rng = np.random.default_rng(seed)
+    if name == "mnist":
+        _write_mnist(root, rng)
+    elif name == "fashion_mnist":
+        _write_fashion(os.path.join(root, "fashion-mnist"), rng)
+    elif name == "cifar10":
+        _write_cifar10(root, rng)
+    else:
+        _write_cifar100(root, rng)
+    return os.path.join(root, KERAS_SUBDIR[name]).rstrip(os.sep)
+
+
+@pytest.fixture(autouse=True)
+def empty_keras_home(tmp_path, monkeypatch):
+    """No test sees the user's ~/.keras."""
+    home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def no_system_fashion(monkeypatch, tmp_path):
+    """Hides /usr/share/datasets/fashion-mnist from the search."""
+    source = D.DATASETS.get("fashion_mnist")
+    monkeypatch.setitem(D.DATASETS._entries, "fashion_mnist",
+                        dataclasses.replace(source, system_dirs=(str(tmp_path / "no_pkg"),)))
+
+
+# ------------------------------------------------------------------ loading
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_loads_each_keras_layout(name, tmp_path):
+    write_fake(name, str(tmp_path / "data"))
+    raw = D.load_raw_dataset(name, str(tmp_path / "data"))  # the parent of the subdir
+    side = SIDE[name]
+    assert raw.x_train.shape == (N_TRAIN, side, side, 3)
+    assert raw.x_test.shape == (N_TEST, side, side, 3)
+    assert raw.x_train.dtype == np.uint8
+    assert raw.y_train.dtype == np.int64 and raw.y_train.shape == (N_TRAIN,)
+    assert raw.num_classes == CLASSES[name] and raw.name == name
+    if side == 28:  # grey sets repeated to 3 channels
+        np.testing.assert_array_equal(raw.x_train[..., 0], raw.x_train[..., 2])
+    if name == "cifar100":
+        assert raw.num_coarse_classes == 20 and raw.coarse_test.shape == (N_TEST,)
+        assert raw.coarse_train.max() < 20
+    else:
+        assert raw.coarse_train is None and raw.num_coarse_classes is None
+
+
+def test_cifar_rows_are_channel_first(tmp_path):
+    directory = write_fake("cifar10", str(tmp_path))
+    with open(os.path.join(directory, "test_batch"), "rb") as f:
+        rows = pickle.load(f)[b"data"]
+    x_test = D.load_raw_dataset("cifar10", directory).x_test
+    n, i, j, c = 3, 5, 7, 2
+    assert x_test[n, i, j, c] == rows[n, c * 1024 + i * 32 + j]
+
+
+def test_fashion_accepts_files_directly_and_keras_cache(tmp_path, empty_keras_home):
+    directory = write_fake("fashion_mnist", str(tmp_path / "d"))
+    assert D.find_data_dir("fashion_mnist", directory) == directory
+    cached = write_fake("fashion_mnist", str(empty_keras_home / "datasets"))
+    assert D.find_data_dir("fashion_mnist", None) == cached
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar100"])
+def test_found_in_keras_cache(name, empty_keras_home):
+    expected = write_fake(name, str(empty_keras_home / "datasets"))
+    assert D.find_data_dir(name) == expected
+    assert D.load_dataset(name).num_classes == CLASSES[name]
+
+
+def test_missing_dataset_message_names_files_and_places(tmp_path, empty_keras_home):
+    with pytest.raises(UsageError) as info:
+        D.find_data_dir("cifar10", str(tmp_path / "mine"))
+    message = str(info.value)
+    assert "\n" not in message
+    for expected in ["data_batch_1", "data_batch_5", "test_batch", str(tmp_path / "mine"),
+                     os.path.join(str(tmp_path / "mine"), "cifar-10-batches-py"),
+                     str(empty_keras_home / "datasets" / "cifar-10-batches-py"), "--data_dir"]:
+        assert expected in message
+
+
+def test_missing_fashion_points_at_debian_package(no_system_fashion, tmp_path):
+    with pytest.raises(UsageError) as info:
+        D.load_dataset("fashion_mnist")
+    message = str(info.value)
+    assert "\n" not in message and "t10k-images-idx3-ubyte.gz" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert str(tmp_path / "no_pkg") in message
+
+
+def _truncate(path):
+    with open(path, "rb") as f:
+        content = f.read()
+    with open(path, "wb") as f:
+        f.write(content[: len(content) // 2])
+
+
+@pytest.mark.parametrize("name,filename", [
+    ("mnist", "mnist.npz"),
+    ("fashion_mnist", "train-images-idx3-ubyte.gz"),
+    ("fashion_mnist", "t10k-labels-idx1-ubyte.gz"),
+    ("cifar10", "data_batch_3"),
+    ("cifar100", "test"),
+])
+def test_truncated_file_is_usage_error(name, filename, tmp_path):
+    directory = write_fake(name, str(tmp_path))
+    _truncate(os.path.join(directory, filename))
+    with pytest.raises(UsageError, match="unreadable") as info:
+        D.load_dataset(name, directory)
+    assert "\n" not in str(info.value)
+    assert os.path.join(directory, filename) in str(info.value)
+
+
+def test_gz_with_wrong_header_is_usage_error(tmp_path):
+    directory = write_fake("fashion_mnist", str(tmp_path))
+    with gzip.open(os.path.join(directory, "train-labels-idx1-ubyte.gz"), "wb") as f:
+        f.write(b"not an idx file at all")
+    with pytest.raises(UsageError, match="train-labels-idx1-ubyte.gz is unreadable.*idx header"):
+        D.load_raw_dataset("fashion_mnist", directory)
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(UsageError, match="cifar10, cifar100, fashion_mnist, mnist"):
+        D.load_dataset("imagenet")
+    with pytest.raises(UsageError):
+        D.find_data_dir("svhn", None)
+
+
+# ------------------------------------------------------------------ preprocessing
+
+@pytest.fixture
+def cifar_raw(tmp_path):
+    return D.load_raw_dataset("cifar10", write_fake("cifar10", str(tmp_path)))
+
+
+def test_mean_subtraction_and_clip_range(cifar_raw):
+    data = D.prepare(cifar_raw)
+    full_mean = np.mean(cifar_raw.x_train.astype(np.float32) / 255, axis=0)
+    assert data.x_train.dtype == data.mean.dtype == data.clip_min.dtype == np.float32
+    assert data.y_train.dtype == np.int32 and data.input_shape == (32, 32, 3)
+    assert data.mean.shape == data.clip_min.shape == data.clip_max.shape == (32, 32, 3)
+    np.testing.assert_allclose(data.mean, full_mean, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(data.clip_min + data.mean, 0.0, atol=1e-6)
+    np.testing.assert_allclose(data.clip_max + data.mean, 1.0, atol=1e-6)
+    np.testing.assert_allclose(data.x_test + data.mean, cifar_raw.x_test / 255, atol=1e-6)
+    for x in (data.x_train, data.x_test):
+        assert np.all(x >= data.clip_min) and np.all(x <= data.clip_max)
+
+
+def test_train_subset_is_seeded_and_keeps_full_mean(cifar_raw):
+    full = D.prepare(cifar_raw)
+    a = D.prepare(cifar_raw, train_size=7, test_size=4, seed=1)
+    b = D.prepare(cifar_raw, train_size=7, test_size=4, seed=1)
+    c = D.prepare(cifar_raw, train_size=7, test_size=4, seed=2)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert not np.array_equal(a.x_train, c.x_train)
+    assert a.x_train.shape == (7, 32, 32, 3) and a.y_train.shape == (7,)
+    np.testing.assert_array_equal(a.mean, full.mean)
+    # Images and labels stay paired: each subset row is a row of the full set.
+    for x, label in zip(a.x_train, a.y_train):
+        row = int(np.flatnonzero(np.all(full.x_train == x, axis=(1, 2, 3)))[0])
+        assert full.y_train[row] == label
+    np.testing.assert_array_equal(a.x_test, full.x_test[:4])
+    np.testing.assert_array_equal(a.y_test, full.y_test[:4])
+
+
+def test_coarse_labels_follow_subset(tmp_path):
+    raw = D.load_raw_dataset("cifar100", write_fake("cifar100", str(tmp_path)))
+    data = D.prepare(raw, train_size=5, test_size=3)
+    assert data.coarse_train.shape == (5,) and data.coarse_train.dtype == np.int32
+    np.testing.assert_array_equal(data.coarse_test, raw.coarse_test[:3])
+    assert data.num_coarse_classes == 20
+
+
+@pytest.mark.parametrize("kwargs", [dict(train_size=0), dict(train_size=N_TRAIN + 1),
+                                    dict(test_size=0), dict(test_size=N_TEST + 1)])
+def test_bad_sizes_are_usage_errors(kwargs, tmp_path):
+    directory = write_fake("mnist", str(tmp_path))
+    with pytest.raises(UsageError):
+        D.load_dataset("mnist", directory, **kwargs)
+
+
+# ------------------------------------------------------------------ tf.data
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N_TRAIN, 32, 32, 3)).astype(np.float32)
+    return x, (np.arange(N_TRAIN) % 10).astype(np.int32)
+
+
+def test_train_batches_shapes_and_one_hot(arrays):
+    x, y = arrays
+    ds = D.make_train_dataset(x, y, global_batch_size=8, num_classes=10)
+    batches = list(ds)
+    assert len(batches) == D.steps_per_epoch(N_TRAIN, 8) == 2  # partial batch dropped
+    for images, labels in batches:
+        assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
+        assert labels.shape == (8, 10) and np.all(tf.reduce_sum(labels, axis=1) == 1)
+        assert np.all(np.isfinite(images))
+    small = list(D.make_train_dataset(x, y, global_batch_size=32, num_classes=10))
+    assert [b[0].shape[0] for b in small] == [N_TRAIN]  # no full batch: keep the partial one
+    assert D.steps_per_epoch(N_TRAIN, 32) == 1
+
+
+def test_train_without_augment_is_a_shuffle(arrays):
+    x, y = arrays
+    ds = D.make_train_dataset(x, y, global_batch_size=N_TRAIN, num_classes=10,
+                              augment=False, one_hot=False)
+    (images, labels), = list(ds)
+    assert labels.dtype == tf.int32 and labels.shape == (N_TRAIN,)
+    rows = [int(np.flatnonzero(np.all(x == image, axis=(1, 2, 3)))[0]) for image in images]
+    assert sorted(rows) == list(range(N_TRAIN)) and rows != list(range(N_TRAIN))  # shuffled
+    np.testing.assert_array_equal(y[rows], labels.numpy())  # pairs kept
+
+
+def test_augmentation_changes_images_and_is_seeded(arrays):
+    x, y = arrays
+
+    def epoch(seed):
+        ds = D.make_train_dataset(x, y, global_batch_size=N_TRAIN, num_classes=10,
+                                  shuffle_seed=seed, one_hot=False)
+        return [(a.numpy(), b.numpy()) for a, b in ds]
+    first = epoch(3)
+    images = first[0][0]
+    assert np.all(np.isfinite(images))
+    assert images.min() >= x.min() - 1e-5 and images.max() <= x.max() + 1e-5
+    assert not any(np.array_equal(image, original) for image in images for original in x)
+    np.testing.assert_array_equal(first[0][0], epoch(3)[0][0])  # rebuilt: same draws
+    ds = D.make_train_dataset(x, y, global_batch_size=N_TRAIN, num_classes=10)
+    a, b = (next(iter(ds))[0].numpy() for _ in range(2))
+    assert not np.array_equal(a, b)  # each epoch draws anew
+
+
+def test_augment_batch_flip_and_shift_semantics():
+    width = 20
+    ramp = np.tile(np.arange(width, dtype=np.float32), (width, 1))  # value = column
+    images = np.repeat(ramp[None, :, :, None], 64, axis=0)
+    flipped = D.augment_batch(images, tf.constant([1, 2]), shift_fraction=0.0).numpy()
+    is_flip = np.all(flipped == images[:, :, ::-1], axis=(1, 2, 3))
+    is_same = np.all(flipped == images, axis=(1, 2, 3))
+    assert np.all(is_flip | is_same) and 10 < is_flip.sum() < 54
+    shifted = D.augment_batch(images, tf.constant([3, 4]), flip=False).numpy()
+    # A linear ramp is reproduced exactly by bilinear sampling, clamped at the edges:
+    # every pixel moves by the example's horizontal shift, at most 10 % of the width.
+    moved = shifted - images
+    assert np.abs(moved).max() <= D.SHIFT_FRACTION * width + 1e-4
+    assert np.abs(moved).max() > 0.5
+    assert shifted.min() >= 0 and shifted.max() <= width - 1
+
+
+def test_eval_dataset_keeps_order_and_last_batch(arrays):
+    x, y = arrays
+    batches = list(D.make_eval_dataset(x, y, global_batch_size=8, num_classes=10))
+    assert [b[0].shape[0] for b in batches] == [8, 8, 4]
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.argmax(np.concatenate([b[1] for b in batches]), 1), y)
+
+
+@pytest.mark.parametrize("make", [D.make_train_dataset, D.make_eval_dataset])
+def test_bad_pipeline_arguments(make, arrays):
+    x, y = arrays
+    for batch in (0, -1, 2.5):
+        with pytest.raises(UsageError, match="batch size"):
+            make(x, y, global_batch_size=batch, num_classes=10)
+    with pytest.raises(UsageError, match="class indices"):
+        make(x, y + 5, global_batch_size=4, num_classes=10)
+    with pytest.raises(UsageError):
+        make(x, y[:3], global_batch_size=4, num_classes=10)
+
+
+@pytest.mark.parametrize("strategy", [
+    lambda: tf.distribute.OneDeviceStrategy("/cpu:0"),
+    lambda: tf.distribute.MirroredStrategy(["/cpu:0"]),
+], ids=["one_device", "mirrored"])
+def test_distributed_train_dataset(strategy, arrays):
+    strategy = strategy()
+    x, y = arrays
+    dist = D.make_distributed_train_dataset(strategy, x, y, global_batch_size=8,
+                                            num_classes=10)
+    batches = []
+    for images, labels in dist:
+        images = strategy.experimental_local_results(images)[0]
+        labels = strategy.experimental_local_results(labels)[0]
+        batches.append((images.shape, labels.shape))
+    assert batches == [((8, 32, 32, 3), (8, 10))] * 2
+
+
+def test_distributed_split_over_two_replicas():
+    """Two logical CPUs need a fresh TF runtime, hence the subprocess."""
+    script = textwrap.dedent("""
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from utils import data as D
+        from utils.errors import UsageError
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        x = np.zeros((20, 8, 8, 3), np.float32); y = np.arange(20) % 10
+        dist = D.make_distributed_train_dataset(strategy, x, y, global_batch_size=8,
+                                                num_classes=10)
+        images, labels = next(iter(dist))
+        print("SHAPES", [tuple(t.shape) for t in strategy.experimental_local_results(images)])
+        try:
+            D.make_distributed_train_dataset(strategy, x, y, global_batch_size=7, num_classes=10)
+        except UsageError as err:
+            print("ERROR", err)
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert "SHAPES [(4, 8, 8, 3), (4, 8, 8, 3)]" in out.stdout, out.stderr[-2000:]
+    assert "ERROR global batch size 7 is not divisible by the 2 replicas" in out.stdout
+
+
+# ------------------------------------------------------------------ the real data
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_SYSTEM_DIR),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_from_debian_package():
+    data = D.load_dataset("fashion_mnist", train_size=1000, test_size=100)
+    assert D.find_data_dir("fashion_mnist") == FASHION_SYSTEM_DIR
+    raw = D.load_raw_dataset("fashion_mnist")
+    assert raw.x_train.shape == (60000, 28, 28, 3) and raw.x_test.shape == (10000, 28, 28, 3)
+    np.testing.assert_array_equal(np.bincount(raw.y_train), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(raw.y_test), [1000] * 10)
+    assert data.x_train.shape == (1000, 28, 28, 3) and data.input_shape == (28, 28, 3)
+    assert 0.1 < float(data.mean.mean()) < 0.5  # Fashion-MNIST's mean pixel is about 0.29
+    assert np.all(data.x_test >= data.clip_min) and np.all(data.x_test <= data.clip_max)

@@ -1,0 +1,175 @@
+"""The cascaded ensemble runner: presets, worst case over members, resume, bad input.
+
+A tiny Dense net on four separable clusters (4x4x1 "images"), trained in a module
+fixture; every evaluation uses a few APGD steps, so the file runs in seconds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import keras
+from utils.evaluation import ensemble as ens
+from utils.evaluation.state import ROBUST, EvalState, save_state
+from utils.errors import UsageError
+from conftest import cluster_data
+from utils.evaluation.ensemble import (MEMBERS, PRESETS, EnsembleSettings, evaluate_ensemble,
+                            parse_members)
+from utils.evaluation.loop import draw_targets
+
+SHAPE, NUM_CLASSES = (4, 4, 1), 4
+
+
+def _clusters(n, seed):
+    return cluster_data(n, seed, SHAPE, NUM_CLASSES)
+
+
+@pytest.fixture(scope="module")
+def model_data():
+    (x_train, y_train), (x, y) = _clusters(512, 0), _clusters(64, 1)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
+                              keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(NUM_CLASSES)])
+    model.compile(keras.optimizers.Adam(0.01),
+                  keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.fit(x_train, np.eye(NUM_CLASSES)[y_train], epochs=5, batch_size=64, verbose=0)
+    return model, x, y
+
+
+def _settings(**over):
+    kw = dict(eps=0.3, clip_min=-1.0, clip_max=1.0, n_iter=5, nb_iter=5, eps_iter=0.075,
+              n_target_classes=3, seed=0)
+    kw.update(over)
+    return EnsembleSettings(**kw)
+
+
+def _run(model_data, members, **over):
+    model, x, y = model_data
+    kw = dict(settings=_settings(), batch_size=24, progress=False)
+    kw.update(over)
+    return evaluate_ensemble(model, x, y, members=parse_members(members), **kw)
+
+
+# ---------------------------------------------------------------- members and presets
+def test_presets_name_their_members_and_do_not_claim_full_autoattack():
+    assert PRESETS["autoattack-lite"] == ("APGD-CE", "APGD-T")
+    assert "autoattack" not in PRESETS  # FAB-T and Square are not implemented
+    assert "FAB-T" in ens.__doc__ and "Square" in ens.__doc__
+    assert set(MEMBERS.names()) == {"APGD-CE", "APGD-DLR", "APGD-T", "MultiTargeted", "PGD"}
+    assert parse_members("APGD-CE, MultiTargeted") == ("APGD-CE", "MultiTargeted")
+    assert parse_members(["PGD"]) == ("PGD",)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("FAB-T", "unknown ensemble member 'FAB-T'"), ("", "empty ensemble"),
+    ("APGD-CE,APGD-CE", "repeat")])
+def test_bad_member_lists(spec, match):
+    with pytest.raises(UsageError, match=match):
+        parse_members(spec)
+
+
+# ---------------------------------------------------------------- worst case
+def test_ensemble_never_beats_its_strongest_member(model_data):
+    members = ["APGD-CE", "APGD-T", "MultiTargeted"]
+    alone = {m: _run(model_data, m)["adv_correct"] for m in members}
+    cascade = _run(model_data, ",".join(members))
+    assert cascade["adv_correct"] <= min(alone.values()), (cascade, alone)
+    assert cascade["adv_correct"] < cascade["clean_correct"]  # a non-trivial case
+    after = list(cascade["robust_accuracy_after"].values())
+    assert all(b <= a for a, b in zip(after, after[1:]))
+    assert after[-1] == cascade["adv_accuracy"]
+    broken = sum(cascade["broken_by_member"].values())
+    assert broken == cascade["clean_correct"] - cascade["adv_correct"]
+    assert cascade["member_objectives"] == {"APGD-CE": "ce", "APGD-T": "dlr_targeted",
+                                            "MultiTargeted": "margin"}
+
+
+def test_eps_zero_gives_clean_accuracy(model_data):
+    result = _run(model_data, "autoattack-lite", settings=_settings(eps=0.0))
+    assert result["adv_accuracy"] == result["clean_accuracy"] > 0.9
+
+
+def test_huge_eps_breaks_every_point(model_data):
+    result = _run(model_data, "autoattack-lite",
+                  settings=_settings(eps=10.0, clip_min=-10.0, clip_max=10.0))
+    assert result["adv_accuracy"] <= 0.02
+
+
+def test_targeted_evaluation_hits_targets(model_data):
+    model, x, y = model_data
+    targets = draw_targets(y, NUM_CLASSES, 0)
+    result = _run(model_data, "APGD-CE", targets=targets,
+                  settings=_settings(eps=10.0, clip_min=-10.0, clip_max=10.0, n_iter=10))
+    assert result["targeted"] and result["target_success"] >= 0.95
+    assert list(result["target_success_after"]) == ["APGD-CE"]
+
+
+# ---------------------------------------------------------------- resume
+def test_interrupted_run_resumes_to_the_identical_record(model_data, tmp_path, monkeypatch):
+    members = "APGD-CE,APGD-T"
+    reference = _run(model_data, members)
+    state_file = tmp_path / "state.npz"
+    real, calls = ens.attack_batch, []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated interruption")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ens, "attack_batch", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        _run(model_data, members, state_file=state_file)
+    monkeypatch.setattr(ens, "attack_batch", real)
+    with np.load(state_file) as saved:
+        assert int(saved["next_batch"]) == 2  # 64 examples, batches of 24: 2 of 3 done
+        assert (saved["broken_by"][48:] == -3).all()
+    calls.clear()
+    monkeypatch.setattr(ens, "attack_batch", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    resumed = _run(model_data, members, state_file=state_file)
+    assert len(calls) == 1  # only the last batch was attacked again
+    assert resumed == reference
+    assert _run(model_data, members, state_file=state_file) == reference  # complete state
+    assert len(calls) == 1
+
+
+def test_state_of_another_evaluation_is_refused(model_data, tmp_path):
+    state_file = tmp_path / "state.npz"
+    _run(model_data, "APGD-CE", state_file=state_file)
+    with pytest.raises(UsageError, match="another evaluation .*eps"):
+        _run(model_data, "APGD-CE", state_file=state_file, settings=_settings(eps=0.2))
+    with pytest.raises(UsageError, match="another evaluation .*members"):
+        _run(model_data, "APGD-T", state_file=state_file)
+    state_file.write_bytes(b"not an npz")
+    with pytest.raises(UsageError, match="unreadable"):
+        _run(model_data, "APGD-CE", state_file=state_file)
+
+
+def test_state_round_trip(tmp_path):
+    state = EvalState.fresh(5)
+    state.broken_by[:2] = [ROBUST, 0]
+    state.next_batch = 1
+    save_state(tmp_path / "s.npz", '{"a": 1}', state)
+    loaded = ens.load_state(tmp_path / "s.npz", '{"a": 1}', 5)
+    np.testing.assert_array_equal(loaded.broken_by, state.broken_by)
+    assert loaded.next_batch == 1 and loaded.broken_by.dtype == np.int8
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("members,over,match", [
+    ("APGD-T", dict(targets="draw"), "untargeted attack"),
+    ("APGD-CE", dict(settings=_settings(norm="l1")), "unknown norm"),
+    ("APGD-CE", dict(settings=_settings(eps=-1.0)), "eps must be"),
+    ("APGD-CE", dict(settings=_settings(n_iter=0)), "n_iter must be"),
+    ("APGD-CE", dict(settings=_settings(objective="mmc_tar1")), "needs an untargeted"),
+    ("APGD-T", dict(settings=_settings(targeted_objective="dlr")), "needs a targeted"),
+    ("PGD", dict(settings=_settings(norm="l2")), "only"),
+    ("APGD-T", dict(settings=_settings(n_target_classes=0)), "n_target_classes"),
+    ("APGD-CE", dict(batch_size=0), "batch_size"),
+    ("APGD-CE", dict(settings=_settings(objective="nope")), "unknown objective")])
+def test_bad_input_raises_usage_error(model_data, members, over, match):
+    if over.get("targets") == "draw":
+        over = dict(over, targets=draw_targets(model_data[2], NUM_CLASSES, 0))
+    with pytest.raises(UsageError, match=match):
+        _run(model_data, members, **over)

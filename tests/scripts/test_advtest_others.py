@@ -1,0 +1,207 @@
+"""advtest_others.py end to end on a tiny model trained by train_models.py, plus the
+noise / rotation helpers of utils/attacks/corruptions.py and utils/models/loading.py."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_entry, write_fake_mnist_npz
+
+ARCH = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--optimizer=Adam",
+        "--lr=0.001"]
+SMALL_CW = ["--CW_binary_search_steps=2", "--CW_max_iterations=20"]
+SMALL_SPSA = ["--SPSA_samples=8", "--SPSA_nb_iter=2"]
+
+
+def _call(module_name, args, capsys):
+    return run_entry(module_name, args, capsys)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("advtest_others")
+    data = root / "data"
+    write_fake_mnist_npz(data, n_train=200, n_test=20)
+    code, _, err = _call("train_models", ARCH + [
+        f"--data_dir={data}", f"--model_dir={root}", "--epochs=2", "--verbose=0",
+        "--augment=False"], None)
+    assert code == 0, err
+    return root, data
+
+
+def _others(trained, capsys, *extra):
+    root, data = trained
+    results = root / "res.jsonl"
+    code, out, err = _call("advtest_others", ARCH + [
+        f"--data_dir={data}", f"--model_dir={root}", "--use_advtrain=False", "--epoch=2",
+        f"--results_file={results}", "--progress=False", *extra], capsys)
+    return code, out, err, results
+
+
+def _last(results):
+    return json.loads(results.read_text().splitlines()[-1])
+
+
+def test_carlini_wagner_record(trained, capsys):
+    code, out, err, results = _others(trained, capsys, "--attack_method=CarliniWagnerL2",
+                                      "--target=False", "--num_examples=6", *SMALL_CW)
+    assert code == 0, err
+    record = _last(results)
+    assert record["attack_name"] == "CarliniWagnerL2" and record["objective"] == "mmc_un2"
+    assert record["adaptive"] is True and record["targeted"] is False and record["n"] == 6
+    assert 0.0 <= record["success_rate"] <= 1.0
+    assert record["already_adversarial"] == record["n"] - record["clean_correct"]
+    assert record["success"] >= record["already_adversarial"]
+    assert record["l2_mean"] >= 0 and record["CW_max_iterations"] == 20
+    assert "pixels/255" in record["l2_units"] and "command" in record and "versions" in record
+    assert "CarliniWagnerL2 (n=6)" in out and "mean L2" in out
+    assert results.with_suffix(".csv").exists()
+
+
+def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
+    """Labels that disagree with the clean prediction: distortion exactly 0 there."""
+    import advtest_others
+    from utils.models.classifier import ModelConfig
+    from utils.data import load_dataset
+    from utils.models.loading import load_checkpoint_model
+
+    root, data_dir = trained
+    data = load_dataset("mnist", str(data_dir), test_size=6)
+    loaded = load_checkpoint_model(ModelConfig(version=1, n=1), data.input_shape,
+                                   data.num_classes, model_dir=str(root), dataset="mnist",
+                                   optimizer="Adam", lr=0.001, batch_size=20, epoch=2)
+    model_fn = advtest_others.pixel_model(loaded.model, data.mean)
+    pixels = advtest_others.to_pixels(data.x_test, data.mean)
+    pred = np.asarray(model_fn(pixels)).argmax(-1)
+    labels = np.where(np.arange(6) < 3, pred, (pred + 1) % data.num_classes)  # 3 wrong
+    perturb = advtest_others.cw_perturbation(model_fn, "mmc_un2", dict(
+        binary_search_steps=2, max_iterations=20))
+    adv = perturb(pixels, labels, None)
+    dist = advtest_others.l2_distortion(adv, pixels)
+    assert np.all(dist[3:] == 0.0)
+    fooled = np.asarray(model_fn(adv)).argmax(-1)[:3] != labels[:3]
+    assert np.all(dist[:3][fooled] > 0.0)
+    result = advtest_others.evaluate_perturbation(model_fn, data.x_test, labels, data.mean,
+                                                  perturb, batch_size=4, keep_already=True)
+    assert result["already_adversarial"] == 3 and 3 <= result["success"] <= 6
+
+
+def test_spsa_eps_zero_gives_clean_accuracy(trained, capsys):
+    code, out, err, results = _others(trained, capsys, "--attack_method=SPSA", "--target=False",
+                                      "--SPSA_epsilon=0", "--num_examples=10", *SMALL_SPSA)
+    assert code == 0, err
+    record = _last(results)
+    assert record["objective"] == "mmc_un1" and record["eps"] == 0.0 and record["n"] == 10
+    assert record["adv_accuracy"] == record["clean_accuracy"]
+    assert "l2_mean" not in record
+
+
+def test_spsa_targeted_non_adaptive(trained, capsys):
+    code, out, err, results = _others(trained, capsys, "--attack_method=SPSA", "--target=True",
+                                      "--adaptive=False", "--num_examples=2", *SMALL_SPSA)
+    assert code == 0, err
+    record = _last(results)
+    assert record["objective"] == "ce" and record["targeted"] is True
+    assert 0.0 <= record["target_success"] <= 1.0 and "adv_acc_target" in out
+
+
+@pytest.mark.parametrize("extra", [["--attack_method=Gaussian", "--noise_sigma=0"],
+                                   ["--attack_method=Rotation", "--rotation_degrees=0"]])
+def test_zero_corruption_gives_clean_accuracy(trained, capsys, extra):
+    code, out, err, results = _others(trained, capsys, *extra, "--batch_size=20")
+    assert code == 0, err
+    record = _last(results)
+    assert record["n"] == 20 and record["objective"] is None and record["targeted"] is False
+    assert record["adv_accuracy"] == record["clean_accuracy"]
+    assert record["clean_accuracy"] >= 0.3, "the test model learnt nothing"
+
+
+def test_corruptions_are_seeded(trained, capsys):
+    # --seed also names the model (center_seed is in arch.json), so only repeat seed 0.
+    accs = []
+    for _ in range(2):
+        code, _, err, results = _others(trained, capsys, "--attack_method=Rotation",
+                                        "--rotation_degrees=90")
+        assert code == 0, err
+        accs.append(_last(results)["adv_accuracy"])
+    assert accs[0] == accs[1]
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--attack_method=DeepFool"], "unknown attack 'DeepFool'"),
+    (["--attack_method=SPSA", "--SPSA_epsilon=-1"], "SPSA_epsilon must be >= 0"),
+    (["--attack_method=Gaussian", "--noise_sigma=-0.1"], "noise_sigma must be >= 0"),
+    (["--CW_max_iterations=0"], "CW_max_iterations must be >= 1"),
+    (["--attack_method=SPSA", "--SPSA_samples=3"], "SPSA_samples must be even"),
+    (["--attack_method=Gaussian", "--objective=ce"], "--objective applies to"),
+    (["--objective=mmc_tar2", "--target=False"], "targeted"),
+    (["--epoch=9"], "model.009.weights.h5 (epochs there: [2])"),
+])
+def test_bad_input_exit_2(trained, capsys, extra, expected):
+    code, _, err, _ = _others(trained, capsys, *extra)
+    assert code == 2, err
+    assert expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_results_file(trained, capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err, _ = _others(trained, capsys, "--attack_method=Gaussian",
+                              f"--results_file={blocker}/r.jsonl")
+    assert code == 2 and "writable --results_file" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- utils/attacks/corruptions.py
+
+def test_rotation_identity_quarter_turn_and_range():
+    from utils.attacks.corruptions import random_rotation, rotate
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 6, 6, 2)).astype(np.float32)
+    assert np.array_equal(rotate(x, [0.0, 0.0, 0.0]), x)
+    np.testing.assert_allclose(rotate(x, [90.0] * 3), np.rot90(x, 1, axes=(1, 2)), atol=1e-5)
+    assert np.array_equal(random_rotation(x, 0.0, rng), x)
+    turned = random_rotation(x, 30.0, rng)
+    assert turned.shape == x.shape and turned.min() >= 0.0 and turned.max() <= 1.0
+
+
+def test_noise_zero_sigma_statistics_and_clip():
+    from utils.attacks.corruptions import gaussian_noise
+    x = np.full((4, 8, 8, 3), 0.5, np.float32)
+    assert np.array_equal(gaussian_noise(x, 0.0, np.random.default_rng(0)), x)
+    noisy = gaussian_noise(x, 0.05, np.random.default_rng(0))
+    assert abs(float(np.std(noisy - x)) - 0.05) < 0.01
+    clipped = gaussian_noise(x, 10.0, np.random.default_rng(0), clip_min=0.0, clip_max=1.0)
+    assert clipped.min() == 0.0 and clipped.max() == 1.0
+
+
+def test_transforms_stream_independent_of_batch_size():
+    from utils.attacks.corruptions import gaussian_noise, random_rotation
+    x = np.random.default_rng(1).uniform(size=(6, 5, 5, 1)).astype(np.float32)
+    for fn, arg in ((gaussian_noise, 0.1), (random_rotation, 45.0)):
+        whole = fn(x, arg, np.random.default_rng(3))
+        rng = np.random.default_rng(3)
+        parts = np.concatenate([fn(x[:2], arg, rng), fn(x[2:], arg, rng)])
+        np.testing.assert_allclose(parts, whole, atol=1e-6)
+
+
+def test_transforms_reject_bad_arguments():
+    from utils.errors import UsageError
+    from utils.attacks.corruptions import gaussian_noise, random_rotation
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    with pytest.raises(UsageError, match="sigma"):
+        gaussian_noise(x, -1.0, np.random.default_rng(0))
+    with pytest.raises(UsageError, match="max_degrees"):
+        random_rotation(x, float("nan"), np.random.default_rng(0))
+
+
+def test_missing_checkpoint_names_the_run(tmp_path):
+    from utils.models.classifier import ModelConfig
+    from utils.errors import UsageError
+    from utils.models.loading import load_checkpoint_model
+    with pytest.raises(UsageError, match="no such run directory"):
+        load_checkpoint_model(ModelConfig(version=1, n=1), (28, 28, 3), 10,
+                              model_dir=str(tmp_path), dataset="mnist", optimizer="Adam",
+                              lr=0.001, batch_size=20, epoch=1, use_advtrain=True)

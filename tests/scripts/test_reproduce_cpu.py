@@ -1,0 +1,141 @@
+"""scripts/reproduce_cpu.py: the planned command lines, a dry run (two of the five models,
+on tiny generated MNIST) that writes records, report and summary, resuming (nothing is
+redone), and one-line errors."""
+from __future__ import annotations
+
+import collections
+import json
+import shlex
+
+import pytest
+
+from scripts import reproduce_cpu as rc
+
+
+def listed(capsys, *args):
+    assert rc.main(["--print_only", *args]) == 0
+    return [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_full_plan_command_lines(tmp_path, capsys):
+    cmds = listed(capsys, f"--runs_dir={tmp_path}/runs", f"--report_dir={tmp_path}/rep",
+                  "--stages=train,eval,report,analyses")
+    programs = collections.Counter(c[0] for c in cmds)
+    assert programs == {"train_models.py": 5, "advtest_iterative.py": 35,
+                        "advtest_others.py": 20, "scripts/compare_results.py": 1,
+                        "scripts/analyses.py": 2}
+    train = [set(c) for c in cmds if c[0] == "train_models.py"]
+    assert all({"--n=1", "--optimizer=Adam", "--lr=0.001",
+                "--dataset=fashion_mnist"} <= a for a in train)
+    at = [a for a in train if "--use_advtrain=True" in a]
+    assert all("--epochs=6" in a for a in train if a not in at)
+    assert len(at) == 1 and {"--attack_method=MadryEtAl", "--adv_ratio=1.0", "--epochs=5",
+                             "--train_size=20000"} <= at[0]
+    pgd = [set(c) for c in cmds if "--attack_method=MadryEtAl" in c
+           and c[0] == "advtest_iterative.py"]
+    assert collections.Counter(next(f for f in a if f.startswith("--num_iter=")) for a in pgd) \
+        == {"--num_iter=10": 10, "--num_iter=50": 10}
+    assert all({"--eps_256=8,16", "--num_examples=500"} <= a for a in pgd)
+    strong = [set(c) for c in cmds if c[0] == "advtest_iterative.py"
+              and "--attack_method=MadryEtAl" not in c]
+    assert collections.Counter(next(f for f in a if f.startswith("--attack_method="))
+                               for a in strong) == {
+        "--attack_method=APGD": 5, "--attack_method=APGD-T": 5, "--attack_method=AutoAttack": 5}
+    assert all({"--target=False", "--num_iter=50", "--eps_256=8,16", "--num_examples=500"} <= a
+               and any(f.startswith("--state_file=") for f in a) for a in strong)
+    cw = [set(c) for c in cmds if "--attack_method=CarliniWagnerL2" in c]
+    assert len(cw) == 10 and all({"--num_examples=100", "--CW_max_iterations=100",
+                                  "--CW_binary_search_steps=5"} <= a for a in cw)
+    report = next(c for c in cmds if c[0] == "scripts/compare_results.py")
+    assert "--match_dataset=False" in report
+
+
+def trained_run_dir(train_args):
+    """Where ``train_models.py train_args`` writes its checkpoints."""
+    import types
+
+    from absl import flags
+
+    from utils.training import checkpoints as ckpt
+    from utils.cli.flags import advtrain_config_from_flags, model_config_from_flags
+
+    rc._parse("train_models", train_args)
+    v = types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
+    flags.FLAGS.unparse_flags()
+    adv = advtrain_config_from_flags(v)
+    suffix = "" if adv is None else ckpt.advtrain_suffix(
+        adv.attack_method, adv.adv_ratio, adv.use_target, adv.eps_256, adv.eps_iter_256,
+        adv.nb_iter)
+    return ckpt.run_directory(v.model_dir, v.dataset, model_config_from_flags(v), v.optimizer,
+                              v.lr, v.batch_size, suffix), v.epochs
+
+
+def test_every_evaluation_loads_the_checkpoint_its_training_writes():
+    import argparse
+    args = argparse.Namespace(dataset="fashion_mnist", data_dir=None, runs_dir="/r",
+                              report_dir="/rep", seed=0)
+    dirs = set()
+    for model in rc.MODELS:
+        run_dir, last, epoch = rc.checkpoint_state(model, args, rc.FULL)
+        assert last is None
+        assert trained_run_dir(rc.train_command(model, args, rc.FULL)[1]) == (run_dir, epoch)
+        dirs.add(run_dir)
+    assert len(dirs) == 5
+    assert any("advtrained_models" in str(d) and "MadryEtAl_advratio1.0" in str(d)
+               for d in dirs)
+
+
+def test_dry_run_writes_report_and_resumes(tmp_path, fake_mnist_dir, capsys):
+    rep, runs = tmp_path / "rep", tmp_path / "runs"
+    args = ["--dry_run", "--dataset=mnist", f"--data_dir={fake_mnist_dir}",
+            f"--runs_dir={runs}", f"--report_dir={rep}", "--only=SCE,AT-MMC-10"]
+    assert rc.main(args) == 0, capsys.readouterr().err
+    pgd = [json.loads(line) for line in (rep / "pgd.jsonl").read_text().splitlines()]
+    others = [json.loads(line) for line in (rep / "others.jsonl").read_text().splitlines()]
+    assert len(pgd) == 2 * 4 * 2  # models x (PGD-1/2 tar/un) x eps 8, 16
+    strong = [json.loads(line) for line in (rep / "apgd.jsonl").read_text().splitlines()]
+    assert collections.Counter(r["attack_name"] for r in strong) == {
+        "APGD": 4, "APGD-T": 4, "AutoAttack": 4}  # models x eps 8, 16
+    assert all(not r["targeted"] and r["adaptive"] for r in strong)
+    assert sorted(r["attack_name"] for r in others) == sorted(
+        ["CarliniWagnerL2", "CarliniWagnerL2", "Gaussian", "Rotation"] * 2)
+    assert all(r["command"].startswith(("advtest_iterative.py ", "advtest_others.py "))
+               for r in pgd + others)
+    assert {r["loss"] for r in pgd} == {"sce", "mmc"}
+    assert any("MadryEtAl_advratio1.0" in r["model"] for r in pgd)
+    report = (rep / "report.md").read_text()
+    assert "Datasets differ" in report and (rep / "report.png").exists()
+    assert (rep / "report.csv").exists()
+    summary = (rep / "summary.md").read_text()
+    assert "Reduced C&W budget" in summary and "| AT-un (MMC-10) | ours |" in summary
+    assert "ε8 AutoAttack" in summary and "ε16 PGD2-un − AutoAttack" in summary
+    assert "| 55.0 | – | – | 43.48 |" in summary  # AT-MMC: claimed PGD-50 vs RobustBench
+    timings = json.loads((rep / "timings.json").read_text())
+    assert {t["step"] for t in timings} == {"train SCE", "train AT-MMC-10", "eval SCE",
+                                            "eval AT-MMC-10", "report"}
+    capsys.readouterr()
+    # Resuming: trained models and recorded evaluations are not redone.
+    assert rc.main([*args, "--stages=train,eval"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and out.count("[skip]") == 2
+    assert len((rep / "pgd.jsonl").read_text().splitlines()) == len(pgd)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--only=SCE,Foo"], "--only=SCE,Foo"),
+    (["--stages=train,deploy"], "--stages"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, bad, message):
+    assert rc.main([f"--report_dir={tmp_path}/rep", f"--runs_dir={tmp_path}/runs", *bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "rep").exists() and not (tmp_path / "runs").exists()
+
+
+def test_missing_dataset_is_exit_2(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = rc.main(["--dataset=cifar10", f"--data_dir={empty}", f"--runs_dir={tmp_path}/r",
+                    f"--report_dir={tmp_path}/rep"])
+    assert code == 2 and "data_batch_1" in capsys.readouterr().err
+    assert not (tmp_path / "rep").exists()

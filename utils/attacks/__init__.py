@@ -1,0 +1,1 @@
+"""Attacks: objectives (adaptive losses), iterative ℓ∞ attacks, APGD, multi-targeted, cleverhans, corruptions."""

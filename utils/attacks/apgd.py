@@ -1,0 +1,367 @@
+"""APGD: step-size-free PGD with momentum (Croce & Hein 2020), ℓ∞ and ℓ2, any objective.
+
+The attacker MINIMISES an :mod:`utils.attacks.objectives` objective ``v`` (internally it ascends
+``f = -v``). From a random start it takes momentum steps (``alpha = 0.75``) with an
+initial step of ``2 eps``; at the checkpoints ``w_j = ceil(p_j n_iter)`` of the published
+schedule (``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``) a
+sample halves its step and restarts from its best point when
+
+* condition 1: fewer than ``rho = 0.75`` of its steps since the last checkpoint
+  increased ``f``, or
+* condition 2: its step was not halved at the last checkpoint and its best ``f`` did
+  not improve since then.
+
+Everything is per sample, and the whole loop of one batch is one compiled graph
+(:func:`apgd_graph`); the schedule is computed in Python and passed as a tensor.
+``eps`` is in model input units (pixels/255 after mean subtraction; the scripts take
+``eps_256`` and pass ``eps_256 / 256``).
+
+    x_adv = apgd(model, x, y_onehot, objective=OBJECTIVES.get("ce").fn, eps=8 / 256,
+                 n_iter=100, clip_min=data.clip_min, clip_max=data.clip_max, seed=0)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from utils.attacks.iterative import ModelFn, Seed, Tensorish, prepare_inputs, restart_seed, seed_tensor
+from utils.errors import UsageError
+from utils.attacks.objectives import Objective
+
+NORMS = ("linf", "l2")
+MOMENTUM = 0.75          # alpha: weight of the new gradient step against the last move
+RHO = 0.75               # condition 1: minimum share of loss-increasing steps per window
+INITIAL_STEP = 2.0       # first step size, in units of eps
+CHECKPOINT_FIRST = 0.22  # p_1
+CHECKPOINT_SHRINK = 0.03  # the window shrinks by this share of n_iter ...
+CHECKPOINT_MIN = 0.06    # ... down to this share
+_DIV_EPS = 1e-12         # keeps ℓ2 normalisations finite
+
+
+# ---------------------------------------------------------------- the schedule
+
+def checkpoint_fractions() -> List[float]:
+    """``[p_0, p_1, ...]`` up to the first ``p_j > 1`` (excluded), from the recursion
+    ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``; rounded to 1e-9 so that float
+    drift cannot move a ``ceil`` (``0.22 + 0.19`` is ``0.41000000000000003``)."""
+    fractions = [0.0, CHECKPOINT_FIRST]
+    while True:
+        step = max(fractions[-1] - fractions[-2] - CHECKPOINT_SHRINK, CHECKPOINT_MIN)
+        nxt = round(fractions[-1] + step, 9)
+        if nxt > 1.0:
+            return fractions
+        fractions.append(nxt)
+
+
+def checkpoint_schedule(n_iter: int) -> List[int]:
+    """Iterations ``w_j = ceil(p_j n_iter)`` (strictly increasing, ``<= n_iter``) after
+    which the step size may be halved; starts with ``w_0 = 0``.
+
+    ``n_iter = 100`` gives ``[0, 22, 41, 57, 70, 80, 87, 93, 99]``, the published
+    schedule. (AutoAttack's code floors instead, with windows of at least one step; the
+    two agree whenever ``p_j n_iter`` is an integer.)
+    """
+    if int(n_iter) != n_iter or n_iter < 1:
+        raise UsageError(f"n_iter must be an integer >= 1, got {n_iter}")
+    points: List[int] = []
+    for p in checkpoint_fractions():
+        w = math.ceil(round(p * n_iter, 6))
+        if w <= n_iter and (not points or w > points[-1]):
+            points.append(w)
+    return points
+
+
+# ---------------------------------------------------------------- graph pieces
+
+def _per_sample(v: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """``(batch,)`` -> ``(batch, 1, ..., 1)`` broadcastable to ``like``."""
+    return tf.reshape(v, tf.concat([tf.shape(v), tf.ones([tf.rank(like) - 1], tf.int32)], 0))
+
+
+def _l2(t: tf.Tensor) -> tf.Tensor:
+    """Per-sample ℓ2 norm, ``(batch, 1, ..., 1)``."""
+    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=tf.range(1, tf.rank(t)), keepdims=True))
+
+
+def _direction(grad: tf.Tensor, norm: str) -> tf.Tensor:
+    """Steepest ascent direction of unit ``norm``-length for ``grad``."""
+    if norm == "linf":
+        return tf.sign(grad)
+    return grad / (_l2(grad) + _DIV_EPS)
+
+
+def _project(x_adv: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: str, clip_min: tf.Tensor,
+             clip_max: tf.Tensor) -> tf.Tensor:
+    """Onto the ``norm`` ε-ball around ``x``, then into ``[clip_min, clip_max]``. Exact
+    for ℓ∞; for ℓ2 (AutoAttack's order) the box clip only shrinks ``|delta|``
+    coordinate-wise, so the result stays in the ball."""
+    delta = x_adv - x
+    if norm == "linf":
+        delta = tf.clip_by_value(delta, -eps, eps)
+    else:
+        delta = delta * tf.minimum(1.0, eps / (_l2(delta) + _DIV_EPS))
+    return tf.clip_by_value(x + delta, clip_min, clip_max)
+
+
+def _start(x: tf.Tensor, noise: tf.Tensor, eps: tf.Tensor, norm: str, clip_min: tf.Tensor,
+           clip_max: tf.Tensor) -> tf.Tensor:
+    """AutoAttack's random start: ``noise`` scaled to ℓ∞ (or ℓ2) length ``eps``."""
+    if norm == "linf":
+        axes = tf.range(1, tf.rank(noise))
+        scale = tf.reduce_max(tf.abs(noise), axis=axes, keepdims=True) + _DIV_EPS
+    else:
+        scale = _l2(noise) + _DIV_EPS
+    return _project(x + eps * noise / scale, x, eps, norm, clip_min, clip_max)
+
+
+def _evaluate(model_fn: ModelFn, objective: Objective, x_adv: tf.Tensor, labels: tf.Tensor,
+              targets: Optional[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(logits, f, df/dx)`` with ``f = -objective`` ``(batch,)`` (ascended)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x_adv)
+        logits = tf.cast(model_fn(x_adv), tf.float32)
+        value = objective(logits, labels) if targets is None else objective(logits, labels,
+                                                                            targets)
+        loss = -tf.cast(value, tf.float32)
+        total = tf.reduce_sum(loss)
+    return logits, loss, tape.gradient(total, x_adv)
+
+
+def _success(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor],
+             on_target: bool) -> tf.Tensor:
+    pred = tf.argmax(logits, axis=-1)
+    if on_target:
+        return tf.equal(pred, tf.argmax(targets, axis=-1))
+    return tf.not_equal(pred, tf.argmax(labels, axis=-1))
+
+
+class _State(NamedTuple):
+    """Loop state; ``(B, ...)`` image-shaped unless noted, ``(B,)`` per-sample scalars."""
+
+    x_adv: tf.Tensor
+    x_prev: tf.Tensor       # the iterate before x_adv (momentum term x_adv - x_prev)
+    grad: tf.Tensor
+    loss: tf.Tensor         # f(x_adv) (B,)
+    x_best: tf.Tensor
+    grad_best: tf.Tensor
+    loss_best: tf.Tensor    # (B,)
+    x_hit: tf.Tensor        # first iterate that succeeded
+    hit: tf.Tensor          # (B,) bool
+    step: tf.Tensor         # (B,) step size
+    n_increase: tf.Tensor   # (B,) steps that raised f since the last checkpoint
+    loss_best_last: tf.Tensor  # (B,) loss_best at the last checkpoint
+    reduced_last: tf.Tensor    # (B,) bool: step halved at the last checkpoint
+    check: tf.Tensor        # () int32 index of the next checkpoint
+    last_check: tf.Tensor   # () int32 iteration of the last checkpoint
+
+
+def _momentum_step(s: _State, i: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: str,
+                   clip_min: tf.Tensor, clip_max: tf.Tensor) -> tf.Tensor:
+    """``z = P(x_k + eta d)``, ``x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1}))``
+    with ``a = 1`` on the first step."""
+    z = _project(s.x_adv + _per_sample(s.step, x) * _direction(s.grad, norm), x, eps, norm,
+                 clip_min, clip_max)
+    a = tf.where(i > 0, MOMENTUM, 1.0)
+    moved = s.x_adv + a * (z - s.x_adv) + (1.0 - a) * (s.x_adv - s.x_prev)
+    return _project(moved, x, eps, norm, clip_min, clip_max)
+
+
+def _at_checkpoint(s: _State, i: tf.Tensor, checks: tf.Tensor, rho: tf.Tensor) -> _State:
+    """Conditions 1 and 2 after ``i + 1`` steps; halve and restart where either holds."""
+    is_check = tf.equal(i + 1, tf.gather(checks, s.check))
+    window = tf.cast(tf.gather(checks, s.check) - s.last_check, tf.float32)
+    cond1 = tf.cast(s.n_increase, tf.float32) < rho * window
+    cond2 = tf.logical_and(tf.logical_not(s.reduced_last), s.loss_best <= s.loss_best_last)
+    reduce = tf.logical_and(is_check, tf.logical_or(cond1, cond2))
+    back = _per_sample(reduce, s.x_adv)
+    return s._replace(
+        x_adv=tf.where(back, s.x_best, s.x_adv), grad=tf.where(back, s.grad_best, s.grad),
+        loss=tf.where(reduce, s.loss_best, s.loss),
+        step=tf.where(reduce, s.step / 2.0, s.step),
+        n_increase=tf.where(is_check, tf.zeros_like(s.n_increase), s.n_increase),
+        loss_best_last=tf.where(is_check, s.loss_best, s.loss_best_last),
+        reduced_last=tf.where(is_check, reduce, s.reduced_last),
+        check=s.check + tf.cast(is_check, tf.int32),
+        last_check=tf.where(is_check, i + 1, s.last_check))
+
+
+@tf.function(reduce_retracing=True)
+def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
+               labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
+               checks: tf.Tensor, n_iter: tf.Tensor, clip_min: tf.Tensor, clip_max: tf.Tensor,
+               noise: tf.Tensor, rho: tf.Tensor, on_target: bool) -> Tuple[tf.Tensor, ...]:
+    """One APGD run of a batch, compiled once per (model, objective, norm, on_target).
+
+    ``checks`` int32 are the checkpoints ``w_1, w_2, ...`` followed by one sentinel that
+    no iteration reaches. Returns ``(x_adv, success, x_best, loss_best, step_trace)``:
+    ``x_adv`` the first successful iterate where there is one, else ``x_best`` (the
+    iterate of largest ``f``); ``step_trace`` ``(n_iter, B)`` the step used at each step.
+    """
+    x_adv = _start(x, noise, eps, norm, clip_min, clip_max)
+    logits, loss, grad = _evaluate(model_fn, objective, x_adv, labels, targets)
+    hit = _success(logits, labels, targets, on_target)
+    batch = tf.shape(x)[0]
+    s = _State(x_adv, x_adv, grad, loss, x_adv, grad, loss, x_adv, hit,
+               tf.fill([batch], INITIAL_STEP * eps), tf.zeros([batch], tf.int32), loss,
+               tf.fill([batch], True), tf.constant(0), tf.constant(0))
+    trace = tf.TensorArray(tf.float32, size=n_iter)
+
+    def body(i: tf.Tensor, s: _State, trace: tf.TensorArray):
+        trace = trace.write(i, s.step)
+        x_new = _momentum_step(s, i, x, eps, norm, clip_min, clip_max)
+        logits, loss, grad = _evaluate(model_fn, objective, x_new, labels, targets)
+        success = _success(logits, labels, targets, on_target)
+        first = _per_sample(tf.logical_and(success, tf.logical_not(s.hit)), x)
+        better = loss > s.loss_best
+        up = _per_sample(better, x)
+        s = s._replace(
+            x_adv=x_new, x_prev=s.x_adv, grad=grad, loss=loss,
+            x_best=tf.where(up, x_new, s.x_best), grad_best=tf.where(up, grad, s.grad_best),
+            loss_best=tf.where(better, loss, s.loss_best),
+            x_hit=tf.where(first, x_new, s.x_hit), hit=tf.logical_or(s.hit, success),
+            n_increase=s.n_increase + tf.cast(loss > s.loss, tf.int32))
+        return i + 1, _at_checkpoint(s, i, checks, rho), trace
+
+    _, s, trace = tf.while_loop(lambda i, *_: i < n_iter, body, (tf.constant(0), s, trace))
+    x_out = tf.where(_per_sample(s.hit, x), s.x_hit, s.x_best)
+    return x_out, s.hit, s.x_best, s.loss_best, trace.stack()
+
+
+# ---------------------------------------------------------------- public API
+
+@dataclasses.dataclass(frozen=True)
+class APGDResult:
+    """One APGD run of a batch of ``B`` examples.
+
+    Attributes:
+        x_adv: ``(B, ...)`` float32, the first successful iterate, else ``x_best``.
+        success: ``(B,)`` bool, misclassified (or, with ``success_on_target``, predicted
+            as the target) at some iterate, the start included.
+        x_best: ``(B, ...)`` the iterate with the lowest objective value.
+        best_value: ``(B,)`` that lowest objective value (the objective's units).
+        step_sizes: ``(n_iter, B)`` the step size used at each step (model units).
+    """
+
+    x_adv: tf.Tensor
+    success: tf.Tensor
+    x_best: tf.Tensor
+    best_value: tf.Tensor
+    step_sizes: tf.Tensor
+
+
+def start_noise(shape: Tuple[int, ...], seed: Seed, norm: str) -> tf.Tensor:
+    """Random-start noise for ``shape``: uniform in [-1, 1] (ℓ∞) or standard normal
+    (ℓ2), from a stateless seed; APGD rescales it to length ``eps``."""
+    check_norm(norm)
+    seed_t = seed_tensor(seed)
+    if norm == "linf":
+        return tf.random.stateless_uniform(shape, seed_t, -1.0, 1.0)
+    return tf.random.stateless_normal(shape, seed_t)
+
+
+def check_norm(norm: str) -> str:
+    if norm not in NORMS:
+        raise UsageError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
+    return norm
+
+
+def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+             objective: Objective, eps: float, clip_min: Any, clip_max: Any,
+             n_iter: int = 100, norm: str = "linf",
+             targets_onehot: Optional[Tensorish] = None, success_on_target: bool = False,
+             seed: Seed = None, noise: Optional[Tensorish] = None,
+             rho: float = RHO) -> APGDResult:
+    """One APGD run (see the module docstring).
+
+    Args:
+        model_fn: ``x -> logits`` ``(B, L)``; reuse the same callable across batches (the
+            compiled graph is cached per callable).
+        x: ``(B, ...)`` float32 inputs in model units within ``[clip_min, clip_max]``.
+        labels_onehot: ``(B, L)`` true labels.
+        objective: an :data:`utils.attacks.objectives.Objective`, minimised (``ce``, ``dlr``,
+            ``mmc_un1``; targeted ones such as ``dlr_targeted`` need ``targets_onehot``).
+        eps: radius in model units (ℓ∞, or ℓ2 over the whole input); 0 returns ``x``.
+        clip_min, clip_max: scalars or arrays broadcastable to ``x`` (per-pixel).
+        n_iter: steps (gradient evaluations after the start), >= 1.
+        norm: ``"linf"`` or ``"l2"``.
+        targets_onehot: ``(B, L)`` targets for a targeted objective, else None.
+        success_on_target: success means predicted as the target, not just wrong.
+        seed: stateless seed of the random start (None: drawn from NumPy).
+        noise: ``(B, ...)`` start noise instead of ``seed`` (see :func:`start_noise`).
+        rho: condition-1 threshold.
+
+    Returns:
+        :class:`APGDResult`; ``|x_adv - x| <= eps`` in ``norm`` and within the clips.
+    """
+    check_norm(norm)
+    checks = checkpoint_schedule(n_iter)
+    x, labels, targets, eps, _, n_iter, low, high = prepare_inputs(
+        x, labels_onehot, targets_onehot, eps, 1.0, n_iter, clip_min, clip_max)
+    if success_on_target and targets is None:
+        raise UsageError("success_on_target needs targets_onehot")
+    if noise is None:
+        noise = start_noise(tuple(x.shape), seed, norm)
+    noise = tf.convert_to_tensor(noise, tf.float32)
+    if noise.shape != x.shape:
+        raise UsageError(f"noise shape {noise.shape} != x shape {x.shape}")
+    if eps == 0.0:
+        return _unmoved(model_fn, objective, x, labels, targets, n_iter, success_on_target)
+    out = apgd_graph(model_fn, objective, norm, x, labels, targets,
+                     tf.constant(eps, tf.float32), tf.constant(checks[1:] + [-1], tf.int32),
+                     tf.constant(n_iter, tf.int32), low, high, noise,
+                     tf.constant(rho, tf.float32), bool(success_on_target))
+    x_adv, success, x_best, loss_best, trace = out
+    return APGDResult(x_adv, success, x_best, -loss_best, trace)
+
+
+def _unmoved(model_fn: ModelFn, objective: Objective, x: tf.Tensor, labels: tf.Tensor,
+             targets: Optional[tf.Tensor], n_iter: int, on_target: bool) -> APGDResult:
+    """The ``eps = 0`` result: ``x`` itself."""
+    logits, loss, _ = _evaluate(model_fn, objective, x, labels, targets)
+    return APGDResult(x, _success(logits, labels, targets, on_target), x, -loss,
+                      tf.zeros([n_iter, x.shape[0]]))
+
+
+def apgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, objective: Objective,
+         eps: float, clip_min: Any, clip_max: Any, n_iter: int = 100, norm: str = "linf",
+         targets_onehot: Optional[Tensorish] = None, success_on_target: bool = False,
+         num_restarts: int = 1, seed: Seed = None,
+         noise_for_restart: Optional[Callable[[int], tf.Tensor]] = None) -> tf.Tensor:
+    """APGD with ``num_restarts`` random starts, per-sample worst case: a successful
+    ``x_adv`` from the first restart that found one, else the lowest-objective point.
+    Restart ``r`` starts from ``noise_for_restart(r)`` ``(B, ...)`` if given, else from
+    :func:`start_noise` with :func:`utils.attacks.iterative.restart_seed` ``(seed, r)``. Other
+    arguments as :func:`apgd_run`; returns ``x_adv`` ``(B, ...)`` float32."""
+    if int(num_restarts) != num_restarts or num_restarts < 1:
+        raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
+    if seed is None:
+        seed = tuple(int(s) for s in np.random.randint(0, 2**31 - 1, size=2))
+    best: Optional[APGDResult] = None
+    for restart in range(int(num_restarts)):
+        run = apgd_run(model_fn, x, labels_onehot, objective=objective, eps=eps,
+                       clip_min=clip_min, clip_max=clip_max, n_iter=n_iter, norm=norm,
+                       targets_onehot=targets_onehot, success_on_target=success_on_target,
+                       seed=restart_seed(seed, restart),
+                       noise=None if noise_for_restart is None else noise_for_restart(restart))
+        best = run if best is None else _merge(best, run)
+        if bool(tf.reduce_all(best.success)):
+            break
+    return best.x_adv
+
+
+def _merge(a: APGDResult, b: APGDResult) -> APGDResult:
+    """Per sample: ``a`` if it succeeded, else ``b`` if it did, else the lower value."""
+    keep_a = tf.logical_or(a.success, tf.logical_and(tf.logical_not(b.success),
+                                                     a.best_value <= b.best_value))
+    mask = _per_sample(keep_a, a.x_adv)
+
+    def pick(u, v):
+        return tf.where(mask, u, v)
+
+    return APGDResult(pick(a.x_adv, b.x_adv), tf.logical_or(a.success, b.success),
+                      pick(a.x_best, b.x_best), tf.where(keep_a, a.best_value, b.best_value),
+                      b.step_sizes)

@@ -1,0 +1,318 @@
+"""White-box ℓ∞ gradient attacks (FGSM, BIM, PGD, MIM), registered by the original names.
+
+Every attack is ``init -> (step -> project) x nb_iter`` on the perturbation ``delta``:
+*init* is zero or uniform in the ε-ball, *step* moves against the gradient of an
+:mod:`utils.attacks.objectives` objective (which the attacker MINIMISES), *project* clips
+``delta`` to the ε-ball and to ``[clip_min - x, clip_max - x]``. The whole loop of one
+batch runs as one compiled graph (:func:`attack_graph`, which adversarial training also
+calls from inside its own compiled training step).
+
+    attack = ATTACKS.get("MadryEtAl")
+    x_adv = attack(model, x, y_onehot, objective=OBJECTIVES.get("ce").fn, eps=8 / 256,
+                   eps_iter=2 / 256, nb_iter=10, clip_min=data.clip_min, clip_max=data.clip_max)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+
+from utils.errors import UsageError
+from utils.attacks.objectives import Objective
+from utils.registry import Registry
+
+Tensorish = Union[np.ndarray, tf.Tensor]
+Seed = Union[None, int, Sequence[int]]
+ModelFn = Callable[[tf.Tensor], tf.Tensor]
+AttackFn = Callable[..., tf.Tensor]
+# step(grad, state) -> (direction, state): x_adv moves by -eps_iter * direction.
+StepFn = Callable[[tf.Tensor, tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]
+
+ATTACKS: Registry[AttackFn] = Registry("attack")
+RANDOM_START: Dict[str, bool] = {}  # attack name -> uniform random start by default
+MOMENTUM_DECAY = 1.0  # MIM's decay factor mu (Dong et al. 2018, cleverhans default)
+
+
+def register_attack(name: str, *, random_start: bool = False) -> Callable[[AttackFn], AttackFn]:
+    """Decorator registering an attack under ``name``; ``random_start`` is its default
+    ``rand_init`` (what :func:`worst_case_over_restarts` needs to know)."""
+
+    def decorator(fn: AttackFn) -> AttackFn:
+        ATTACKS.register(name)(fn)
+        RANDOM_START[name] = random_start
+        return fn
+
+    return decorator
+
+
+# ---------------------------------------------------------------- steps (module-level, so
+# that the compiled graph is cached per step function rather than retraced per call)
+
+def sign_step(grad: tf.Tensor, state: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """FGSM / BIM / PGD: direction ``sign(grad)``; no state."""
+    return tf.sign(grad), state
+
+
+def momentum_step(grad: tf.Tensor, state: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """MIM: ``g = mu g + grad / mean|grad|`` per example (cleverhans' L1 normalisation),
+    direction ``sign(g)``."""
+    axes = tf.range(1, tf.rank(grad))
+    norm = tf.maximum(tf.reduce_mean(tf.abs(grad), axis=axes, keepdims=True), 1e-12)
+    state = MOMENTUM_DECAY * state + grad / norm
+    return tf.sign(state), state
+
+
+def project_linf(delta: tf.Tensor, eps: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
+    """Exact projection of ``delta`` onto ``[-eps, eps] ∩ [low, high]`` per coordinate
+    (``low = clip_min - x <= 0 <= high = clip_max - x`` for a valid ``x``)."""
+    return tf.clip_by_value(tf.clip_by_value(delta, -eps, eps), low, high)
+
+
+@tf.function(reduce_retracing=True)
+def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, x: tf.Tensor,
+                 labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
+                 eps_iter: tf.Tensor, nb_iter: tf.Tensor, clip_min: tf.Tensor,
+                 clip_max: tf.Tensor, rand_init: bool, seed: tf.Tensor) -> tf.Tensor:
+    """init -> (step -> project) x nb_iter, compiled once per (model, objective, step).
+
+    Graph-safe core of :func:`run_iterative` (no validation, no host round trips): all
+    tensors float32 except ``nb_iter`` (int32 scalar) and ``seed`` (int64 ``(2,)``);
+    ``clip_min``/``clip_max`` broadcast to ``x``; ``targets`` None for untargeted.
+    """
+    low, high = clip_min - x, clip_max - x
+    if rand_init:
+        delta = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0) * eps
+    else:
+        delta = tf.zeros_like(x)
+    delta = project_linf(delta, eps, low, high)
+    state = tf.zeros_like(x)
+    for _ in tf.range(nb_iter):
+        with tf.GradientTape() as tape:
+            x_adv = x + delta
+            tape.watch(x_adv)
+            logits = model_fn(x_adv)
+            if targets is None:
+                value = objective(logits, labels)
+            else:
+                value = objective(logits, labels, targets)
+            total = tf.reduce_sum(tf.cast(value, tf.float32))
+        direction, state = step(tape.gradient(total, x_adv), state)
+        delta = project_linf(delta - eps_iter * direction, eps, low, high)
+    return tf.clip_by_value(x + delta, clip_min, clip_max)
+
+
+# ---------------------------------------------------------------- validation
+
+def _check_number(name: str, value: float, positive: bool) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise UsageError(f"{name} must be a finite number {bound}, got {value}")
+    return value
+
+
+def seed_tensor(seed: Seed) -> tf.Tensor:
+    """A stateless-RNG seed ``(2,)`` int64 from an int, a pair, or None (fresh draw from
+    NumPy's global generator, which ``keras.utils.set_random_seed`` seeds)."""
+    if seed is None:
+        seed = tuple(int(s) for s in np.random.randint(0, 2**31 - 1, size=2))
+    elif np.ndim(seed) == 0:
+        seed = (int(seed), 0)
+    if len(seed) != 2:
+        raise UsageError(f"seed must be an int or a pair of ints, got {seed!r}")
+    return tf.constant([int(s) for s in seed], dtype=tf.int64)
+
+
+def _check_clip(name: str, value: Any, x_shape: Tuple[int, ...]) -> tf.Tensor:
+    arr = np.asarray(value, dtype=np.float32)
+    try:
+        np.broadcast_shapes(arr.shape, x_shape)
+    except ValueError:
+        raise UsageError(f"{name} of shape {arr.shape} does not broadcast to inputs of shape "
+                         f"{x_shape}; pass a scalar or a per-pixel (H, W, C) array") from None
+    if not np.all(np.isfinite(arr)):
+        raise UsageError(f"{name} contains NaN or inf")
+    if arr.ndim == len(x_shape) and arr.shape[0] != 1:
+        return tf.constant(arr)  # already per example
+    # One per-example shape for scalars and per-pixel arrays alike: a single trace.
+    return tf.constant(np.broadcast_to(arr, (1,) + tuple(x_shape[1:])))
+
+
+def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optional[Tensorish],
+                   eps: float, eps_iter: float, nb_iter: int, clip_min: Any,
+                   clip_max: Any) -> tuple:
+    """Validated float32 tensors ``(x, labels, targets, eps, eps_iter, nb_iter, clip_min,
+    clip_max)`` shared by every attack loop; :class:`UsageError` on any impossible value."""
+    eps = _check_number("eps", eps, positive=False)
+    eps_iter = _check_number("eps_iter", eps_iter, positive=True)
+    if int(nb_iter) != nb_iter or nb_iter < 1:
+        raise UsageError(f"nb_iter must be an integer >= 1, got {nb_iter}")
+    x = tf.convert_to_tensor(x, dtype=tf.float32)
+    labels = tf.convert_to_tensor(labels_onehot, dtype=tf.float32)
+    if x.shape.rank is None or x.shape.rank < 2 or labels.shape.rank != 2 \
+            or labels.shape[0] != x.shape[0]:
+        raise UsageError(f"need x (batch, ...) and one-hot labels (batch, L); got x {x.shape}, "
+                         f"labels {labels.shape}")
+    targets = None
+    if targets_onehot is not None:
+        targets = tf.convert_to_tensor(targets_onehot, dtype=tf.float32)
+        if targets.shape != labels.shape:
+            raise UsageError(f"targets_onehot shape {targets.shape} != labels {labels.shape}")
+    low = _check_clip("clip_min", clip_min, tuple(x.shape))
+    high = _check_clip("clip_max", clip_max, tuple(x.shape))
+    if np.any(low.numpy() > high.numpy()):
+        raise UsageError("clip_min exceeds clip_max somewhere; check the data range")
+    return x, labels, targets, eps, eps_iter, int(nb_iter), low, high
+
+
+def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+                  objective: Objective, step: StepFn, eps: float, eps_iter: float,
+                  nb_iter: int, clip_min: Any, clip_max: Any,
+                  targets_onehot: Optional[Tensorish] = None, rand_init: bool = False,
+                  seed: Seed = None) -> tf.Tensor:
+    """The shared ℓ∞ loop behind every registered attack (see the module docstring).
+
+    Args:
+        model_fn: ``x -> logits`` ``(batch, L)``; a ``keras.Model`` works. Reuse the same
+            callable across batches: the compiled graph is cached per callable.
+        x: ``(batch, ...)`` float32 inputs in model units, within ``[clip_min, clip_max]``.
+        labels_onehot: ``(batch, L)`` true labels.
+        objective: an :data:`utils.attacks.objectives.Objective`, minimised.
+        step: :func:`sign_step` or :func:`momentum_step` (or another module-level StepFn).
+        eps: ℓ∞ radius in model input units (ε in /256 units is converted by the caller:
+            ``eps = eps_256 / 256``); 0 returns ``x`` unchanged.
+        eps_iter: step size per iteration, same units, > 0.
+        nb_iter: number of steps, >= 1.
+        clip_min, clip_max: valid input range, scalars or arrays broadcastable to ``x``
+            (per-pixel ``(H, W, C)`` after mean subtraction).
+        targets_onehot: ``(batch, L)`` targets for a targeted objective, else None.
+        rand_init: start uniformly at random in the ε-ball.
+        seed: int or pair of ints for the random start (None: drawn from NumPy).
+
+    Returns:
+        ``x_adv`` float32, shape of ``x``, with ``|x_adv - x| <= eps`` and
+        ``clip_min <= x_adv <= clip_max`` element-wise.
+    """
+    x, labels, targets, eps, eps_iter, nb_iter, low, high = prepare_inputs(
+        x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
+    if eps == 0.0:
+        return x
+    return attack_graph(model_fn, objective, step, x, labels, targets,
+                        tf.constant(eps, tf.float32), tf.constant(eps_iter, tf.float32),
+                        tf.constant(nb_iter, tf.int32), low, high, bool(rand_init),
+                        seed_tensor(seed))
+
+
+# ---------------------------------------------------------------- the registered attacks
+
+@register_attack("FastGradientMethod")
+def fast_gradient_method(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+                         objective: Objective, eps: float, eps_iter: float, nb_iter: int,
+                         clip_min: Any, clip_max: Any, targets_onehot: Optional[Tensorish] = None,
+                         rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
+    """FGSM (Goodfellow et al. 2015): one sign step of size ``eps`` from ``x``.
+    ``eps_iter`` and ``nb_iter`` are validated for a uniform interface but not used;
+    arguments otherwise as :func:`run_iterative`."""
+    prepare_inputs(x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
+    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=sign_step,
+                         eps=eps, eps_iter=max(float(eps), 1e-30), nb_iter=1,
+                         clip_min=clip_min, clip_max=clip_max, targets_onehot=targets_onehot,
+                         rand_init=bool(rand_init), seed=seed)
+
+
+@register_attack("BasicIterativeMethod")
+def basic_iterative_method(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+                           objective: Objective, eps: float, eps_iter: float, nb_iter: int,
+                           clip_min: Any, clip_max: Any,
+                           targets_onehot: Optional[Tensorish] = None,
+                           rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
+    """BIM (Kurakin et al. 2016): ``nb_iter`` sign steps of ``eps_iter`` from ``x``."""
+    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=sign_step,
+                         eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
+                         clip_max=clip_max, targets_onehot=targets_onehot,
+                         rand_init=bool(rand_init), seed=seed)
+
+
+@register_attack("MadryEtAl", random_start=True)
+def madry_et_al(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+                objective: Objective, eps: float, eps_iter: float, nb_iter: int,
+                clip_min: Any, clip_max: Any, targets_onehot: Optional[Tensorish] = None,
+                rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
+    """PGD (Madry et al. 2018): BIM from a uniform random start in the ε-ball
+    (``rand_init=None`` means True)."""
+    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=sign_step,
+                         eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
+                         clip_max=clip_max, targets_onehot=targets_onehot,
+                         rand_init=True if rand_init is None else bool(rand_init), seed=seed)
+
+
+@register_attack("MomentumIterativeMethod")
+def momentum_iterative_method(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+                              objective: Objective, eps: float, eps_iter: float, nb_iter: int,
+                              clip_min: Any, clip_max: Any,
+                              targets_onehot: Optional[Tensorish] = None,
+                              rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
+    """MIM (Dong et al. 2018): sign steps along the accumulated L1-normalised gradient,
+    decay :data:`MOMENTUM_DECAY`."""
+    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=momentum_step,
+                         eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
+                         clip_max=clip_max, targets_onehot=targets_onehot,
+                         rand_init=bool(rand_init), seed=seed)
+
+
+# ---------------------------------------------------------------- restarts
+
+def attack_succeeded(logits: Tensorish, labels_onehot: Tensorish,
+                     targets_onehot: Optional[Tensorish] = None) -> tf.Tensor:
+    """``(batch,)`` bool: misclassified (untargeted) or predicted as the target."""
+    pred = tf.argmax(logits, axis=-1)
+    if targets_onehot is None:
+        return tf.not_equal(pred, tf.argmax(labels_onehot, axis=-1))
+    return tf.equal(pred, tf.argmax(targets_onehot, axis=-1))
+
+
+def restart_seed(seed: Seed, restart: int) -> Optional[Tuple[int, int]]:
+    """The seed of restart ``restart`` (0 keeps ``seed``): the second word moves by
+    ``restart * 2**32``, so restarts never share a draw with other batches' seeds."""
+    if seed is None:
+        return None
+    first, second = (int(seed), 0) if np.ndim(seed) == 0 else (int(seed[0]), int(seed[1]))
+    return first, second + (restart << 32)
+
+
+def worst_case_over_restarts(attack_name: str, model_fn: ModelFn, x: Tensorish,
+                             labels_onehot: Tensorish, *, num_restarts: int,
+                             seed: Seed = None, targets_onehot: Optional[Tensorish] = None,
+                             rand_init: Optional[bool] = None, **attack_kwargs: Any) -> tf.Tensor:
+    """Run attack ``attack_name`` ``num_restarts`` times and keep, per example, the first
+    successful ``x_adv`` (see :func:`attack_succeeded`), else the last one.
+
+    Restart ``r`` uses :func:`restart_seed` ``(seed, r)``, so restart 0 is exactly the
+    single run with ``seed`` and the result is never weaker than it. Attacks without a
+    random start are deterministic and run once. ``attack_kwargs`` (objective, eps,
+    eps_iter, nb_iter, clip_min, clip_max) go to the attack unchanged.
+
+    Returns:
+        ``x_adv`` float32, shape of ``x``.
+    """
+    if int(num_restarts) != num_restarts or num_restarts < 1:
+        raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
+    attack = ATTACKS.get(attack_name)
+    random = RANDOM_START[attack_name] if rand_init is None else bool(rand_init)
+    runs = int(num_restarts) if random else 1
+    best, done = None, None
+    for restart in range(runs):
+        x_adv = attack(model_fn, x, labels_onehot, targets_onehot=targets_onehot,
+                       rand_init=rand_init, seed=restart_seed(seed, restart), **attack_kwargs)
+        success = attack_succeeded(model_fn(x_adv), labels_onehot, targets_onehot)
+        if best is None:
+            best, done = x_adv, success
+        else:
+            keep = tf.reshape(done, [-1] + [1] * (len(x_adv.shape) - 1))
+            best = tf.where(keep, best, x_adv)
+            done = tf.logical_or(done, success)
+        if bool(tf.reduce_all(done)):
+            break
+    return best

@@ -1,0 +1,181 @@
+"""absl flag definitions shared by the entry scripts (never imported by library code).
+
+``train_models.py`` and ``advtest_*.py`` locate the same checkpoint from the same
+architecture flags; each script passes its own defaults, as the original scripts had.
+
+    def define_flags(): define_model_flags(optimizer="Adam", lr=0.001)  # entry script
+    cfg = model_config_from_flags(flags.FLAGS)                         # in its main()
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from absl import flags
+
+import ts_centers
+from utils.models.classifier import LOSS_PARAM_FIELDS, ModelConfig, check_model_config
+from utils.errors import UsageError
+from utils.losses import LOSSES, loss_name_from_flags
+
+
+def define_once(define: Callable[..., Any], name: str, default: Any, help_text: str,
+                **kwargs: Any) -> None:
+    """Define flag ``name``, or, when another entry script imported into this process
+    already did (the tests do this), only make ``default`` this script's default."""
+    if name in flags.FLAGS:
+        flags.FLAGS.set_default(name, default)
+    else:
+        define(name, default, help=help_text, **kwargs)
+
+
+def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: int = 50,
+                       dataset: str = "mnist") -> None:
+    """The original's architecture/run flags (names and help), with script defaults."""
+    d = define_once
+    d(flags.DEFINE_integer, "batch_size", batch_size,
+      "Global batch size (all replicas together).", lower_bound=1)
+    d(flags.DEFINE_float, "mean_var", 10.0, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")
+    d(flags.DEFINE_string, "optimizer", optimizer, "Optimizer: mom (SGD, momentum 0.9) or Adam.")
+    d(flags.DEFINE_integer, "version", 2, "ResNet version: 1 (depth 6n+2) or 2 (bottleneck, 9n+2).")
+    d(flags.DEFINE_float, "lr", lr, "Initial learning rate (x0.1 after the schedule's epochs).")
+    d(flags.DEFINE_integer, "feature_dim", None, "Width of the dense feature layer; default: "
+      "the original's 64 (v1) / 256 (v2).", lower_bound=1)
+    d(flags.DEFINE_bool, "is_2d_demo", False, "2-d features (the MNIST feature-plot demo).")
+    d(flags.DEFINE_bool, "use_ball", True, "With use_MMLDA: MMC loss (True) or softmax CE (MMLDA).")
+    d(flags.DEFINE_bool, "use_MMLDA", True, "MM-center head (True) or a softmax dense head (SCE).")
+    d(flags.DEFINE_bool, "use_BN", True, "Batch normalization in the ResNet.")
+    d(flags.DEFINE_bool, "use_random", False, "Random centers on the C_MM sphere instead of MM.")
+    d(flags.DEFINE_bool, "use_dense", True, "Dense feature layer after pooling.")
+    d(flags.DEFINE_bool, "use_leaky", False, "LeakyReLU instead of ReLU.")
+    d(flags.DEFINE_string, "dataset", dataset, "mnist | fashion_mnist | cifar10 | cifar100.")
+    d(flags.DEFINE_integer, "n", 5, "ResNet blocks per stage (5: the paper's ResNet-32; 18: "
+      "ResNet-110).", lower_bound=1)
+    d(flags.DEFINE_string, "data_dir", None, "Directory with the Keras dataset files "
+      "(default: ~/.keras/datasets; Fashion-MNIST also /usr/share/datasets).")
+    d(flags.DEFINE_string, "model_dir", ".",
+      "Root holding trained_models/ (and advtrained_models/).")
+    d(flags.DEFINE_integer, "seed", 0, "Seed for weights, data order, augmentation, subsets, "
+      "random centers and attack targets.")
+    define_loss_flags()
+
+
+def define_loss_flags() -> None:
+    """``--loss`` and ``--centers`` (default: from the original's flags) and the loss
+    hyper-parameters (their defaults and sources: :class:`utils.models.classifier.ModelConfig`)."""
+    d = define_once
+    losses = "; ".join(f"{n}: {LOSSES.get(n).description}" for n in LOSSES.names())
+    d(flags.DEFINE_enum, "loss", None, "Training loss; default: from use_MMLDA/use_ball "
+      f"(sce, mmc, mmlda). {losses}", enum_values=LOSSES.names())
+    d(flags.DEFINE_enum, "centers", None, "Center set of mmc/mmlda/emc; default: random with "
+      "use_random, else mm. hierarchical: CIFAR-100 super-/sub-class MM centers.",
+      enum_values=ts_centers.CENTER_SETS.names())
+    d(flags.DEFINE_float, "sub_center_ratio", 0.1, "Hierarchical centers: C^2/C^1, in (0, 1).")
+    d(flags.DEFINE_float, "center_lambda", 0.003, "Center loss weight lambda (>= 0; Wen et "
+      "al. 2016).")
+    d(flags.DEFINE_float, "center_alpha", 0.5, "Center loss: center update rate in (0, 1].")
+    d(flags.DEFINE_float, "lgm_margin", 0.1, "L-GM margin alpha (>= 0; Wan et al.'s code).")
+    d(flags.DEFINE_float, "lgm_lambda", 0.01, "L-GM likelihood weight (>= 0; Wan et al.'s code).")
+    d(flags.DEFINE_float, "emc_alpha", 0.1, "EMC prior variance alpha of the centers (> 0).")
+    d(flags.DEFINE_float, "isce_s", 1.0, "I-SCE scale s on the true class (>= 1).")
+    d(flags.DEFINE_float, "isce_m", 0.1, "I-SCE margin m on the true class (> 0).")
+    d(flags.DEFINE_float, "label_smoothing", 0.1, "Label smoothing epsilon in [0, 1).")
+
+
+def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str) -> None:
+    """Flags every ``advtest_*.py`` shares: which checkpoint, which objective, where to."""
+    d = define_once
+    d(flags.DEFINE_string, "attack_method", attack_method, attack_help)
+    d(flags.DEFINE_string, "attack_method_for_advtrain", "FastGradientMethod",
+      "Attack the model was adversarially trained with (checkpoint name).")
+    d(flags.DEFINE_bool, "target", True, "Targeted attack (targets uniform among wrong labels).")
+    d(flags.DEFINE_bool, "use_target", False, "The model was adversarially trained with "
+      "targeted attacks (checkpoint name).")
+    d(flags.DEFINE_bool, "use_advtrain", True, "Load from advtrained_models/ (adversarially "
+      "trained).")
+    d(flags.DEFINE_float, "adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
+    d(flags.DEFINE_integer, "epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
+    d(flags.DEFINE_bool, "normalize_output_for_ball", True, "Softmax on MMC outputs at "
+      "inference, as the original; predictions do not change, and attacks see the logits.")
+    d(flags.DEFINE_bool, "adaptive", True, "Adaptive objectives for MMC models (paper 002 B.4); "
+      "False attacks every model with the SCE objectives (ce, C&W margin).")
+    d(flags.DEFINE_string, "objective", None, "Override the objective (ce, margin, mmc_un1, ...).")
+    d(flags.DEFINE_integer, "num_examples", None, "Evaluate the first N test images.",
+      lower_bound=1)
+    d(flags.DEFINE_string, "results_file", results_file,
+      "JSON-lines results file (a .csv beside it is rewritten).")
+    d(flags.DEFINE_bool, "progress", True, "Progress bar.")
+
+
+def model_config_from_flags(values: Any) -> ModelConfig:
+    """The :class:`ModelConfig` the flags describe; UsageError for bad loss settings.
+
+    Without ``--loss``/``--centers`` the original's flags decide, as before.
+    """
+    loss = values.loss or loss_name_from_flags(values.use_MMLDA, values.use_ball)
+    centers = values.centers or ("random" if values.use_random else "mm")
+    alias = LOSSES.get(loss).alias_of
+    if alias is not None:
+        if values.centers not in (None, alias[1]):
+            raise UsageError(f"--loss={loss} means --centers={alias[1]}; drop "
+                             f"--centers={values.centers} or use --loss={alias[0]}")
+        loss, centers = alias
+    cfg = ModelConfig(
+        version=values.version, n=values.n, feature_dim=values.feature_dim,
+        use_BN=values.use_BN, use_dense=values.use_dense, use_leaky=values.use_leaky,
+        is_2d_demo=values.is_2d_demo, loss=loss, centers=centers, c_mm=values.mean_var,
+        # Only seeded center sets use it; the checkpoint stores the centers anyway.
+        center_seed=values.seed if centers != "mm" else 0,
+        sub_center_ratio=values.sub_center_ratio,
+        **{field: getattr(values, field) for field in LOSS_PARAM_FIELDS})
+    check_model_config(cfg)
+    return cfg
+
+
+def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
+    """The test data and the checkpoint the ``advtest_*.py`` flags name.
+
+    Returns ``(PreparedData, utils.models.loading.LoadedModel)``; the test set is cut to
+    ``--num_examples``.
+    """
+    from utils.data import load_dataset
+    from utils.models.loading import load_checkpoint_model
+
+    data = load_dataset(values.dataset, values.data_dir, test_size=values.num_examples,
+                        seed=values.seed)
+    loaded = load_checkpoint_model(
+        cfg, data.input_shape, data.num_classes, model_dir=values.model_dir,
+        dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
+        batch_size=values.batch_size, epoch=values.epoch, use_advtrain=values.use_advtrain,
+        attack_method_for_advtrain=values.attack_method_for_advtrain,
+        adv_ratio=values.adv_ratio, use_target=values.use_target)
+    return data, loaded
+
+
+def define_advtrain_flags() -> None:
+    """Adversarial-training flags of the original ``advtrain.py`` (``adv_ratio``,
+    ``attack_method``, ``use_target``) plus ``use_advtrain`` and the crafting settings it
+    fixed (ε 8/256, step 2/256, 10 iterations)."""
+    d = define_once
+    d(flags.DEFINE_bool, "use_advtrain", False, "Adversarial training (advtrain.py); "
+      "checkpoints go to advtrained_models/.")
+    d(flags.DEFINE_string, "attack_method", "MadryEtAl", "Attack crafting the training "
+      "examples: MadryEtAl | MomentumIterativeMethod | FastGradientMethod | "
+      "BasicIterativeMethod.")
+    d(flags.DEFINE_float, "adv_ratio", 1.0, "Loss weight of the adversarial examples in each "
+      "mini-batch, in [0, 1] (1: adversarial only).")
+    d(flags.DEFINE_bool, "use_target", False, "Targeted crafting (random wrong target).")
+    d(flags.DEFINE_float, "advtrain_eps_256", 8.0, "Crafting ε in /256 pixel units.")
+    d(flags.DEFINE_float, "advtrain_eps_iter_256", 2.0, "Crafting step in /256 pixel units.")
+    d(flags.DEFINE_integer, "advtrain_num_iter", 10, "Crafting iterations (FGSM: 1).")
+
+
+def advtrain_config_from_flags(values: Any) -> Any:
+    """The :class:`utils.training.advtrain.AdvTrainConfig` the flags describe, or None."""
+    from utils.training.advtrain import AdvTrainConfig
+
+    if not values.use_advtrain:
+        return None
+    return AdvTrainConfig(attack_method=values.attack_method, adv_ratio=values.adv_ratio,
+                          use_target=values.use_target, eps_256=values.advtrain_eps_256,
+                          eps_iter_256=values.advtrain_eps_iter_256,
+                          nb_iter=values.advtrain_num_iter)

@@ -1,0 +1,92 @@
+"""Per-example progress of a cascaded evaluation, saved atomically so a run can resume.
+
+The state is three ``(N,)`` int8 arrays and the next batch index, plus a fingerprint
+string (JSON) of what was evaluated; a state file of another evaluation is refused.
+
+    state = load_state(path, fp, n) or EvalState.fresh(n)
+    save_state(path, fp, state)       # after every batch
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import pathlib
+from typing import Any, Optional
+
+import numpy as np
+
+from utils.training.checkpoints import atomic_write
+from utils.errors import UsageError
+
+UNPROCESSED, CLEAN_BROKEN, ROBUST = -3, -2, -1  # broken_by codes besides member indices
+
+
+@dataclasses.dataclass
+class EvalState:
+    """Per-example progress ``(N,)`` int8: ``broken_by`` the index of the member that
+    broke the example (``ROBUST`` none, ``CLEAN_BROKEN`` already broken clean,
+    ``UNPROCESSED``); ``clean_correct`` / ``adv_correct`` 0/1 (-1 unprocessed).
+    ``next_batch``: the first batch not yet done."""
+
+    broken_by: np.ndarray
+    clean_correct: np.ndarray
+    adv_correct: np.ndarray
+    next_batch: int = 0
+
+    @classmethod
+    def fresh(cls, n: int) -> "EvalState":
+        return cls(np.full(n, UNPROCESSED, np.int8), np.full(n, -1, np.int8),
+                   np.full(n, -1, np.int8))
+
+
+def digest(*arrays: Any) -> str:
+    """SHA-1 of arrays' dtypes, shapes and bytes (a fingerprint ingredient)."""
+    h = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def save_state(path: "str | pathlib.Path", fp: str, state: EvalState) -> None:
+    """Write ``state`` (npz) atomically: a crash leaves the previous state intact."""
+
+    def write(tmp: str) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, fingerprint=np.array(fp), broken_by=state.broken_by,
+                 clean_correct=state.clean_correct, adv_correct=state.adv_correct,
+                 next_batch=np.array(state.next_batch))
+        pathlib.Path(tmp).write_bytes(buffer.getvalue())
+
+    try:
+        atomic_write(pathlib.Path(path), write)
+    except OSError as exc:
+        raise UsageError(f"cannot write the state file {path} ({exc.strerror or exc}); "
+                         "pass a writable --state_file") from None
+
+
+def load_state(path: "str | pathlib.Path", fp: str, n: int) -> Optional[EvalState]:
+    """The saved state of the same evaluation, None when ``path`` does not exist;
+    UsageError for an unreadable file or one written by another evaluation."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            saved_fp = str(f["fingerprint"])
+            state = EvalState(f["broken_by"], f["clean_correct"], f["adv_correct"],
+                              int(f["next_batch"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"state file {path} is unreadable ({exc}); delete it or pass "
+                         "another --state_file") from None
+    if saved_fp != fp:
+        old, new = json.loads(saved_fp), json.loads(fp)
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise UsageError(f"state file {path} belongs to another evaluation (differs in "
+                         f"{', '.join(diff)}); delete it or pass another --state_file")
+    if len(state.broken_by) != n:
+        raise UsageError(f"state file {path} holds {len(state.broken_by)} examples, not {n}")
+    return state

@@ -1,0 +1,1 @@
+"""Models: ResNet feature extractors, classifiers (backbone + head), loading checkpoints."""

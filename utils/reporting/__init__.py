@@ -1,0 +1,1 @@
+"""Reporting: paper numbers vs ours, rendering, the reproduction summary, the analyses."""

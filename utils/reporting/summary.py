@@ -1,0 +1,270 @@
+"""Summary page of a reproduction run: our numbers beside the paper's row, per model.
+
+Complements ``scripts/compare_results.py`` (cell-by-cell matching with Δ) with the view
+a reader wants first: one row of ours and one of the paper per method, over the columns
+of 002 Tables 1 and 2 (clean, PGD-10/50 targeted/untargeted at two ε, C&W mean L2,
+Gaussian noise, rotation), and whether the ordering the paper predicts under adaptive PGD
+(SCE < MMLDA < MMC-10 (rand) < MMC-10) holds in ours. A second table sets the paper's
+PGD-50 beside our PGD-50 and the stronger attacks of :mod:`utils.attacks.apgd` / :mod:`utils.evaluation.ensemble`
+(APGD-CE, APGD-T, the AutoAttack-style cascade) on the same images.
+
+    cols = summary_columns(pgd_steps=(10, 50))
+    md = render_summary(records, cells, cols, methods, training, intro=["..."],
+                        strong=strong_columns(steps=50, pgd_steps=50))
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import pathlib
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from utils.training.checkpoints import atomic_write_text, ensure_writable_dir
+
+from utils.reporting.compare import Record, latest_per_setting
+
+EXPECTED_ORDER = ("SCE", "MMLDA", "MMC-10 (rand)", "MMC-10")
+PAPER_PGD_STEPS = (10, 50)
+# Untargeted white-box attacks whose accuracy columns the ordering check reads.
+ORDERED_ATTACKS = ("MadryEtAl", "APGD", "APGD-T", "AutoAttack")
+_RELATION = {"<=": "≤", ">": ">", "~": "≈", "=": ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One summary column: ``label``; what our record and the paper cell must be
+    (``attack``, ``targeted``, ``eps_256``, ``steps`` ours / ``paper_steps``); ``metric``
+    ``accuracy`` (%) or ``mean_l2``."""
+
+    label: str
+    attack: str
+    targeted: Optional[bool] = None
+    eps_256: Optional[float] = None
+    steps: Optional[int] = None
+    paper_steps: Optional[int] = None
+    metric: str = "accuracy"
+
+
+def summary_columns(pgd_steps: Sequence[int] = PAPER_PGD_STEPS) -> List[Column]:
+    """Clean, PGD (our ``pgd_steps`` against the paper's 10 and 50) tar/un at ε 8 and 16,
+    C&W tar/un (mean L2), noise, rotation."""
+    cols = [Column("clean", "clean")]
+    for eps in (8, 16):
+        for steps, paper_steps in zip(pgd_steps, PAPER_PGD_STEPS):
+            for targeted in (True, False):
+                label = f"ε{eps} PGD{steps}-{'tar' if targeted else 'un'}"
+                cols.append(Column(label, "MadryEtAl", targeted, float(eps), steps,
+                                   paper_steps))
+    cols += [Column("C&W-tar L2", "CarliniWagnerL2", True, metric="mean_l2"),
+             Column("C&W-un L2", "CarliniWagnerL2", False, metric="mean_l2"),
+             Column("noise", "Gaussian"), Column("rotation", "Rotation")]
+    return cols
+
+
+def strong_columns(steps: int, pgd_steps: int, eps: Sequence[int] = (8, 16)
+                   ) -> List[Column]:
+    """Per ε (/256): untargeted PGD-``pgd_steps`` (the paper's PGD-50 beside it), then
+    APGD-CE, APGD-T and the AutoAttack-style cascade (``autoattack-lite``), each with
+    ``steps`` iterations (APGD-T: per target class) -- all untargeted, adaptive."""
+    cols: List[Column] = []
+    for e in eps:
+        cols.append(Column(f"ε{e} PGD{pgd_steps}-un", "MadryEtAl", False, float(e), pgd_steps,
+                           PAPER_PGD_STEPS[-1]))
+        cols += [Column(f"ε{e} {label}", attack, False, float(e), steps)
+                 for label, attack in (("APGD-CE", "APGD"), ("APGD-T", "APGD-T"),
+                                       ("AutoAttack", "AutoAttack"))]
+    return cols
+
+
+def _matches(item: Record, method: str, col: Column, steps: Optional[int]) -> bool:
+    if item["method"] != method or item["attack"] != col.attack:
+        return False
+    if col.targeted is not None and bool(item["targeted"]) != col.targeted:
+        return False
+    if col.eps_256 is not None and (item["eps_256"] is None
+                                    or abs(float(item["eps_256"]) - col.eps_256) > 1e-6):
+        return False
+    return steps is None or item["nb_iter"] == steps
+
+
+def ours_value(records: Sequence[Record], method: str, col: Column) -> Optional[float]:
+    """Our value of ``col`` for ``method`` (normalized records, :mod:`utils.reporting.compare`):
+    accuracy % or mean L2; the clean column takes the clean accuracy of the record on
+    most images. None when not run."""
+    records = [r for r in latest_per_setting(records) if not r["transfer"]]
+    if col.attack == "clean":
+        own = [r for r in records if r["method"] == method]
+        return max(own, key=lambda r: (r["n"] or 0, r["time"]))["clean"] if own else None
+    hits = [r for r in records if _matches(r, method, col, col.steps)]
+    if not hits:
+        return None
+    best = max(hits, key=lambda r: (r["n"] or 0, r["time"]))
+    return best[col.metric]
+
+
+def paper_value(cells: Sequence[Record], method: str, col: Column) -> Optional[str]:
+    """The paper's printed value of ``col`` for ``method`` (``≤1`` for bounds), or None."""
+    for cell in cells:
+        if cell["metric"] == col.metric and _matches(cell, method, col, col.paper_steps):
+            return _RELATION[cell["relation"]] + cell["value_text"]
+    return None
+
+
+def _fmt(value: Optional[float], metric: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if metric == "mean_l2" else f"{value:.1f}"
+
+
+def _paper_number(text: Optional[str]) -> Optional[float]:
+    """``"≤1"`` -> 1.0, ``"36.0"`` -> 36.0 (a bound counts as its value)."""
+    if text is None:
+        return None
+    return float(text.lstrip("≤>≈"))
+
+
+def _ascending(values: Sequence[Tuple[str, Optional[float]]]) -> Optional[bool]:
+    if any(v is None for _, v in values):
+        return None
+    return (all(a[1] <= b[1] for a, b in zip(values, values[1:]))
+            and values[0][1] < values[-1][1])
+
+
+def ordering(records: Sequence[Record], cells: Sequence[Record], cols: Sequence[Column],
+             order: Sequence[str] = EXPECTED_ORDER
+             ) -> List[Tuple[str, str, Optional[bool], Optional[bool]]]:
+    """Per PGD column: ``(label, "SCE 2.0 < MMLDA 9.1 = ...", ours holds, paper holds)``;
+    a ``holds`` is True when the accuracy never decreases along ``order`` (the paper's
+    own SCE and MMLDA tie at ≤1 under targeted PGD) and the last beats the first; None
+    when a value is missing."""
+    out = []
+    for col in cols:
+        if col.attack not in ORDERED_ATTACKS or col.metric != "accuracy":
+            continue
+        ours = [(m, ours_value(records, m, col)) for m in order]
+        paper = _ascending([(m, _paper_number(paper_value(cells, m, col))) for m in order])
+        if any(v is None for _, v in ours):
+            out.append((col.label, "not all run", None, paper))
+            continue
+        ranked = sorted(ours, key=lambda mv: mv[1])
+        text = f"{ranked[0][0]} {ranked[0][1]:.1f}"
+        for (_, before), (method, value) in zip(ranked, ranked[1:]):
+            text += f" {'=' if value == before else '<'} {method} {value:.1f}"
+        out.append((col.label, text, _ascending(ours), paper))
+    return out
+
+
+def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Sequence[Column],
+                   methods: Sequence[str], training: Dict[str, Dict[str, Any]],
+                   intro: Sequence[str] = (), strong: Sequence[Column] = ()) -> str:
+    """Markdown: ``intro`` lines, the ours/paper table, the training budget per model, the
+    stronger-attack table (when ``strong`` columns are given) and the ordering check.
+
+    Args:
+        records: normalized records (:func:`utils.reporting.compare.load_results`).
+        cells: reference cells (:func:`utils.reporting.compare.load_reference`), already restricted
+            to the paper setting shown (e.g. CIFAR-10 ResNet-32).
+        cols: :func:`summary_columns`; methods: row labels (:func:`utils.reporting.compare.method_label`).
+        training: method -> ``{"epochs", "train_images", "minutes", "eval_minutes",
+            "test_accuracy"}`` (missing keys print as –).
+        strong: :func:`strong_columns`; its first column per ε is the PGD baseline the
+            others are compared with (the table adds "PGD − AutoAttack" in points).
+    """
+    header = ["method", "", *[c.label for c in cols]]
+    lines = [*intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        ours = [_fmt(ours_value(records, method, c), c.metric) for c in cols]
+        paper = [paper_value(cells, method, c) or "–" for c in cols]
+        lines.append(f"| {method} | ours | " + " | ".join(ours) + " |")
+        lines.append("|  | paper | " + " | ".join(paper) + " |")
+    lines += ["", "Training and evaluation time (ours; evaluation: all attacks of the model):",
+              "", "| method | epochs | training images | training min | evaluation min | "
+              "test accuracy % (all test images) |", "|---|---|---|---|---|---|"]
+    for method in methods:
+        t = training.get(method, {})
+        accuracy = t.get("test_accuracy")
+        lines.append(" | ".join([
+            f"| {method}", str(t.get("epochs", "–")), str(t.get("train_images", "–")),
+            _fmt(t.get("minutes"), "accuracy"), _fmt(t.get("eval_minutes"), "accuracy"),
+            _fmt(None if accuracy is None else 100 * accuracy, "accuracy")]) + " |")
+    if strong:
+        lines += ["", *render_strong(records, cells, strong, methods)]
+    checks = ordering(records, cells, [*cols, *[c for c in strong if c not in cols]])
+    held = [c for c in checks if c[2]]
+
+    def yes(flag: Optional[bool]) -> str:
+        return "–" if flag is None else "yes" if flag else "no"
+
+    first, last = EXPECTED_ORDER[0], EXPECTED_ORDER[-1]
+    lines += ["", f"Ordering the paper predicts under adaptive PGD, accuracy "
+              f"{' ≤ '.join(EXPECTED_ORDER)} (and {first} < {last}): holds in {len(held)} of "
+              f"{sum(c[2] is not None for c in checks)} white-box columns of ours.", "",
+              "| column | ours, ascending | holds (ours) | holds (paper) |",
+              "|---|---|---|---|"]
+    lines += [f"| {label} | {text} | {yes(ours)} | {yes(paper)} |"
+              for label, text, ours, paper in checks]
+    return "\n".join(lines) + "\n"
+
+
+def render_strong(records: Sequence[Record], cells: Sequence[Record],
+                  cols: Sequence[Column], methods: Sequence[str]) -> List[str]:
+    """Markdown lines: per method, the paper's and our value of each ``cols`` column
+    (:func:`strong_columns`) and, per ε, by how many points the AutoAttack-style cascade
+    lowers our PGD accuracy (– where either is missing)."""
+    header = ["method", "", *[c.label for c in cols]]
+    gaps = [(c, next(d for d in cols if d.eps_256 == c.eps_256 and d.attack == "AutoAttack"))
+            for c in cols if c.attack == "MadryEtAl"]
+    header += [f"{c.label} − AutoAttack" for c, _ in gaps]
+    lines = ["Beyond the paper: the same models and images under APGD-CE, APGD-T and the "
+             "AutoAttack-style cascade (utils/attacks/apgd.py, utils/evaluation/ensemble.py; untargeted, "
+             "adaptive objectives, accuracy %). The paper's row has its PGD-50 and, where "
+             "one was published later, the AutoAttack re-evaluation of the paper's model "
+             "(RobustBench, full AutoAttack, CIFAR-10).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        values = [ours_value(records, method, c) for c in cols]
+        drops = []
+        for pgd_col, aa_col in gaps:
+            pgd, aa = ours_value(records, method, pgd_col), ours_value(records, method, aa_col)
+            drops.append("–" if pgd is None or aa is None else f"{pgd - aa:.1f}")
+        lines.append(f"| {method} | ours | "
+                     + " | ".join(_fmt(v, c.metric) for v, c in zip(values, cols))
+                     + " | " + " | ".join(drops) + " |")
+        lines.append("|  | paper | " + " | ".join(paper_value(cells, method, c) or "–"
+                                                  for c in cols)
+                     + " |" + " – |" * len(gaps))
+    return lines
+
+
+def write_reference_subset(reference: pathlib.Path, out: pathlib.Path, *, source: str,
+                           tables: Sequence[str], dataset: str, n_blocks: int,
+                           also: Sequence[Tuple[str, str]] = ()) -> None:
+    """Copy the rows of ``reference`` (the paper-numbers CSV) from ``source`` / ``tables``
+    -- and from the ``(source, table)`` pairs in ``also`` (e.g. the AutoAttack
+    re-evaluations) -- on ``dataset`` with ``n_blocks`` ResNet blocks per stage to ``out``,
+    atomically."""
+    with open(reference, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = [r for r in reader
+                if ((r["source"] == source and r["table"] in tables)
+                    or (r["source"], r["table"]) in also)
+                and r["dataset"] == dataset and r["n_blocks"] == str(n_blocks)]
+        fields = list(reader.fieldnames or [])
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    ensure_writable_dir(out.parent, flag="--report_dir")
+    atomic_write_text(out, text.getvalue())
+
+
+def log_seconds(path: pathlib.Path, step: str, command: str, seconds: float) -> None:
+    """Append ``{step, command, seconds, time}`` to the JSON list in ``path`` (atomic)."""
+    rows = json.loads(path.read_text()) if path.exists() else []
+    rows.append({"step": step, "command": command, "seconds": round(seconds, 1),
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    ensure_writable_dir(path.parent, flag="--report_dir")
+    atomic_write_text(path, json.dumps(rows, indent=1) + "\n")

@@ -1,0 +1,1 @@
+"""Training: the distributed loop, one run end to end, adversarial training, checkpoints."""

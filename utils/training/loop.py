@@ -1,0 +1,206 @@
+"""A custom training loop that runs under every ``tf.distribute`` strategy.
+
+Keras 3's ``Model.fit`` does not accept ``MultiWorkerMirroredStrategy`` datasets, so the
+loop follows the SimCLR-TF2 skeleton: per-replica step inside ``strategy.run``, losses
+scaled by the global batch, a ``tf.function`` step, a Keras progress bar.
+
+    trainer = Trainer(strategy, model, LOSSES.get("mmc").loss_fn, optimizer, 50)
+    history = trainer.fit(dist_dataset, steps_per_epoch, eval_dataset, schedule, hooks)
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from utils.training.advtrain import Adversary
+from utils.models.classifier import feature_model, head_layer
+from utils.errors import UsageError
+from utils.losses import LossFn
+from utils.registry import Registry
+
+OPTIMIZERS: Registry[Callable[[float], keras.optimizers.Optimizer]] = Registry("optimizer")
+
+
+@OPTIMIZERS.register("mom")
+def momentum_sgd(lr: float) -> keras.optimizers.Optimizer:
+    """SGD with momentum 0.9 (the original's ``mom``)."""
+    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+
+
+@OPTIMIZERS.register("Adam")
+def adam(lr: float) -> keras.optimizers.Optimizer:
+    """Adam with Keras defaults (the original's ``Adam``)."""
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def make_optimizer(name: str, lr: float, mixed_float16: bool = False) -> keras.optimizers.Optimizer:
+    """Optimizer by the original's name, wrapped for loss scaling under float16."""
+    if not lr > 0:
+        raise UsageError(f"lr must be > 0, got {lr}")
+    optimizer = OPTIMIZERS.get(name)(lr)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_float16 else optimizer
+
+
+def learning_rate(epoch: int, base_lr: float, boundaries: Sequence[int]) -> float:
+    """The original's step schedule; ``epoch`` is 0-based as Keras passes it.
+
+    ``base_lr`` until ``boundaries[0]``, then x0.1, after ``boundaries[1]`` x0.01
+    (CIFAR: 100/150, MNIST-like: 30/40).
+    """
+    lr = base_lr
+    for boundary in boundaries:
+        if epoch > boundary:
+            lr *= 0.1
+    return lr
+
+
+@dataclasses.dataclass
+class EpochLog:
+    """One row of ``history.csv``."""
+
+    epoch: int
+    lr: float
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+class Trainer:
+    """Holds the compiled train and eval steps of one model under one strategy.
+
+    Args:
+        strategy: the ``tf.distribute`` strategy the model was built under.
+        model: classifier ``x -> logits``, built in ``strategy.scope()``.
+        loss_fn: per-example loss ``(y_onehot, logits) -> (batch,)``, or a
+            :class:`utils.losses.BoundLoss` (``utils.models.classifier.training_loss``): one that
+            reads the features gets ``features=`` from the same forward pass (the model
+            run as ``head(backbone(x))``), and its ``after_step`` runs after each update.
+        optimizer: built in ``strategy.scope()``.
+        global_batch_size: examples per step over all replicas (losses are averaged
+            over it, the L2 penalty divided by the replica count).
+        adversary: adversarial training (:func:`utils.training.advtrain.make_adversary`): each
+            replica crafts ``x_adv`` from its shard and the current weights, and the loss
+            is ``(1 - adv_ratio) L(x) + adv_ratio L(x_adv)`` as the original
+            ``advtrain.py`` (``adv_ratio = 1``: adversarial examples only; the reported
+            training accuracy is then on ``x_adv``).
+        adv_ratio: see ``adversary``; in ``[0, 1]``.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model, loss_fn: LossFn,
+                 optimizer: keras.optimizers.Optimizer, global_batch_size: int,
+                 adversary: Optional[Adversary] = None, adv_ratio: float = 1.0) -> None:
+        self.strategy = strategy
+        self.model = model
+        self.loss_fn = loss_fn
+        self._needs_features = bool(getattr(loss_fn, "needs_features", False))
+        self._after_step = getattr(loss_fn, "after_step", None)
+        self.optimizer = optimizer
+        self.global_batch_size = int(global_batch_size)
+        self.adversary = adversary
+        self.adv_ratio = float(adv_ratio)
+        self._train_step = tf.function(self._distributed_step)
+        self._eval_step = tf.function(self._eval_batch)
+
+    def _replica_step(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        variables = self.model.trainable_variables
+        x_adv = (self.adversary(x, y, self.optimizer.iterations)
+                 if self.adversary is not None else None)
+        with tf.GradientTape() as tape:
+            if x_adv is None:
+                per_example, logits, features = self._forward_loss(x, y)
+            else:
+                per_example, logits, features = self._forward_loss(x_adv, y)
+                per_example = self.adv_ratio * per_example
+                if self.adv_ratio < 1.0:
+                    per_example += (1.0 - self.adv_ratio) * self._forward_loss(x, y)[0]
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+            if self.model.losses:
+                loss += tf.nn.scale_regularization_loss(
+                    tf.add_n([tf.cast(reg, tf.float32) for reg in self.model.losses]))
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        if self._after_step is not None:  # e.g. the center loss' center update
+            self._after_step(y, features)
+        correct = tf.reduce_sum(tf.cast(
+            tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)), tf.float32))
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        return tf.reduce_sum(per_example), correct, count
+
+    def _forward_loss(self, x: tf.Tensor, y: tf.Tensor, training: bool = True
+                      ) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
+        """``(per-example loss, logits, features)`` of one forward pass; ``features`` is
+        None unless the loss reads them."""
+        if not self._needs_features:
+            logits = self.model(x, training=training)
+            return self.loss_fn(y, logits), logits, None
+        features = feature_model(self.model)(x, training=training)
+        logits = head_layer(self.model)(features, training=training)
+        return self.loss_fn(y, logits, features=features), logits, features
+
+    def _distributed_step(self, iterator: tf.data.Iterator) -> Tuple[tf.Tensor, ...]:
+        x, y = next(iterator)
+        sums = self.strategy.run(self._replica_step, args=(x, y))
+        return tuple(self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
+
+    def _eval_batch(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        per_example, logits, _ = self._forward_loss(x, y, training=False)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)),
+                                        tf.float32))
+        return tf.reduce_sum(per_example), correct
+
+    def evaluate(self, dataset: tf.data.Dataset) -> Dict[str, float]:
+        """Mean loss and accuracy over a (non-distributed) dataset of ``(x, y_onehot)``."""
+        loss_sum, correct, count = 0.0, 0.0, 0
+        for x, y in dataset:
+            batch_loss, batch_correct = self._eval_step(x, y)
+            loss_sum += float(batch_loss)
+            correct += float(batch_correct)
+            count += int(x.shape[0])
+        if count == 0:
+            raise UsageError("the evaluation set is empty; check --test_size")
+        return {"loss": loss_sum / count, "accuracy": correct / count}
+
+    def fit(self, dist_dataset: tf.distribute.DistributedDataset, steps_per_epoch: int,
+            eval_dataset: Optional[tf.data.Dataset], *, epochs: int, initial_epoch: int,
+            base_lr: float, lr_boundaries: Sequence[int], verbose: int = 1,
+            on_epoch_end: Optional[Callable[[EpochLog], None]] = None) -> List[EpochLog]:
+        """Train epochs ``initial_epoch+1 .. epochs`` (1-based, as checkpoint names).
+
+        ``dist_dataset`` must repeat without end; each epoch takes ``steps_per_epoch``.
+
+        ``on_epoch_end`` runs on every worker after each epoch (checkpointing, logs).
+        """
+        history: List[EpochLog] = []
+        iterator = iter(dist_dataset)
+        for epoch in range(initial_epoch, epochs):
+            lr = learning_rate(epoch, base_lr, lr_boundaries)
+            self.optimizer.learning_rate.assign(lr)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs} (lr {lr:g})", flush=True)
+            bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose,
+                                      stateful_metrics=["loss", "accuracy"])
+            start = time.time()
+            totals = np.zeros(3)
+            for step in range(steps_per_epoch):
+                totals += np.array([float(t) for t in self._train_step(iterator)])
+                bar.update(step + 1, [("loss", totals[0] / totals[2]),
+                                      ("accuracy", totals[1] / totals[2])])
+            val = self.evaluate(eval_dataset) if eval_dataset is not None else {
+                "loss": float("nan"), "accuracy": float("nan")}
+            log = EpochLog(epoch + 1, lr, totals[0] / totals[2], totals[1] / totals[2],
+                           val["loss"], val["accuracy"], time.time() - start)
+            if verbose:
+                print(f"  val_loss {log.val_loss:.4f} - val_accuracy {log.val_accuracy:.4f}"
+                      f" - {log.seconds:.1f}s", flush=True)
+            history.append(log)
+            if on_epoch_end is not None:
+                on_epoch_end(log)
+        return history
