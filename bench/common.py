@@ -1,14 +1,23 @@
-"""What every benchmark does at the end: add provenance, write JSON atomically, print.
+"""What every benchmark shares: the load check, the gradient floor, provenance, the write.
 
-    finish(result, args.out)    # result gets "versions" and "command", then written
+    require_idle(args.force)              # at start: refuse on a loaded machine
+    floor = gradient_floor(model, objective, k)   # k forward+backward passes, compiled
+    finish(result, args.out, args.force)  # adds versions, command, load; writes atomically
+
+A benchmark's absolute times mean nothing on a shared machine; every benchmark therefore
+times, in the same run, the floor of the same work (``k`` forward+backward passes of the
+same batch for an attack of ``k`` gradient steps; the bare forward+backward+apply for a
+training step) and reports the ratio.
 """
 from __future__ import annotations
 
 import json
 import os
 import pathlib
+import statistics
 import sys
-from typing import Any, Dict
+import time
+from typing import Any, Callable, Dict, List
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -17,10 +26,74 @@ if str(ROOT) not in sys.path:
 from utils.training.checkpoints import atomic_write_text  # noqa: E402
 from utils.results import package_versions  # noqa: E402
 
+LOADED_EXIT = 3  # exit status when results are refused because the machine is loaded
 
-def finish(result: Dict[str, Any], out: "str | pathlib.Path") -> None:
-    """Record package versions and the command line in ``result``, write it to ``out``."""
+
+def load_average() -> float:
+    """The 1-minute load average (0.0 where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def require_idle(force: bool) -> float:
+    """Exit with :data:`LOADED_EXIT` and one line when the 1-minute load average exceeds
+    the core count (other jobs would be timed too), unless ``force``; returns the load."""
+    load, cores = load_average(), os.cpu_count() or 1
+    if load > cores and not force:
+        print(f"error: load average {load:.2f} exceeds the {cores} cores: other jobs would be "
+              "timed too; rerun on an idle machine (or pass --force to record anyway)",
+              file=sys.stderr)
+        sys.exit(LOADED_EXIT)
+    return load
+
+
+def gradient_floor(model_fn: Callable, objective: Callable, k: int) -> Callable:
+    """A compiled ``(x, labels_onehot) -> sum of k input gradients``: exactly ``k`` forward
+    and backward passes of ``objective(model_fn(x), labels)`` on the batch, nothing else
+    (the sum keeps every pass alive). An attack of ``k`` gradient steps cannot be faster."""
+    import tensorflow as tf
+
+    @tf.function
+    def floor(x: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
+        def body(i, acc):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(objective(model_fn(x), onehot))
+            return i + 1, acc + tape.gradient(loss, x)
+
+        return tf.while_loop(lambda i, _: i < k, body, (tf.constant(0), tf.zeros_like(x)))[1]
+
+    return floor
+
+
+def interleaved_times(runners: Dict[str, Callable[[int], None]], rounds: int,
+                      reps: int) -> Dict[str, List[float]]:
+    """Seconds per call of each runner (``run(seed)``, blocking), alternating runner by
+    runner so that drift in the machine's speed hits all alike."""
+    times: Dict[str, List[float]] = {k: [] for k in runners}
+    for r in range(rounds):
+        for i in range(reps):
+            for name, run in runners.items():
+                start = time.perf_counter()
+                run(1000 * r + i)
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def medians(times: Dict[str, List[float]]) -> Dict[str, float]:
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def finish(result: Dict[str, Any], out: "str | pathlib.Path", force: bool = False) -> None:
+    """Record versions, the command line and the load average in ``result``; write it to
+    ``out`` unless the machine became loaded during the run (then exit as
+    :func:`require_idle` does, printing the figures but writing nothing)."""
     result["versions"] = package_versions()
     result["command"] = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
-    atomic_write_text(pathlib.Path(out), json.dumps(result, indent=1) + "\n")
+    result["load_average_at_end"] = round(load_average(), 2)
+    result["cores"] = os.cpu_count()
     print(json.dumps(result, indent=1))
+    require_idle(force)
+    atomic_write_text(pathlib.Path(out), json.dumps(result, indent=1) + "\n")

@@ -1,9 +1,13 @@
-"""Benchmark: median training-step time of ResNet-32 (v1, n=5), SCE vs MMC, same run.
+"""Benchmark: median training-step time of ResNet-32 (v1, n=5): SCE vs MMC, and against
+the floor of the same work, all in one run.
 
 The paper claims MMC costs "little extra computation" over SCE; the target is a step
 time ratio MMC/SCE <= 1.03. Both models run the same compiled distributed step
 (:class:`utils.training.loop.Trainer`) on CIFAR-shaped random batches of 50, timed in
-alternating rounds so machine drift hits both alike.
+alternating rounds so machine drift hits both alike. The SCE model's step is also timed
+against (a) the floor: one compiled forward+backward+apply of the same model, loss and
+optimizer, nothing else; (b) plain Keras ``fit`` of the same model (target <= 1.05x).
+Refuses to write on a loaded machine (``--force``).
 
     python bench/train_step.py                 # writes bench/results/train_step.json
     python bench/train_step.py --steps=5 --rounds=2 --out=/tmp/t.json   # quick look
@@ -25,7 +29,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench.common import finish  # noqa: E402
+from bench.common import finish, require_idle  # noqa: E402
 
 from utils.models.classifier import ModelConfig, build_classifier  # noqa: E402
 from utils.training.distribute import make_strategy  # noqa: E402
@@ -52,6 +56,40 @@ def time_steps(trainer: Trainer, iterator, steps: int) -> list:
     return times
 
 
+def floor_step(trainer: Trainer):
+    """The bare step: forward, loss (+ regularisers), backward, apply; compiled."""
+    model, loss_fn, optimizer = trainer.model, trainer.loss_fn, trainer.optimizer
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
+            loss += tf.add_n(model.losses) if model.losses else 0.0
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    return step
+
+
+def time_floor(step, batches, steps: int) -> list:
+    times = []
+    for i in range(steps):
+        x, y = batches[i % len(batches)]
+        start = time.perf_counter()
+        float(step(x, y))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_fit(model: keras.Model, dataset, steps: int) -> list:
+    """Per-step seconds of Keras ``fit`` on ``steps`` batches (one epoch), as a list of one
+    mean per call so that rounds line up with the other timings."""
+    start = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    return [(time.perf_counter() - start) / steps] * steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=50)
@@ -61,8 +99,11 @@ def main() -> None:
     parser.add_argument("--strategy", default="auto")
     parser.add_argument("--mixed_precision", default="off",
                         choices=["off", "mixed_float16", "mixed_bfloat16"])
+    parser.add_argument("--force", action="store_true",
+                        help="write results even when the machine is loaded")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_step.json"))
     args = parser.parse_args()
+    require_idle(args.force)
     if args.mixed_precision != "off":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
     keras.utils.set_random_seed(0)
@@ -74,12 +115,22 @@ def main() -> None:
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     trainers = {loss: make_trainer(loss, strategy, args.batch_size, args.n, args.mixed_precision)
                 for loss in ("sce", "mmc")}
-    times = {loss: [] for loss in trainers}
-    for loss, trainer in trainers.items():  # compile + warm up
-        time_steps(trainer, iterator, 3)
+    batches = [(tf.constant(x[i:i + args.batch_size]), tf.constant(y[i:i + args.batch_size]))
+               for i in range(0, len(x), args.batch_size)]
+    floor = floor_step(trainers["sce"])
+    fit_model = build_classifier(ModelConfig(version=1, n=args.n, loss="sce", c_mm=10.0),
+                                 (32, 32, 3), 10)
+    fit_model.compile(optimizer=make_optimizer("mom", 0.01), loss=LOSSES.get("sce").loss_fn)
+    timers = {loss: (lambda t=trainer: time_steps(t, iterator, args.steps))
+              for loss, trainer in trainers.items()}
+    timers["floor"] = lambda: time_floor(floor, batches, args.steps)
+    timers["keras_fit"] = lambda: time_fit(fit_model, dataset, args.steps)
+    times = {name: [] for name in timers}
+    for name, timer in timers.items():  # compile + warm up
+        timer()
     for _ in range(args.rounds):
-        for loss, trainer in trainers.items():
-            times[loss] += time_steps(trainer, iterator, args.steps)
+        for name, timer in timers.items():
+            times[name] += timer()
     med = {loss: statistics.median(t) for loss, t in times.items()}
     gpus = tf.config.list_logical_devices("GPU")
     result = {
@@ -91,12 +142,18 @@ def main() -> None:
         "images_per_s": {k: args.batch_size / v for k, v in med.items()},
         "ratio_mmc_over_sce": med["mmc"] / med["sce"],
         "target_ratio_max": 1.03,
+        "ratio_sce_over_floor": med["sce"] / med["floor"],
+        "ratio_sce_over_keras_fit": med["sce"] / med["keras_fit"],
+        "target_ratio_over_keras_fit_max": 1.05,
+        "floor": "one compiled forward+backward+apply of the SCE model, same loss, "
+                 "optimizer and batches; keras_fit: Keras fit of an identical model "
+                 "(per-step mean of each fit call)",
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
         "mixed_precision": args.mixed_precision,
         "device": gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)",
     }
-    finish(result, args.out)
+    finish(result, args.out, args.force)
 
 
 if __name__ == "__main__":
