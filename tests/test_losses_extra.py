@@ -145,6 +145,7 @@ print(json.dumps(copies))
 """
 
 
+@pytest.mark.slow
 def test_center_update_under_two_mirrored_replicas_equals_one_device():
     """Each replica sees half the batch; the all-reduced update is the whole batch's."""
     z, y, onehot = _batch(4)

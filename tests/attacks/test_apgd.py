@@ -83,6 +83,7 @@ def test_checkpoints_follow_the_published_schedule():
         assert all(b > a for a, b in zip(points, points[1:]))
 
 
+@pytest.mark.slow
 def test_step_halves_exactly_at_the_checkpoints_when_progress_stalls():
     """A constant model gives no progress: condition 1 holds at every checkpoint."""
     model = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),

@@ -164,6 +164,7 @@ def test_more_bim_steps_never_help_the_defender(sce_model, data):
 
 
 # (f) adaptive objective on an MMC head ----------------------------------------------------
+@pytest.mark.slow
 def test_mmc_un1_is_at_least_as_strong_as_ce_on_an_mmc_model(data):
     """PGD-10 on a 4-class MMC model (8-d features, MM centers, C_MM = 10) trained for 20
     epochs. Measured when written (96 test points, 96 clean-correct): eps 0.3 -> ce

@@ -274,6 +274,7 @@ def test_shipped_cw_y_is_not_sliced_and_means_target(dense_model, x):
     assert ch_cw.CarliniWagnerL2(dense_model, y=y, targeted=False).targeted  # ignored
 
 
+@pytest.mark.slow
 def test_cw_results_do_not_depend_on_batching(dense_model, x):
     kwargs = dict(FAST_CW, abort_early=False)
     together = cc.carlini_wagner_l2(dense_model, x, batch_size=4, **kwargs)

@@ -377,6 +377,7 @@ def test_distributed_train_dataset(strategy, arrays):
     assert batches == [((8, 32, 32, 3), (8, 10))] * 2
 
 
+@pytest.mark.slow
 def test_distributed_split_over_two_replicas():
     """Two logical CPUs need a fresh TF runtime, hence the subprocess."""
     script = textwrap.dedent("""
@@ -408,6 +409,7 @@ def test_distributed_split_over_two_replicas():
 
 @pytest.mark.skipif(not os.path.isdir(FASHION_SYSTEM_DIR),
                     reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.slow
 def test_real_fashion_mnist_from_debian_package():
     data = D.load_dataset("fashion_mnist", train_size=1000, test_size=100)
     assert D.find_data_dir("fashion_mnist") == FASHION_SYSTEM_DIR

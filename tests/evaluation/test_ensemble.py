@@ -70,6 +70,7 @@ def test_bad_member_lists(spec, match):
 
 
 # ---------------------------------------------------------------- worst case
+@pytest.mark.slow
 def test_ensemble_never_beats_its_strongest_member(model_data):
     members = ["APGD-CE", "APGD-T", "MultiTargeted"]
     alone = {m: _run(model_data, m)["adv_correct"] for m in members}

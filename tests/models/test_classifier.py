@@ -130,6 +130,7 @@ def test_every_head_reloads_in_safe_mode(tmp_path, loss):
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
 
 
+@pytest.mark.slow
 def test_weights_file_round_trip_keeps_head_state(tmp_path):
     """What train_models writes and advtest loads: every head weight, centers included."""
     from utils.training.run import load_weights

@@ -213,6 +213,7 @@ def test_strong_attack_table_sets_pgd_beside_the_cascade():
     assert [c[0] for c in ordering(records, cells, cols)] == [c.label for c in cols]
 
 
+@pytest.mark.slow
 def test_time_training_keeps_one_input_iterator_per_setup(fake_mnist_dir, monkeypatch):
     """Rounds time training steps only: every round of a setup reads the same iterator
     (a fresh one refilled the shuffle buffer inside the timed round)."""

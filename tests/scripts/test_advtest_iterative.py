@@ -39,6 +39,7 @@ def _advtest(trained, capsys, *extra):
     return code, out, err, results
 
 
+@pytest.mark.slow
 def test_eps_zero_gives_clean_accuracy_and_huge_eps_breaks_it(trained, capsys):
     code, out, err, results = _advtest(trained, capsys, "--attack_method=MadryEtAl",
                                        "--target=False", "--eps_256=0,256", "--num_iter=20",
@@ -54,6 +55,7 @@ def test_eps_zero_gives_clean_accuracy_and_huge_eps_breaks_it(trained, capsys):
     assert "eps 0/256" in out
 
 
+@pytest.mark.slow
 def test_targeted_huge_eps_hits_targets(trained, capsys):
     code, out, err, results = _advtest(trained, capsys, "--attack_method=BasicIterativeMethod",
                                        "--target=True", "--eps_256=256", "--num_iter=20",
@@ -109,6 +111,7 @@ def trained_sce(trained):
     return trained
 
 
+@pytest.mark.slow
 def test_auc_is_half_at_eps_zero(trained, capsys):
     code, out, err, results = _advtest(trained, capsys, "--attack_method=MadryEtAl",
                                        "--target=False", "--eps_256=0,64", "--num_iter=5",
@@ -120,6 +123,7 @@ def test_auc_is_half_at_eps_zero(trained, capsys):
     assert "auc (max_softmax) 0.5000" in out
 
 
+@pytest.mark.slow
 def test_transfer_sce_to_mmc(trained_sce, capsys):
     code, _, err, results = _advtest(trained_sce, capsys, "--attack_method=FastGradientMethod",
                                      "--target=False", "--eps_256=0")
@@ -155,6 +159,7 @@ def _records(results, k):
     return [json.loads(line) for line in results.read_text().splitlines()][-k:]
 
 
+@pytest.mark.slow
 def test_apgd_eps_zero_and_huge_eps_with_the_adaptive_objective(trained, capsys):
     code, out, err, results = _advtest(trained, capsys, "--attack_method=APGD",
                                        "--target=False", "--eps_256=0,256", "--num_iter=10")
@@ -171,6 +176,7 @@ def test_apgd_eps_zero_and_huge_eps_with_the_adaptive_objective(trained, capsys)
 @pytest.mark.parametrize("adaptive,expected", [
     ("True", {"APGD-CE": "mmc_un1", "APGD-T": "mmc_tar1"}),
     ("False", {"APGD-CE": "ce", "APGD-T": "dlr_targeted"})])
+@pytest.mark.slow
 def test_autoattack_records_members_and_objectives(trained, capsys, adaptive, expected):
     code, out, err, results = _advtest(trained, capsys, "--attack_method=AutoAttack",
                                        "--eps_256=24", "--num_iter=3", "--n_target_classes=2",
@@ -188,6 +194,7 @@ def test_autoattack_records_members_and_objectives(trained, capsys, adaptive, ex
 @pytest.mark.parametrize("extra", [
     ["--attack_method=APGD-T", "--target=False"], ["--attack_method=MultiTargeted"],
     ["--attack_method=APGD", "--target=True", "--norm=l2"]])
+@pytest.mark.slow
 def test_other_new_attacks_run(trained, capsys, extra):
     code, _, err, results = _advtest(trained, capsys, "--eps_256=256", "--num_iter=5",
                                      "--n_target_classes=2", *extra)
@@ -200,6 +207,7 @@ def test_other_new_attacks_run(trained, capsys, extra):
     assert record["adv_accuracy"] < record["clean_accuracy"]
 
 
+@pytest.mark.slow
 def test_autoattack_resumes_from_its_state_file(trained, capsys, tmp_path):
     state = tmp_path / "aa.npz"
     args = ("--attack_method=AutoAttack", "--eps_256=16", "--num_iter=3",
@@ -232,6 +240,7 @@ def test_bad_apgd_flags_exit_2(trained, capsys, extra, expected):
     assert expected in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_transfer_models_load_their_own_epochs(trained_sce, capsys):
     clean = {}
     for epoch in (5, 6):

@@ -60,6 +60,7 @@ def test_carlini_wagner_record(trained, capsys):
     assert results.with_suffix(".csv").exists()
 
 
+@pytest.mark.slow
 def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
     """Labels that disagree with the clean prediction: distortion exactly 0 there."""
     import advtest_others
@@ -88,6 +89,7 @@ def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
     assert result["already_adversarial"] == 3 and 3 <= result["success"] <= 6
 
 
+@pytest.mark.slow
 def test_spsa_eps_zero_gives_clean_accuracy(trained, capsys):
     code, out, err, results = _others(trained, capsys, "--attack_method=SPSA", "--target=False",
                                       "--SPSA_epsilon=0", "--num_examples=10", *SMALL_SPSA)

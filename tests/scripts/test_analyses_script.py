@@ -6,6 +6,10 @@ import json
 
 from conftest import run_entry
 
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: starts entry scripts
+
 TINY = ["--dataset=mnist", "--epoch=1", "--train_size=50", "--num_examples=20",
         "--train_missing", "--ood_dataset=fashion_mnist", "--ood_examples=5"]
 

@@ -5,6 +5,10 @@ import sys
 
 from conftest import ROOT
 
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: starts entry scripts
+
 
 def _run(script, *args):
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT,

@@ -5,6 +5,8 @@ import pytest
 
 from scripts import demo
 
+pytestmark = pytest.mark.slow  # end to end: starts entry scripts
+
 
 def test_demo_writes_summary(tmp_path, fake_mnist_dir, capsys):
     out = tmp_path / "runs"

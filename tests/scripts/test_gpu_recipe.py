@@ -27,6 +27,8 @@ from absl import flags
 
 from conftest import run_entry
 
+pytestmark = pytest.mark.slow  # end to end: starts entry scripts
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "reproduce_cifar10_gpu.sh"
 MODULES = {"train_models.py": "train_models", "advtest_iterative.py": "advtest_iterative",

@@ -11,6 +11,8 @@ import pytest
 
 from scripts import reproduce_cpu as rc
 
+pytestmark = pytest.mark.slow  # end to end: starts entry scripts
+
 
 def listed(capsys, *args):
     assert rc.main(["--print_only", *args]) == 0

@@ -48,6 +48,7 @@ def test_random_wrong_targets_are_wrong_and_cover_all_wrong_labels():
 
 @pytest.mark.parametrize("attack", ["MadryEtAl", "FastGradientMethod",
                                     "MomentumIterativeMethod", "BasicIterativeMethod"])
+@pytest.mark.slow
 @pytest.mark.parametrize("use_target", [False, True])
 def test_adversary_stays_in_the_ball_and_raises_the_loss(attack, use_target):
     model = _linear_model()
@@ -101,6 +102,7 @@ def test_mmc_model_is_crafted_with_the_adaptive_objective(monkeypatch):
     ("mirrored", 1.0, False, ["--use_MMLDA=False"]),
     ("one_device", 0.5, False, ["--use_MMLDA=False"]),
 ])
+@pytest.mark.slow
 def test_advtrain_writes_the_original_names_and_advtest_finds_them(
         tmp_path, fake_mnist_dir, capsys, strategy, ratio, target, loss_flags):
     args = TINY + loss_flags + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}"]
@@ -116,6 +118,7 @@ def test_advtrain_writes_the_original_names_and_advtest_finds_them(
     assert not (tmp_path / "trained_models").exists()
 
 
+@pytest.mark.slow
 def test_default_crafting_settings_give_exactly_the_original_name(tmp_path, fake_mnist_dir,
                                                                   capsys):
     args = TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}", "--train_size=20"]
@@ -144,6 +147,7 @@ def test_bad_advtrain_flags_exit_2_and_write_nothing(tmp_path, fake_mnist_dir, c
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_adversarial_training_changes_the_weights_relative_to_standard(tmp_path,
                                                                        fake_mnist_dir, capsys):
     """Same seed and data: the adversarial run's weights must differ (the examples it

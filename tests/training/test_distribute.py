@@ -27,6 +27,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_finish_with_equal_weights(tmp_path, fake_mnist_dir):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -57,6 +58,7 @@ def test_two_workers_finish_with_equal_weights(tmp_path, fake_mnist_dir):
     assert not (tmp_path / "w1" / "trained_models").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["mirrored", "one_device"])
 def test_single_machine_strategies_train(tmp_path, fake_mnist_dir, capsys, strategy):
     code, out, err = call(TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",

@@ -69,6 +69,7 @@ def test_center_loss_centers_are_trained_and_saved(trained):
     ("lgm", ["--loss=lgm", "--lgm_margin=0.2"], "ce"),
     ("isce", ["--loss=isce"], "ce"),
 ])
+@pytest.mark.slow
 def test_advtest_attacks_the_new_losses(trained, capsys, key, flags, objective):
     root, _ = trained
     results = root / f"{key}.jsonl"
@@ -99,6 +100,7 @@ def _write_fake_cifar100(directory, n_train=100, n_test=20, seed=0):
             pickle.dump(batch, f)
 
 
+@pytest.mark.slow
 def test_hierarchical_centers_train_on_cifar100(tmp_path, capsys):
     _write_fake_cifar100(tmp_path / "cifar-100-python")
     args = [a for a in TINY if not a.startswith(("--dataset", "--test_size"))]

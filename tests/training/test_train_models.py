@@ -30,6 +30,7 @@ def run_dir_of(model_dir: pathlib.Path) -> pathlib.Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_trains_and_writes_the_run_directory(tmp_path, fake_mnist_dir, capsys):
     code, out, err = call(TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
                                   "--epochs=2", "--checkpoint_every=5"], capsys)
@@ -56,6 +57,7 @@ def test_trains_and_writes_the_run_directory(tmp_path, fake_mnist_dir, capsys):
     (["--use_random=True", "--optimizer=Adam", "--lr=0.001"],
      "resnet8v1_meanvar10_Adam_lr0.001_batchsize20_withBN_random"),
 ])
+@pytest.mark.slow
 def test_original_flags_select_loss_and_directory(tmp_path, fake_mnist_dir, capsys, extra, name):
     code, _, err = call(TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
                                 "--epochs=1", "--train_size=40"] + extra, capsys)
@@ -63,6 +65,7 @@ def test_original_flags_select_loss_and_directory(tmp_path, fake_mnist_dir, caps
     assert run_dir_of(tmp_path).name == name
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(tmp_path, fake_mnist_dir, capsys):
     base = TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
                    "--checkpoint_every=1", "--augment=False"]
@@ -86,6 +89,7 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, fake_mnist_dir, capsys)
     assert not (tmp_path / "trained_models").exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_architecture_is_refused(tmp_path, fake_mnist_dir, capsys):
     base = TINY + [f"--data_dir={fake_mnist_dir}", "--epochs=1", "--train_size=40"]
     assert call(base + [f"--model_dir={tmp_path / 'a'}", "--use_dense=False"], capsys)[0] == 0
@@ -150,6 +154,7 @@ def _script_env():
     return env
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_continues(tmp_path, fake_mnist_dir):
     """A real process killed with SIGKILL mid-training resumes from its last checkpoint."""
     args = [sys.executable, str(ROOT / "train_models.py")] + TINY + [
@@ -177,6 +182,7 @@ def test_kill_9_then_resume_continues(tmp_path, fake_mnist_dir):
     assert (run_dir / f"model.{last + 1:03d}.weights.h5").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_with_float32_logits(tmp_path, fake_mnist_dir, capsys, policy):
     code, out, err = call(TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
