@@ -181,8 +181,7 @@ def mmlda_loss(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     Its adaptive objective is ``ce``, the loss it was trained on (family ``"gm"``), as the
     original attacked it (cleverhans' cross-entropy on its softmax output): ``mmc_un1``
     pushes ``z`` away from ``mu_y``, which an MMLDA model never learned to resist or to
-    need, and left 68.0 % PGD-10 accuracy (ε 8/256, 200 Fashion-MNIST test images,
-    ResNet-8) where ``ce`` left 1.0 % and ``margin`` 1.5 %.
+    need, and is far weaker on it (``reports/objective_choice.md``).
     """
     return sce_loss(y_true, logits)
 

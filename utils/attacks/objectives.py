@@ -188,8 +188,7 @@ def select_objective(loss: str, attack: str, targeted: bool, adaptive: bool = Tr
     "mmc"``: ``mmc``, ``emc``): ``mmc_{un,tar}{1,2}``, the ``*,2`` forms for
     C&W and ``*,1`` for PGD, BIM, MIM, FGSM, SPSA. The other heads' adaptive objective is
     ``ce`` itself: ``lgm`` and ``mmlda`` (family ``gm``) train softmax cross-entropy on their
-    minus-distance logits (``mmc_un1`` left 41.6 % PGD-10 accuracy on a Fashion-MNIST
-    L-GM model where ``ce`` left 8.8 %: ``reports/fashion_mnist_resnet8_losses.jsonl``),
+    minus-distance logits (``mmc_un1`` is far weaker on them: ``reports/objective_choice.md``),
     ``center`` predicts with ``Wz + b`` (its center term does not enter the logits) and
     ``isce`` outputs 004 §3.2's logits, on which ``ce`` is the I-SCE training loss at
     every correctly classified input.

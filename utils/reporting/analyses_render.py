@@ -18,14 +18,10 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from utils.reporting.analyses import (PAPER_000_GSCE_SHARE_PERCENT, PAPER_000_TABLE1_MIN,
-                            PAPER_000_TABLE3, PAPER_000_TABLE4)
+                                      PAPER_000_TABLE3, PAPER_000_TABLE4)
+from utils.reporting.markdown import markdown_table
 
 Payload = Dict[str, Any]
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
 
 
 def _pct(value: Optional[float]) -> str:
@@ -54,12 +50,12 @@ def render_training_time(payload: Payload) -> str:
              f"{r['minutes_50_epochs']:.1f}",
              PAPER_000_TABLE1_MIN.get(("MNIST", r["label"].replace("-10", "")), "–"))
             for r in payload["rows"]]
-    lines += _table(("setup", "ms / step", "images / s", "est. min, 50 epochs",
+    lines += markdown_table(("setup", "ms / step", "images / s", "est. min, 50 epochs",
                      "000 Table 1, MNIST (min, RTX 2080 Ti)"), rows)
     paper = {"MMC/SCE": "1.21 (MNIST), 1.02 (CIFAR-10), 1.06 (CIFAR-100)",
              "AT-MMC/AT-SCE": "1.03 (MNIST)", "AT-SCE/SCE": "6.8 (MNIST)",
              "AT-MMC/MMC": "5.8 (MNIST)"}
-    lines += ["", *_table(("ratio of step times", "ours", "000 Table 1"),
+    lines += ["", *markdown_table(("ratio of step times", "ours", "000 Table 1"),
                           [(k, f"{v:.3f}", paper.get(k, "–"))
                            for k, v in payload["ratios"].items()])]
     return "\n".join(lines) + "\n"
@@ -81,11 +77,11 @@ def render_ood(payload: Payload) -> str:
                          _scores(r["mean_ood_top_k"]), _scores(r["mean_in_top_k"]),
                          f"{r['mean_max_softmax_ood']:.3f} / {r['mean_max_softmax_in']:.3f}",
                          f"{r['auroc_max_score']:.3f}"))
-    lines += _table(("model", "OOD input (n)", "score", "first OOD top-3",
+    lines += markdown_table(("model", "OOD input (n)", "score", "first OOD top-3",
                      "mean OOD top-3", "mean in-dist. top-3", "max softmax OOD / in",
                      "AUROC"), rows)
     lines += ["", "000 Table 3 (one image):", ""]
-    lines += _table(("000 model", "dataset", "top-3"),
+    lines += markdown_table(("000 model", "dataset", "top-3"),
                     [(m, d, _scores(v)) for (d, m), v in PAPER_000_TABLE3.items()])
     return "\n".join(lines) + "\n"
 
@@ -103,7 +99,7 @@ def render_cmm(payload: Payload) -> str:
              PAPER_000_TABLE4.get(int(r["c_mm"]) if float(r["c_mm"]).is_integer() else None,
                                   "–"))
             for r in payload["rows"]]
-    lines += _table(("C_MM", "clean %", "PGD %", "000 Table 4 clean % (CIFAR-10, "
+    lines += markdown_table(("C_MM", "clean %", "PGD %", "000 Table 4 clean % (CIFAR-10, "
                      "ResNet-32, 200 epochs)"), rows)
     return "\n".join(lines) + "\n"
 
@@ -124,7 +120,7 @@ def render_gsce(payload: Payload) -> str:
              f"{100 * m['overall']['share']:.2f}", f"{m['non_true']['median_gap']:.3f}",
              f"{m['non_true']['lse_error_mean']:.3f} / {m['non_true']['lse_error_median']:.3f}")
             for m in payload["models"]]
-    lines += _table(("model", "n", "share % (non-true)", "share % (overall)",
+    lines += markdown_table(("model", "n", "share % (non-true)", "share % (overall)",
                      "median gap (logits)", "LSE error mean / median"), rows)
     return "\n".join(lines) + "\n"
 
@@ -138,7 +134,7 @@ def render_features(payload: Payload, png_name: Optional[str]) -> str:
               "mean over the mean distance between class means (lower: denser classes).", ""]
     rows = [(m["model"], _pct(m["clean_accuracy"]), f"{m['spread_ratio']:.3f}")
             for m in payload["models"]]
-    lines += _table(("model", "clean %", "spread ratio"), rows)
+    lines += markdown_table(("model", "clean %", "spread ratio"), rows)
     if png_name:
         lines += ["", f"![2-d features]({png_name})"]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ import pathlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from utils.reporting.compare import ROW_COLUMNS, Comparison, Record
+from utils.reporting.markdown import markdown_table
 
 _PREFIX = {"<=": "≤", ">": ">", "~": "≈", "=": ""}
 _RELAXED_TEXT = {"dataset": "datasets differ", "n_blocks": "architectures (ResNet depth) "
@@ -27,16 +28,6 @@ def _num(value: Any, metric: str = "accuracy", signed: bool = False) -> str:
     if value is None or value == "":
         return "–"
     return f"{float(value):{'+' if signed else ''}.{2 if metric == 'mean_l2' else 1}f}"
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return lines
 
 
 def _warnings(comparison: Comparison) -> List[str]:
@@ -65,7 +56,7 @@ def _matched_lines(rows: Sequence[Record]) -> List[str]:
              _num(r["delta"], r["metric"], signed=True) + (" ⚠" if r["flag"] else ""),
              f"{r['ours_model']} ({r['ours_dataset']}, epoch {r['ours_epoch']})",
              r["ours_n"], r["differs"] or "–") for r in rows]
-    return _table(("paper source", "method", "column", "paper", "ours", "Δ",
+    return markdown_table(("paper source", "method", "column", "paper", "ours", "Δ",
                    "our model", "n", "differs"), body)
 
 
@@ -76,7 +67,7 @@ def _not_run_lines(rows: Sequence[Record]) -> List[str]:
         groups.setdefault(key, []).append(
             f"{r['column']} ({_PREFIX[r['relation']]}{r['paper']})")
     body = [(*key, "; ".join(columns)) for key, columns in groups.items()]
-    return _table(("paper source", "method", "dataset", "arch", "cells not run (paper value)"),
+    return markdown_table(("paper source", "method", "dataset", "arch", "cells not run (paper value)"),
                   body)
 
 
@@ -85,7 +76,7 @@ def _ours_only_lines(rows: Sequence[Record]) -> List[str]:
              r["ours_targeted"], "–" if r["ours_eps_256"] is None else f"{r['ours_eps_256']:g}",
              r["ours_nb_iter"] or "–",
              r["ours_objective"] or "–", r["ours_n"]) for r in rows]
-    return _table(("method", "model", "dataset", "attack", "targeted", "ε (/256)", "steps",
+    return markdown_table(("method", "model", "dataset", "attack", "targeted", "ε (/256)", "steps",
                    "objective", "n"), body)
 
 

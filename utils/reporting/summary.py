@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from utils.training.checkpoints import atomic_write_text, ensure_writable_dir
 
 from utils.reporting.compare import Record, latest_per_setting
+from utils.reporting.markdown import markdown_table
 
 EXPECTED_ORDER = ("SCE", "MMLDA", "MMC-10 (rand)", "MMC-10")
 PAPER_PGD_STEPS = (10, 50)
@@ -173,23 +174,23 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
         strong: :func:`strong_columns`; its first column per ε is the PGD baseline the
             others are compared with (the table adds "PGD − AutoAttack" in points).
     """
-    header = ["method", "", *[c.label for c in cols]]
-    lines = [*intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for method in methods:
-        ours = [_fmt(ours_value(records, method, c), c.metric) for c in cols]
-        paper = [paper_value(cells, method, c) or "–" for c in cols]
-        lines.append(f"| {method} | ours | " + " | ".join(ours) + " |")
-        lines.append("|  | paper | " + " | ".join(paper) + " |")
+        rows.append([method, "ours", *[_fmt(ours_value(records, method, c), c.metric)
+                                       for c in cols]])
+        rows.append(["", "paper", *[paper_value(cells, method, c) or "–" for c in cols]])
+    lines = [*intro, "", *markdown_table(["method", "", *[c.label for c in cols]], rows)]
     lines += ["", "Training and evaluation time (ours; evaluation: all attacks of the model):",
-              "", "| method | epochs | training images | training min | evaluation min | "
-              "test accuracy % (all test images) |", "|---|---|---|---|---|---|"]
+              ""]
+    rows = []
     for method in methods:
         t = training.get(method, {})
         accuracy = t.get("test_accuracy")
-        lines.append(" | ".join([
-            f"| {method}", str(t.get("epochs", "–")), str(t.get("train_images", "–")),
-            _fmt(t.get("minutes"), "accuracy"), _fmt(t.get("eval_minutes"), "accuracy"),
-            _fmt(None if accuracy is None else 100 * accuracy, "accuracy")]) + " |")
+        rows.append([method, t.get("epochs", "–"), t.get("train_images", "–"),
+                     _fmt(t.get("minutes"), "accuracy"), _fmt(t.get("eval_minutes"), "accuracy"),
+                     _fmt(None if accuracy is None else 100 * accuracy, "accuracy")])
+    lines += markdown_table(["method", "epochs", "training images", "training min",
+                             "evaluation min", "test accuracy % (all test images)"], rows)
     if strong:
         lines += ["", *render_strong(records, cells, strong, methods)]
     checks = ordering(records, cells, [*cols, *[c for c in strong if c not in cols]])
@@ -201,11 +202,10 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
     first, last = EXPECTED_ORDER[0], EXPECTED_ORDER[-1]
     lines += ["", f"Ordering the paper predicts under adaptive PGD, accuracy "
               f"{' ≤ '.join(EXPECTED_ORDER)} (and {first} < {last}): holds in {len(held)} of "
-              f"{sum(c[2] is not None for c in checks)} white-box columns of ours.", "",
-              "| column | ours, ascending | holds (ours) | holds (paper) |",
-              "|---|---|---|---|"]
-    lines += [f"| {label} | {text} | {yes(ours)} | {yes(paper)} |"
-              for label, text, ours, paper in checks]
+              f"{sum(c[2] is not None for c in checks)} white-box columns of ours.", ""]
+    lines += markdown_table(("column", "ours, ascending", "holds (ours)", "holds (paper)"),
+                            [(label, text, yes(ours), yes(paper))
+                             for label, text, ours, paper in checks])
     return "\n".join(lines) + "\n"
 
 
@@ -219,24 +219,21 @@ def render_strong(records: Sequence[Record], cells: Sequence[Record],
             for c in cols if c.attack == "MadryEtAl"]
     header += [f"{c.label} − AutoAttack" for c, _ in gaps]
     lines = ["Beyond the paper: the same models and images under APGD-CE, APGD-T and the "
-             "AutoAttack-style cascade (utils/attacks/apgd.py, utils/evaluation/ensemble.py; untargeted, "
-             "adaptive objectives, accuracy %). The paper's row has its PGD-50 and, where "
+             "AutoAttack-style cascade (utils/attacks/apgd.py, utils/evaluation/ensemble.py; "
+             "untargeted, adaptive objectives, accuracy %). The paper's row has its PGD-50 and, where "
              "one was published later, the AutoAttack re-evaluation of the paper's model "
-             "(RobustBench, full AutoAttack, CIFAR-10).", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+             "(RobustBench, full AutoAttack, CIFAR-10).", ""]
+    rows = []
     for method in methods:
         values = [ours_value(records, method, c) for c in cols]
         drops = []
         for pgd_col, aa_col in gaps:
             pgd, aa = ours_value(records, method, pgd_col), ours_value(records, method, aa_col)
             drops.append("–" if pgd is None or aa is None else f"{pgd - aa:.1f}")
-        lines.append(f"| {method} | ours | "
-                     + " | ".join(_fmt(v, c.metric) for v, c in zip(values, cols))
-                     + " | " + " | ".join(drops) + " |")
-        lines.append("|  | paper | " + " | ".join(paper_value(cells, method, c) or "–"
-                                                  for c in cols)
-                     + " |" + " – |" * len(gaps))
-    return lines
+        rows.append([method, "ours", *[_fmt(v, c.metric) for v, c in zip(values, cols)], *drops])
+        rows.append(["", "paper", *[paper_value(cells, method, c) or "–" for c in cols],
+                     *["–"] * len(gaps)])
+    return lines + markdown_table(header, rows)
 
 
 def write_reference_subset(reference: pathlib.Path, out: pathlib.Path, *, source: str,
