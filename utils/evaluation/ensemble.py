@@ -89,10 +89,13 @@ def check_settings(members: Sequence[str], s: EnsembleSettings, num_classes: int
         _check_member(member, objective, s, num_classes, targeted)
 
 
+TARGETED_RUNS = ("APGD-T", "MultiTargeted", "FAB-T")  # untargeted sweeps of targeted runs
+
+
 def _check_member(member: str, objective: str, s: EnsembleSettings, num_classes: int,
                   targeted: bool) -> None:
     spec = OBJECTIVES.get(objective)
-    member_targeted = targeted if TARGETED_OK[member] else member in ("APGD-T", "MultiTargeted", "FAB-T")
+    member_targeted = targeted if TARGETED_OK[member] else member in TARGETED_RUNS
     if targeted and not TARGETED_OK[member]:
         raise UsageError(f"{member} is an untargeted attack (its targets are the top-k "
                          "classes); run it without given targets (--target=False)")
