@@ -123,7 +123,7 @@ def test_fools_most_points_pgd_fools_on_a_small_model():
                   keras.losses.CategoricalCrossentropy(from_logits=True))
     model.fit(x[:336], np.eye(NUM_CLASSES)[y[:336]], epochs=10, batch_size=64, verbose=0)
     x, labels = x[336:], np.eye(NUM_CLASSES, dtype=np.float32)[y[336:]]
-    eps = 0.5
+    eps = 0.38  # PGD fools about 60 % here (measured: 39 of 64; Square 37 of those)
     pgd = ATTACKS.get("MadryEtAl")(model, x, labels, objective=OBJECTIVES.get("ce").fn, eps=eps,
                                    eps_iter=eps / 10, nb_iter=40, clip_min=-1.0, clip_max=1.0,
                                    rand_init=False)
