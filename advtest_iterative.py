@@ -11,15 +11,19 @@ crafts on model_1 and classifies with model_2 (black-box transfer, as the origin
 Beyond the paper: ``--attack_method=APGD`` (Croce & Hein 2020; ``--norm``, ``--apgd_loss``),
 ``APGD-T`` (targeted APGD over the top ``--n_target_classes`` classes), ``MultiTargeted``
 (targeted margin PGD over the same classes) and ``AutoAttack`` (the cascade
-``--ensemble``, default ``autoattack-lite`` = APGD-CE then APGD-T; FAB-T and Square are
-not implemented, so this is not full AutoAttack). They run ``--num_iter`` steps (per
-target), record the robust accuracy after each member and resume from ``--state_file``.
+``--ensemble``: ``autoattack`` = APGD-CE, APGD-T, FAB-T, Square, AutoAttack's standard
+version; default ``autoattack-lite`` = APGD-CE then APGD-T, an upper bound on it). APGD
+members run ``--num_iter`` steps (per target), FAB-T ``--fab_n_iter`` per target, Square
+``--square_n_queries`` queries; records name the members and the robust accuracy after
+each, and a run resumes from ``--state_file``.
 Every record carries ``masking_warnings`` (:mod:`utils.evaluation.masking_checks`).
 
     python3 advtest_iterative.py --dataset=fashion_mnist --version=1 --n=1 --optimizer=Adam \
         --lr=0.001 --use_advtrain=False --epoch=2 --attack_method=MadryEtAl --target=False
     python3 advtest_iterative.py ... --attack_method=AutoAttack --target=False --num_iter=100 \
         --state_file=results/aa_state.npz
+    python3 advtest_iterative.py ... --attack_method=AutoAttack --ensemble=autoattack \
+        --target=False --num_iter=100 --state_file=results/aa_full_state.npz
 """
 from __future__ import annotations
 
@@ -71,8 +75,12 @@ def define_flags() -> None:
     d(flags.DEFINE_integer, "n_target_classes", 9, "Top-k classes of APGD-T / MultiTargeted "
       "(capped at L - 1).")
     d(flags.DEFINE_string, "ensemble", "autoattack-lite", "AutoAttack members: a preset ("
-      "autoattack-lite, strong) or a comma list of APGD-CE, APGD-DLR, APGD-T, "
-      "MultiTargeted, PGD.")
+      "autoattack, autoattack-lite, strong) or a comma list of APGD-CE, APGD-DLR, APGD-T, "
+      "FAB-T, Square, MultiTargeted, PGD.")
+    d(flags.DEFINE_integer, "fab_n_iter", 100, "FAB-T steps per target class (AutoAttack: "
+      "100).")
+    d(flags.DEFINE_integer, "square_n_queries", 5000, "Square attack queries per restart "
+      "(AutoAttack: 5000).")
     d(flags.DEFINE_string, "state_file", None, "APGD/AutoAttack progress file (.npz, one per "
       "eps: NAME.eps8.npz); an interrupted run resumes from it.")
 
@@ -231,7 +239,7 @@ def _settings(plan: Plan, eps_256: float, data: Any) -> Any:
         n_iter=FLAGS.num_iter, eps_iter=FLAGS.eps_iter_256 / 256, nb_iter=FLAGS.num_iter,
         objective=plan.objective, targeted_objective=plan.targeted_objective or "dlr_targeted",
         n_target_classes=FLAGS.n_target_classes, num_restarts=FLAGS.num_restarts,
-        seed=FLAGS.seed)
+        seed=FLAGS.seed, fab_n_iter=FLAGS.fab_n_iter, square_n_queries=FLAGS.square_n_queries)
 
 
 def _state_path(eps_256: float) -> Optional[pathlib.Path]:

@@ -9,8 +9,8 @@ untargeted PGD-10 (random start, step 2/256) at ε = 8/256 and 16/256 on the fir
 for SCE, ``mmc_un1`` for MMC, paper 002 B.4); then, on the same images and ε, the
 ``autoattack-lite`` cascade (APGD-CE, then APGD-T over the 9 most likely wrong classes
 with the targeted counterpart: ``dlr_targeted`` for SCE, ``mmc_tar1`` for MMC;
-``--aa_iter`` iterations each). It is not the full AutoAttack (no FAB-T, no Square), so
-its accuracy is an upper bound. Results go to ``demo_runs/summary.json`` and
+``--aa_iter`` iterations each). It is not the full AutoAttack (the ``autoattack`` preset
+of ``advtest_iterative.py`` adds FAB-T and Square), so its accuracy is an upper bound. Results go to ``demo_runs/summary.json`` and
 ``demo_runs/summary.csv``.
 
     python scripts/demo.py                    # what `make demo` runs

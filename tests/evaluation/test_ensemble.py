@@ -52,17 +52,17 @@ def _run(model_data, members, **over):
 
 
 # ---------------------------------------------------------------- members and presets
-def test_presets_name_their_members_and_do_not_claim_full_autoattack():
+def test_presets_name_their_members_in_autoattacks_order():
+    assert PRESETS["autoattack"] == ("APGD-CE", "APGD-T", "FAB-T", "Square")
     assert PRESETS["autoattack-lite"] == ("APGD-CE", "APGD-T")
-    assert "autoattack" not in PRESETS  # FAB-T and Square are not implemented
-    assert "FAB-T" in ens.__doc__ and "Square" in ens.__doc__
-    assert set(MEMBERS.names()) == {"APGD-CE", "APGD-DLR", "APGD-T", "MultiTargeted", "PGD"}
+    assert set(MEMBERS.names()) == {"APGD-CE", "APGD-DLR", "APGD-T", "FAB-T", "Square",
+                                    "MultiTargeted", "PGD"}
     assert parse_members("APGD-CE, MultiTargeted") == ("APGD-CE", "MultiTargeted")
     assert parse_members(["PGD"]) == ("PGD",)
 
 
 @pytest.mark.parametrize("spec,match", [
-    ("FAB-T", "unknown ensemble member 'FAB-T'"), ("", "empty ensemble"),
+    ("DeepFool", "unknown ensemble member 'DeepFool'"), ("", "empty ensemble"),
     ("APGD-CE,APGD-CE", "repeat")])
 def test_bad_member_lists(spec, match):
     with pytest.raises(UsageError, match=match):
@@ -135,6 +135,33 @@ def test_interrupted_run_resumes_to_the_identical_record(model_data, tmp_path, m
     assert len(calls) == 1
 
 
+def test_full_autoattack_names_its_members_and_resumes_after_an_interruption(
+        model_data, tmp_path, monkeypatch):
+    settings = _settings(eps=0.2, fab_n_iter=5, square_n_queries=40)
+    reference = _run(model_data, "autoattack", settings=settings)
+    assert reference["members"] == ["APGD-CE", "APGD-T", "FAB-T", "Square"]
+    after = list(reference["robust_accuracy_after"].values())
+    assert len(after) == 4 and all(b <= a for a, b in zip(after, after[1:]))
+    assert reference["member_objectives"]["Square"] == "margin"
+    assert reference["adv_correct"] < reference["clean_correct"]
+    real, calls = ens.attack_batch, []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated kill after one batch")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ens, "attack_batch", crash_on_second)
+    state_file = tmp_path / "aa.npz"
+    with pytest.raises(KeyboardInterrupt):
+        _run(model_data, "autoattack", settings=settings, state_file=state_file)
+    monkeypatch.setattr(ens, "attack_batch", real)
+    with np.load(state_file) as saved:
+        assert int(saved["next_batch"]) == 1
+    assert _run(model_data, "autoattack", settings=settings, state_file=state_file) == reference
+
+
 def test_state_of_another_evaluation_is_refused(model_data, tmp_path):
     state_file = tmp_path / "state.npz"
     _run(model_data, "APGD-CE", state_file=state_file)
@@ -168,7 +195,12 @@ def test_state_round_trip(tmp_path):
     ("PGD", dict(settings=_settings(norm="l2")), "only"),
     ("APGD-T", dict(settings=_settings(n_target_classes=0)), "n_target_classes"),
     ("APGD-CE", dict(batch_size=0), "batch_size"),
-    ("APGD-CE", dict(settings=_settings(objective="nope")), "unknown objective")])
+    ("APGD-CE", dict(settings=_settings(objective="nope")), "unknown objective"),
+    ("autoattack", dict(settings=_settings(square_n_queries=0)), "n_queries >= 1"),
+    ("autoattack", dict(settings=_settings(fab_n_iter=0)), "FAB needs n_iter >= 1"),
+    ("autoattack", dict(settings=_settings(norm="l1")), "unknown norm"),
+    ("FAB-T", dict(targets="draw"), "untargeted attack"),
+    ("Square", dict(targets="draw"), "untargeted attack")])
 def test_bad_input_raises_usage_error(model_data, members, over, match):
     if over.get("targets") == "draw":
         over = dict(over, targets=draw_targets(model_data[2], NUM_CLASSES, 0))

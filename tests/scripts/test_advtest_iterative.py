@@ -208,6 +208,23 @@ def test_other_new_attacks_run(trained, capsys, extra):
 
 
 @pytest.mark.slow
+def test_full_autoattack_records_all_four_members(trained, capsys, tmp_path):
+    args = ("--attack_method=AutoAttack", "--ensemble=autoattack", "--eps_256=24",
+            "--num_iter=3", "--n_target_classes=2", "--fab_n_iter=3",
+            "--square_n_queries=20", f"--state_file={tmp_path / 'aa.npz'}")
+    code, out, err, results = _advtest(trained, capsys, *args)
+    assert code == 0, err
+    code, _, err, results = _advtest(trained, capsys, *args)  # resumes the complete state
+    assert code == 0, err
+    first, second = _records(results, 2)
+    assert first["members"] == ["APGD-CE", "APGD-T", "FAB-T", "Square"]
+    assert list(first["robust_accuracy_after"]) == first["members"]
+    assert first["square_n_queries"] == 20 and first["fab_n_iter"] == 3
+    assert first["adv_accuracy"] == second["adv_accuracy"]
+    assert "Square" in out
+
+
+@pytest.mark.slow
 def test_autoattack_resumes_from_its_state_file(trained, capsys, tmp_path):
     state = tmp_path / "aa.npz"
     args = ("--attack_method=AutoAttack", "--eps_256=16", "--num_iter=3",
@@ -226,7 +243,12 @@ def test_autoattack_resumes_from_its_state_file(trained, capsys, tmp_path):
 @pytest.mark.parametrize("extra,expected", [
     (["--attack_method=APGD-T", "--target=True"], "untargeted by construction"),
     (["--attack_method=APGD", "--norm=l1"], "unknown norm 'l1'"),
-    (["--attack_method=AutoAttack", "--ensemble=APGD-CE,FAB-T"], "unknown ensemble member"),
+    (["--attack_method=AutoAttack", "--ensemble=APGD-CE,DeepFool"], "unknown ensemble member"),
+    (["--attack_method=AutoAttack", "--ensemble=autoattack", "--square_n_queries=0"],
+     "n_queries >= 1"),
+    (["--attack_method=AutoAttack", "--ensemble=autoattack", "--fab_n_iter=0"],
+     "FAB needs n_iter >= 1"),
+    (["--attack_method=AutoAttack", "--ensemble=autoattack", "--norm=l1"], "unknown norm"),
     (["--attack_method=APGD", "--apgd_loss=nope"], "unknown objective 'nope'"),
     (["--attack_method=APGD", "--target=True", "--apgd_loss=dlr"], "needs a targeted"),
     (["--attack_method=MadryEtAl", "--state_file=s.npz"], "--state_file applies to"),

@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 import pytest
@@ -44,3 +46,18 @@ def test_apgd_vs_art_bench_writes_both_accuracies(tmp_path):
     assert set(result["robust_accuracy"]) == {"ours", "art"}
     assert result["ratio_ours_over_art"] > 0 and result["art_version"]
     assert max(result["max_linf_perturbation"].values()) <= result["eps"] + 1e-6
+
+
+@pytest.mark.slow
+def test_square_vs_art_bench_writes_both_accuracies(tmp_path):
+    pytest.importorskip("art")
+    from conftest import FASHION_DIR
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST is not installed")
+    out = tmp_path / "square.json"
+    _run("square_vs_art.py", "--n=40", "--n_queries=5", "--train_steps=5", "--batch_size=20",
+         f"--out={out}")
+    result = json.loads(out.read_text())
+    assert set(result["robust_accuracy"]) == {"ours", "art"}
+    assert result["ratio_ours_over_art"] > 0 and result["compared_images"] == 40
+    assert max(result["max_perturbation"].values()) <= result["eps"] + 1e-6

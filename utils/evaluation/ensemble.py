@@ -5,15 +5,12 @@ each point keeps its worst case. Per batch, a state file (written atomically) re
 which member broke which example, so an interrupted run resumes at the next batch and
 ends with the same record. Only ``(N,)`` int8 arrays are kept: memory stays flat in N.
 
-Members (:data:`MEMBERS`): ``APGD-CE`` (APGD with the untargeted objective, ``ce`` by
-default or an adaptive one such as ``mmc_un1``), ``APGD-DLR``, ``APGD-T`` (targeted APGD
-over the top-k classes with ``dlr_targeted`` or e.g. ``mmc_tar1``), ``MultiTargeted``
-(targeted ``margin`` PGD over the top-k classes) and ``PGD`` (MadryEtAl).
-
-Presets (:data:`PRESETS`): ``autoattack-lite`` = APGD-CE then APGD-T. This is NOT full
-AutoAttack: its other two members, FAB-T and Square (black-box), are not implemented, so
-the preset can only over-estimate AutoAttack's robust accuracy where those two would
-have added something (rarely, in Croce & Hein's tables). Records list the members.
+Members and presets live in :mod:`utils.evaluation.members` (re-exported here):
+``APGD-CE``, ``APGD-DLR``, ``APGD-T``, ``FAB-T``, ``Square``, ``MultiTargeted``, ``PGD``.
+``autoattack`` = APGD-CE, APGD-T, FAB-T, Square is AutoAttack's standard version (its
+members, order and settings: 100 APGD steps, 9 target classes, 100 FAB-T steps, 5000
+Square queries); ``autoattack-lite`` = APGD-CE then APGD-T is its faster part, whose
+accuracy is an upper bound on full AutoAttack's. Records list the members that ran.
 
     settings = EnsembleSettings(eps=8 / 256, clip_min=data.clip_min, clip_max=data.clip_max)
     result = evaluate_ensemble(model, data.x_test, data.y_test,
@@ -25,138 +22,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import apgd, check_norm, checkpoint_schedule, start_noise
-from utils.attacks.iterative import ModelFn, restart_seed, worst_case_over_restarts
-from utils.errors import UsageError
-from utils.evaluation.state import (CLEAN_BROKEN, ROBUST, EvalState, digest, load_state,
-                              save_state)
-from utils.attacks.multitarget import (apgd_targeted, check_target_classes, multi_targeted_pgd,
-                               rank_seed, subset_clip)
+from utils.attacks.apgd import check_norm, checkpoint_schedule
+from utils.attacks.fab import check_fab, ALPHA_MAX, BETA, ETA
+from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES
-from utils.registry import Registry
-
-
-@dataclasses.dataclass(frozen=True)
-class EnsembleSettings:
-    """What every member needs.
-
-    eps: radius in model units (``eps_256 / 256``); norm: ``linf`` | ``l2`` (PGD and
-    MultiTargeted are ℓ∞ only). clip_min/clip_max: scalars or per-pixel ``(H, W, C)``.
-    n_iter: APGD steps per run (per target for APGD-T). eps_iter, nb_iter: step (model
-    units) and steps of PGD and MultiTargeted (per target). objective: untargeted
-    objective of APGD-CE and PGD (or the targeted one when targets are given);
-    targeted_objective: APGD-T's. n_target_classes: k of APGD-T / MultiTargeted (capped
-    at ``L - 1``). num_restarts: random starts of APGD-CE and PGD. seed: base seed;
-    batch ``b`` uses ``(seed, b)``.
-    """
-
-    eps: float
-    clip_min: Any
-    clip_max: Any
-    norm: str = "linf"
-    n_iter: int = 100
-    eps_iter: float = 2.0 / 256
-    nb_iter: int = 100
-    objective: str = "ce"
-    targeted_objective: str = "dlr_targeted"
-    n_target_classes: int = 9
-    num_restarts: int = 1
-    seed: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class MemberCall:
-    """One member's input: the still-robust subset ``idx`` of a batch of shape
-    ``batch_shape``; ``x`` ``(m, ...)``, ``labels`` ``(m, L)`` one-hot, ``targets`` one-hot
-    or None. ``seed`` is the batch's; noise is drawn for the whole batch and gathered,
-    so an example's attack does not depend on which others are still robust."""
-
-    x: tf.Tensor
-    labels: tf.Tensor
-    targets: Optional[tf.Tensor]
-    idx: np.ndarray
-    batch_shape: Tuple[int, ...]
-    seed: Tuple[int, int]
-
-    def noise(self, norm: str, seed: Tuple[int, int]) -> tf.Tensor:
-        return tf.gather(start_noise(self.batch_shape, seed, norm), self.idx)
-
-    def clip(self, value: Any) -> Any:
-        """The subset's clip bound (see :func:`utils.attacks.multitarget.subset_clip`)."""
-        return subset_clip(value, self.idx, self.batch_shape)
-
-
-MemberFn = Callable[[ModelFn, MemberCall, EnsembleSettings], tf.Tensor]
-MEMBERS: Registry[MemberFn] = Registry("ensemble member")
-MEMBER_OBJECTIVE: Dict[str, Callable[[EnsembleSettings], str]] = {}
-TARGETED_OK: Dict[str, bool] = {}  # member -> accepts given targets (targeted evaluation)
-PRESETS: Dict[str, Tuple[str, ...]] = {
-    "autoattack-lite": ("APGD-CE", "APGD-T"),
-    "strong": ("APGD-CE", "APGD-DLR", "APGD-T", "MultiTargeted"),
-}
-
-
-def register_member(name: str, objective: Callable[[EnsembleSettings], str],
-                    targeted_ok: bool) -> Callable[[MemberFn], MemberFn]:
-    def decorator(fn: MemberFn) -> MemberFn:
-        MEMBERS.register(name)(fn)
-        MEMBER_OBJECTIVE[name] = objective
-        TARGETED_OK[name] = targeted_ok
-        return fn
-    return decorator
-
-
-def _apgd_member(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings,
-                 objective: str) -> tf.Tensor:
-    return apgd(model_fn, call.x, call.labels, objective=OBJECTIVES.get(objective).fn,
-                eps=s.eps, clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
-                n_iter=s.n_iter, norm=s.norm, targets_onehot=call.targets,
-                success_on_target=call.targets is not None, num_restarts=s.num_restarts,
-                seed=call.seed,
-                noise_for_restart=lambda r: call.noise(s.norm, restart_seed(call.seed, r)))
-
-
-@register_member("APGD-CE", lambda s: s.objective, targeted_ok=True)
-def apgd_ce(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
-    return _apgd_member(model_fn, call, s, s.objective)
-
-
-@register_member("APGD-DLR", lambda s: "dlr", targeted_ok=False)
-def apgd_dlr(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
-    return _apgd_member(model_fn, call, s, "dlr")
-
-
-@register_member("APGD-T", lambda s: s.targeted_objective, targeted_ok=False)
-def apgd_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
-    return apgd_targeted(model_fn, call.x, call.labels, eps=s.eps,
-                         clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
-                         n_iter=s.n_iter, norm=s.norm,
-                         objective=OBJECTIVES.get(s.targeted_objective).fn,
-                         n_target_classes=s.n_target_classes,
-                         noise_for_rank=lambda r: call.noise(s.norm, rank_seed(call.seed, r)))
-
-
-@register_member("MultiTargeted", lambda s: "margin", targeted_ok=False)
-def multi_targeted(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
-    return multi_targeted_pgd(model_fn, call.x, call.labels, eps=s.eps, eps_iter=s.eps_iter,
-                              nb_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
-                              clip_max=call.clip(s.clip_max),
-                              n_target_classes=s.n_target_classes, seed=call.seed)
-
-
-@register_member("PGD", lambda s: s.objective, targeted_ok=True)
-def pgd(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
-    return worst_case_over_restarts(
-        "MadryEtAl", model_fn, call.x, call.labels, num_restarts=s.num_restarts,
-        seed=call.seed, targets_onehot=call.targets, objective=OBJECTIVES.get(s.objective).fn,
-        eps=s.eps, eps_iter=s.eps_iter, nb_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
-        clip_max=call.clip(s.clip_max))
+from utils.attacks.square import check_queries
+from utils.errors import UsageError
+from utils.evaluation.members import (MEMBER_OBJECTIVE, MEMBERS, PRESETS,  # noqa: F401
+                                      TARGETED_OK, EnsembleSettings, MemberCall, MemberFn,
+                                      register_member)
+from utils.evaluation.state import (CLEAN_BROKEN, ROBUST, EvalState, digest, load_state,
+                                    save_state)
 
 
 # ---------------------------------------------------------------- validation
@@ -199,14 +81,21 @@ def check_settings(members: Sequence[str], s: EnsembleSettings, num_classes: int
         if int(value) != value or value < 1:
             raise UsageError(f"{name} must be an integer >= 1, got {value}")
     check_target_classes(s.n_target_classes, num_classes)
+    if "Square" in members:
+        check_queries(s.square_n_queries)
+    if "FAB-T" in members:
+        check_fab(s.fab_n_iter, ALPHA_MAX, ETA, BETA)
     for member, objective in member_objectives(members, s).items():
         _check_member(member, objective, s, num_classes, targeted)
+
+
+TARGETED_RUNS = ("APGD-T", "MultiTargeted", "FAB-T")  # untargeted sweeps of targeted runs
 
 
 def _check_member(member: str, objective: str, s: EnsembleSettings, num_classes: int,
                   targeted: bool) -> None:
     spec = OBJECTIVES.get(objective)
-    member_targeted = targeted if TARGETED_OK[member] else member in ("APGD-T", "MultiTargeted")
+    member_targeted = targeted if TARGETED_OK[member] else member in TARGETED_RUNS
     if targeted and not TARGETED_OK[member]:
         raise UsageError(f"{member} is an untargeted attack (its targets are the top-k "
                          "classes); run it without given targets (--target=False)")

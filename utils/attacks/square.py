@@ -1,0 +1,344 @@
+"""Square attack (Andriushchenko et al. 2020): score-based random search, ℓ∞ and ℓ2.
+
+Gradient-free: it only reads logits. From a random start it proposes, per query, a new
+perturbation that differs from the best one inside a random ``s x s`` window and keeps it
+for each example whose margin ``z_y - max_{i!=y} z_i`` (the C&W ``margin`` objective,
+unclipped) decreased. The window's side follows the published ``p`` schedule: with
+``p_init = 0.8`` the window covers a share ``p`` of the pixels, halved at the rescaled
+iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 (of 10000).
+
+* ℓ∞: vertical-stripe start ``+-eps``; a window is set to ``+-eps`` per channel.
+* ℓ2: a grid of pseudo-Gaussian patches at radius ``eps``; a proposal moves the energy of a
+  second window into the first and writes a fresh pseudo-Gaussian pattern there
+  (AutoAttack's ``attack_single_run``, ℓ2 branch), then rescales to ``||delta||_2 = eps``.
+
+Windows, signs and pattern orientations are drawn per example (AutoAttack shares the
+window across the batch); the window side is the schedule's at the current query, the
+same for every example still running (examples stop at their first success). Every
+proposal is clipped to ``[clip_min, clip_max]`` per pixel, which only shrinks ``|delta|``.
+``eps`` is in model input units (``eps_256 / 256``).
+
+    res = square_run(model, x, y_onehot, eps=8 / 256, clip_min=data.clip_min,
+                     clip_max=data.clip_max, n_queries=5000, seed=0)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from utils.attacks.apgd import _l2, _per_sample, check_norm
+from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, prepare_inputs,
+                                     restart_seed, seed_tensor)
+from utils.attacks.multitarget import subset_clip
+from utils.attacks.objectives import OBJECTIVES
+from utils.errors import UsageError
+
+P_INIT = 0.8
+N_QUERIES = 5000
+# Rescaled iteration (of 10000) after which p is divided by 2, 4, ..., 512.
+P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+_DIV_EPS = 1e-12
+
+
+# ---------------------------------------------------------------- the schedule
+
+def p_schedule(n_queries: int, p_init: float = P_INIT) -> np.ndarray:
+    """``(n_queries,)`` share of pixels the window covers at each query: ``p_init``
+    divided by ``2**j``, ``j`` the number of halvings passed at ``int(i / n * 10000)``."""
+    rescaled = (np.arange(n_queries) / n_queries * 10000).astype(np.int64)
+    halvings = np.searchsorted(np.asarray(P_HALVINGS), rescaled, side="left")
+    return p_init / 2.0 ** halvings
+
+
+def window_sides(n_queries: int, shape: Tuple[int, ...], norm: str,
+                 p_init: float = P_INIT) -> np.ndarray:
+    """``(n_queries,)`` int window side ``s = round(sqrt(p h w))``: at least 1 (ℓ∞) or
+    an odd number >= 3 (ℓ2), at most ``min(h, w)``."""
+    h, w = shape[0], shape[1]
+    sides = np.round(np.sqrt(p_schedule(n_queries, p_init) * h * w)).astype(np.int64)
+    if norm == "l2":
+        sides = np.maximum(sides, 3)
+        sides += 1 - sides % 2
+    return np.clip(sides, 1, min(h, w))
+
+
+def _eta_rectangles(rows: int, cols: int) -> np.ndarray:
+    """AutoAttack's nested-rectangle bump ``(rows, cols)``, unit ℓ2 norm."""
+    delta = np.zeros((rows, cols))
+    cr, cc = rows // 2, cols // 2
+    for k in range(max(rows // 2 + 1, cols // 2 + 1)):
+        delta[max(cr - k, 0):min(cr + k + 1, rows), max(cc - k, 0):min(cc + k + 1, cols)] \
+            += 1.0 / (k + 1) ** 2
+    return delta / np.sqrt(np.sum(delta ** 2))
+
+
+def pseudo_gaussian(side: int) -> np.ndarray:
+    """``(side, side)`` float32: a bump on the top half, minus one on the bottom half,
+    unit ℓ2 norm (AutoAttack's ``meta_pseudo_gaussian_pert`` before its random flip)."""
+    delta = np.zeros((side, side))
+    if side >= 2:
+        delta[:side // 2] = _eta_rectangles(side // 2, side)
+    delta[side // 2:] = -_eta_rectangles(side - side // 2, side)
+    return (delta / np.sqrt(np.sum(delta ** 2))).astype(np.float32)
+
+
+def pattern_table(sides: np.ndarray, shape: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(K, S, S)`` pseudo-Gaussian patterns of the distinct sides (zero-padded to
+    ``S = max(h, w)``) and ``(n_queries,)`` the index of each query's pattern."""
+    distinct, index = np.unique(sides, return_inverse=True)
+    size = max(shape[0], shape[1])
+    table = np.zeros((len(distinct), size, size), np.float32)
+    for k, side in enumerate(distinct):
+        table[k, :side, :side] = pseudo_gaussian(int(side))
+    return table, index.astype(np.int32)
+
+
+# ---------------------------------------------------------------- starts
+
+def linf_start(shape: Tuple[int, ...], eps: float, seed: Seed) -> tf.Tensor:
+    """``(B, H, W, C)`` vertical stripes: ``+-eps`` per (example, column, channel)."""
+    b, _, w, c = shape
+    signs = tf.sign(tf.random.stateless_uniform((b, 1, w, c), seed_tensor(seed), -1.0, 1.0))
+    return eps * tf.broadcast_to(tf.where(signs == 0, 1.0, signs), shape)
+
+
+def l2_start(shape: Tuple[int, ...], eps: float, seed: Seed) -> tf.Tensor:
+    """``(B, H, W, C)`` a grid of ``h // 5`` pseudo-Gaussian patches with random signs per
+    (example, patch, channel), rescaled to ℓ2 norm ``eps``."""
+    b, h, w, c = shape
+    side = max(h // 5, 1)
+    n_h, n_w = h // side, w // side
+    off_h, off_w = (h - side * n_h) // 2, (w - side * n_w) // 2
+    grid = np.zeros((h, w), np.float32)
+    rng = np.random.default_rng(list(np.ravel(seed_tensor(seed).numpy())))
+    for i in range(n_h):
+        for j in range(n_w):
+            patch = pseudo_gaussian(side)
+            grid[off_h + i * side:off_h + (i + 1) * side, off_w + j * side:
+                 off_w + (j + 1) * side] = patch.T if rng.random() > 0.5 else patch
+    rows = np.clip((np.arange(h) - off_h) // side, 0, n_h - 1)
+    cols = np.clip((np.arange(w) - off_w) // side, 0, n_w - 1)
+    signs = tf.sign(tf.random.stateless_uniform((b, n_h, n_w, c), seed_tensor(seed), -1., 1.))
+    signs = tf.gather(tf.gather(tf.where(signs == 0, 1.0, signs), rows, axis=1), cols, axis=2)
+    delta = grid[None, :, :, None] * signs
+    return eps * delta / (_l2(delta) + _DIV_EPS)
+
+
+# ---------------------------------------------------------------- graph pieces
+
+def _window(u_row: tf.Tensor, u_col: tf.Tensor, side: tf.Tensor, h: int,
+            w: int) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Uniform window positions from ``(b,)`` uniforms: ``(top, left, mask (b, H, W, 1))``."""
+    top = tf.minimum(tf.cast(u_row * tf.cast(h - side + 1, tf.float32), tf.int32), h - side)
+    left = tf.minimum(tf.cast(u_col * tf.cast(w - side + 1, tf.float32), tf.int32), w - side)
+    rel_r = tf.range(h)[None, :] - top[:, None]
+    rel_c = tf.range(w)[None, :] - left[:, None]
+    in_r = tf.logical_and(rel_r >= 0, rel_r < side)
+    in_c = tf.logical_and(rel_c >= 0, rel_c < side)
+    mask = tf.logical_and(in_r[:, :, None], in_c[:, None, :])
+    return rel_r, rel_c, tf.cast(mask, tf.float32)[..., None]
+
+
+def _place(pattern: tf.Tensor, rel_r: tf.Tensor, rel_c: tf.Tensor, flip: tf.Tensor,
+           mask: tf.Tensor) -> tf.Tensor:
+    """``pattern`` ``(S, S)`` (transposed where ``flip``) at each example's window:
+    ``(b, H, W, 1)``, zero outside the window."""
+    size = tf.shape(pattern)[0]
+    r = tf.clip_by_value(rel_r, 0, size - 1)
+    c = tf.clip_by_value(rel_c, 0, size - 1)
+
+    def at(p: tf.Tensor) -> tf.Tensor:
+        return tf.gather(tf.gather(p, r), c, axis=2, batch_dims=1)
+
+    placed = tf.where(flip[:, None, None], at(tf.transpose(pattern)), at(pattern))
+    return placed[..., None] * mask
+
+
+def _channel_l2(t: tf.Tensor) -> tf.Tensor:
+    """Per example and channel ℓ2 norm over the pixels, ``(b, 1, 1, C)``."""
+    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
+
+
+class _Draw(NamedTuple):
+    """One query's randomness for the running examples: ``u`` ``(b, 5)`` uniforms (window
+    rows/columns, ℓ2's second window, orientation) and ``signs`` ``(b, 1, 1, C)``."""
+
+    u: tf.Tensor
+    signs: tf.Tensor
+
+
+def _propose_linf(x: tf.Tensor, x_best: tf.Tensor, eps: tf.Tensor, side: tf.Tensor,
+                  d: _Draw, pattern: tf.Tensor) -> tf.Tensor:
+    _, h, w, _ = x.shape
+    _, _, mask = _window(d.u[:, 0], d.u[:, 1], side, h, w)
+    return x + (1.0 - mask) * (x_best - x) + mask * eps * d.signs
+
+
+def _propose_l2(x: tf.Tensor, x_best: tf.Tensor, eps: tf.Tensor, side: tf.Tensor,
+                d: _Draw, pattern: tf.Tensor) -> tf.Tensor:
+    _, h, w, c = x.shape
+    delta = x_best - x
+    rel_r, rel_c, mask1 = _window(d.u[:, 0], d.u[:, 1], side, h, w)
+    _, _, mask2 = _window(d.u[:, 2], d.u[:, 3], side, h, w)
+    room = tf.maximum(eps ** 2 - tf.square(_l2(delta)), 0.0) / float(c)
+    budget = tf.sqrt(room + tf.square(_l2(delta * tf.maximum(mask1, mask2))))
+    fresh = _place(pattern, rel_r, rel_c, d.u[:, 4] > 0.5, mask1) * d.signs
+    fresh += delta * mask1 / (_channel_l2(delta * mask1) + _DIV_EPS)
+    fresh = fresh / (_channel_l2(fresh) + _DIV_EPS) * budget
+    delta = delta * (1.0 - mask2) * (1.0 - mask1) + fresh * mask1
+    return x + eps * delta / (_l2(delta) + _DIV_EPS)
+
+
+_PROPOSALS = {"linf": _propose_linf, "l2": _propose_l2}
+
+
+def _margin(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Unclipped ``z_y - max_{i!=y} z_i`` ``(b,)``: what Square minimises."""
+    return OBJECTIVES.get("margin").fn(logits, labels, confidence=math.inf)
+
+
+class _Loop(NamedTuple):
+    x_best: tf.Tensor   # (B, H, W, C)
+    margin: tf.Tensor   # (B,) margin of x_best
+    fooled: tf.Tensor   # (B,) bool
+    queries: tf.Tensor  # (B,) int32 model evaluations spent, the start included
+
+
+@tf.function(reduce_retracing=True)
+def square_graph(model_fn: ModelFn, norm: str, x: tf.Tensor, labels: tf.Tensor,
+                 start: tf.Tensor, eps: tf.Tensor, low: tf.Tensor, high: tf.Tensor,
+                 sides: tf.Tensor, pattern_ids: tf.Tensor, patterns: tf.Tensor,
+                 seed: tf.Tensor) -> Tuple[tf.Tensor, ...]:
+    """One Square run of a batch; the query loop is a ``tf.while_loop`` that ends when
+    every example is fooled. ``start`` ``(B, H, W, C)`` the initial perturbation,
+    ``low``/``high`` broadcast to ``x``; ``sides``, ``pattern_ids`` ``(n_queries,)``
+    int32 (:func:`window_sides`, :func:`pattern_table`); ``patterns`` ``(K, S, S)``.
+    Returns ``(x_best, fooled, margin, queries)``."""
+    propose = _PROPOSALS[norm]
+    x_best = tf.clip_by_value(x + start, low, high)
+    logits = tf.cast(model_fn(x_best), tf.float32)
+    batch, channels = tf.shape(x)[0], x.shape[-1]
+    s = _Loop(x_best, _margin(logits, labels), attack_succeeded(logits, labels),
+              tf.ones([batch], tf.int32))
+
+    def body(i: tf.Tensor, s: _Loop) -> Tuple[tf.Tensor, _Loop]:
+        key = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
+        u = tf.random.stateless_uniform([batch, 6], key)
+        signs = tf.where(u[:, 5:6] > 0.5, 1.0, -1.0)  # one sign per example and channel
+        if channels > 1:
+            signs = tf.where(tf.random.stateless_uniform(
+                [batch, channels], key + 1) > 0.5, 1.0, -1.0)
+        run = tf.where(tf.logical_not(s.fooled))
+        pick = lambda t: tf.gather_nd(t, run)  # noqa: E731
+        draw = _Draw(pick(u), pick(signs)[:, None, None, :])
+        x_new = propose(pick(x), pick(s.x_best), eps, sides[i], draw,
+                        patterns[pattern_ids[i]])
+        x_new = tf.clip_by_value(x_new, pick(low), pick(high))
+        logits = tf.cast(model_fn(x_new), tf.float32)
+        margin = _margin(logits, pick(labels))
+        better = margin < pick(s.margin)
+        fooled = tf.logical_and(better, attack_succeeded(logits, pick(labels)))
+        x_keep = tf.where(_per_sample(better, x_new), x_new, pick(s.x_best))
+        return i + 1, _Loop(
+            tf.tensor_scatter_nd_update(s.x_best, run, x_keep),
+            tf.tensor_scatter_nd_update(s.margin, run, tf.minimum(margin, pick(s.margin))),
+            tf.tensor_scatter_nd_update(s.fooled, run, fooled),
+            tf.tensor_scatter_nd_add(s.queries, run, tf.ones_like(margin, tf.int32)))
+
+    def more(i: tf.Tensor, s: _Loop) -> tf.Tensor:
+        return tf.logical_and(i < tf.shape(sides)[0], tf.logical_not(tf.reduce_all(s.fooled)))
+
+    _, s = tf.while_loop(more, body, (tf.constant(0), s))
+    return s.x_best, s.fooled, s.margin, s.queries
+
+
+# ---------------------------------------------------------------- public API
+
+@dataclasses.dataclass(frozen=True)
+class SquareResult:
+    """One Square run of ``B`` examples: ``x_adv`` ``(B, ...)`` the best point (the first
+    misclassified one where found), ``success`` ``(B,)`` bool, ``margin`` ``(B,)`` its
+    logit margin (< 0: misclassified), ``queries`` ``(B,)`` int32 model evaluations."""
+
+    x_adv: tf.Tensor
+    success: tf.Tensor
+    margin: tf.Tensor
+    queries: tf.Tensor
+
+
+def check_queries(n_queries: int) -> int:
+    if int(n_queries) != n_queries or n_queries < 1:
+        raise UsageError(f"Square needs n_queries >= 1 (an integer), got {n_queries}")
+    return int(n_queries)
+
+
+def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps: float,
+               clip_min: Any, clip_max: Any, n_queries: int = N_QUERIES, norm: str = "linf",
+               p_init: float = P_INIT, seed: Seed = None) -> SquareResult:
+    """One untargeted Square run (see the module docstring).
+
+    Args:
+        model_fn: ``x -> logits`` ``(B, L)``; only its outputs are used.
+        x: ``(B, H, W, C)`` float32 in model units within ``[clip_min, clip_max]``.
+        labels_onehot: ``(B, L)``.
+        eps: radius in model units (ℓ∞, or ℓ2 over the whole input); 0 returns ``x``.
+        clip_min, clip_max: scalars, per-pixel ``(H, W, C)`` or per-example arrays.
+        n_queries: proposals after the start (``>= 1``); p_init: the schedule's start.
+        seed: stateless seed (None: drawn from NumPy).
+
+    Returns:
+        :class:`SquareResult`; ``|x_adv - x| <= eps`` in ``norm``, within the clips.
+    """
+    check_norm(norm)
+    n_queries = check_queries(n_queries)
+    if not 0.0 < p_init <= 1.0:
+        raise UsageError(f"p_init must lie in (0, 1], got {p_init}")
+    x, labels, _, eps, _, _, low, high = prepare_inputs(x, labels_onehot, None, eps, 1.0, 1,
+                                                        clip_min, clip_max)
+    if x.shape.rank != 4:
+        raise UsageError(f"Square needs images (B, H, W, C), got shape {x.shape}")
+    if seed is None:
+        seed = tuple(int(v) for v in np.random.randint(0, 2**31 - 1, size=2))
+    if eps == 0.0:
+        logits = model_fn(x)
+        return SquareResult(x, attack_succeeded(logits, labels), _margin(logits, labels),
+                            tf.ones([x.shape[0]], tf.int32))
+    shape = tuple(x.shape)
+    sides = window_sides(n_queries, shape[1:], norm, p_init)
+    table, ids = pattern_table(sides, shape[1:]) if norm == "l2" else \
+        (np.zeros((1, 1, 1), np.float32), np.zeros(n_queries, np.int32))
+    start = (linf_start if norm == "linf" else l2_start)(shape, eps, seed)
+    out = square_graph(model_fn, norm, x, labels, start, tf.constant(eps, tf.float32),
+                       tf.broadcast_to(low, shape), tf.broadcast_to(high, shape),
+                       tf.constant(sides, tf.int32), tf.constant(ids), tf.constant(table),
+                       tf.random.experimental.stateless_fold_in(seed_tensor(seed), 7))
+    return SquareResult(*out)
+
+
+def square_attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+                  num_restarts: int = 1, seed: Seed = None, **kwargs: Any) -> tf.Tensor:
+    """Square with ``num_restarts`` runs; restart ``r`` (seed :func:`restart_seed`) attacks
+    only the examples no earlier run fooled. ``kwargs`` as :func:`square_run`. Returns
+    ``x_adv`` ``(B, ...)``."""
+    if int(num_restarts) != num_restarts or num_restarts < 1:
+        raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
+    if seed is None:
+        seed = tuple(int(v) for v in np.random.randint(0, 2**31 - 1, size=2))
+    best = square_run(model_fn, x, labels_onehot, seed=seed, **kwargs)
+    x_adv, fooled = best.x_adv.numpy(), best.success.numpy()
+    for restart in range(1, int(num_restarts)):
+        idx = np.flatnonzero(~fooled)
+        if idx.size == 0:
+            break
+        clips = {k: subset_clip(kwargs[k], idx, x_adv.shape) for k in ("clip_min", "clip_max")}
+        run = square_run(model_fn, tf.gather(x, idx), tf.gather(labels_onehot, idx),
+                         seed=restart_seed(seed, restart), **{**kwargs, **clips})
+        won = run.success.numpy()
+        x_adv[idx[won]] = run.x_adv.numpy()[won]
+        fooled[idx[won]] = True
+    return tf.constant(x_adv)
+

@@ -1,0 +1,172 @@
+"""The members of the cascaded evaluation (:mod:`utils.evaluation.ensemble`) and its presets.
+
+A member is ``member(model_fn, call, settings) -> x_adv`` on the still-robust subset of a
+batch (:class:`MemberCall`), registered with :func:`register_member` together with the
+objective it reports and whether it accepts given targets.
+
+Members: ``APGD-CE`` (APGD with the untargeted objective, ``ce`` or an adaptive one such
+as ``mmc_un1``), ``APGD-DLR``, ``APGD-T`` (targeted APGD over the top-k classes,
+``dlr_targeted`` or e.g. ``mmc_tar1``), ``FAB-T`` (targeted FAB over the top-k classes,
+minimum-norm; a point counts only if the distance found is ``<= eps``), ``Square``
+(gradient-free random search on the logit margin), ``MultiTargeted`` (targeted
+``margin`` PGD over the top-k classes) and ``PGD`` (MadryEtAl).
+
+Presets: ``autoattack`` = APGD-CE, APGD-T, FAB-T, Square (AutoAttack's standard version,
+in its order); ``autoattack-lite`` = APGD-CE, APGD-T; ``strong``.
+
+    fn = MEMBERS.get("Square")
+    x_adv = fn(model, call, EnsembleSettings(eps=8 / 256, clip_min=0.0, clip_max=1.0))
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from utils.attacks.apgd import apgd, start_noise
+from utils.attacks.fab import fab_targeted
+from utils.attacks.iterative import ModelFn, restart_seed, worst_case_over_restarts
+from utils.attacks.multitarget import (apgd_targeted, multi_targeted_pgd, rank_seed,
+                                       subset_clip)
+from utils.attacks.objectives import OBJECTIVES
+from utils.attacks.square import square_attack
+from utils.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleSettings:
+    """What every member needs.
+
+    eps: radius in model units (``eps_256 / 256``); norm: ``linf`` | ``l2`` (PGD and
+    MultiTargeted are ℓ∞ only). clip_min/clip_max: scalars or per-pixel ``(H, W, C)``.
+    n_iter: APGD steps per run (per target for APGD-T). eps_iter, nb_iter: step (model
+    units) and steps of PGD and MultiTargeted (per target). objective: untargeted
+    objective of APGD-CE and PGD (or the targeted one when targets are given);
+    targeted_objective: APGD-T's. n_target_classes: k of APGD-T / FAB-T / MultiTargeted
+    (capped at ``L - 1``). num_restarts: random starts of APGD-CE, PGD and Square. seed:
+    base seed; batch ``b`` uses ``(seed, b)``. fab_n_iter: FAB-T steps per target;
+    square_n_queries: Square's queries per restart.
+    """
+
+    eps: float
+    clip_min: Any
+    clip_max: Any
+    norm: str = "linf"
+    n_iter: int = 100
+    eps_iter: float = 2.0 / 256
+    nb_iter: int = 100
+    objective: str = "ce"
+    targeted_objective: str = "dlr_targeted"
+    n_target_classes: int = 9
+    num_restarts: int = 1
+    seed: int = 0
+    fab_n_iter: int = 100
+    square_n_queries: int = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberCall:
+    """One member's input: the still-robust subset ``idx`` of a batch of shape
+    ``batch_shape``; ``x`` ``(m, ...)``, ``labels`` ``(m, L)`` one-hot, ``targets`` one-hot
+    or None. ``seed`` is the batch's; noise is drawn for the whole batch and gathered,
+    so an example's attack does not depend on which others are still robust."""
+
+    x: tf.Tensor
+    labels: tf.Tensor
+    targets: Optional[tf.Tensor]
+    idx: np.ndarray
+    batch_shape: Tuple[int, ...]
+    seed: Tuple[int, int]
+
+    def noise(self, norm: str, seed: Tuple[int, int]) -> tf.Tensor:
+        return tf.gather(start_noise(self.batch_shape, seed, norm), self.idx)
+
+    def clip(self, value: Any) -> Any:
+        """The subset's clip bound (see :func:`utils.attacks.multitarget.subset_clip`)."""
+        return subset_clip(value, self.idx, self.batch_shape)
+
+
+MemberFn = Callable[[ModelFn, MemberCall, EnsembleSettings], tf.Tensor]
+MEMBERS: Registry[MemberFn] = Registry("ensemble member")
+MEMBER_OBJECTIVE: Dict[str, Callable[[EnsembleSettings], str]] = {}
+TARGETED_OK: Dict[str, bool] = {}  # member -> accepts given targets (targeted evaluation)
+PRESETS: Dict[str, Tuple[str, ...]] = {
+    "autoattack": ("APGD-CE", "APGD-T", "FAB-T", "Square"),
+    "autoattack-lite": ("APGD-CE", "APGD-T"),
+    "strong": ("APGD-CE", "APGD-DLR", "APGD-T", "MultiTargeted"),
+}
+
+
+def register_member(name: str, objective: Callable[[EnsembleSettings], str],
+                    targeted_ok: bool) -> Callable[[MemberFn], MemberFn]:
+    def decorator(fn: MemberFn) -> MemberFn:
+        MEMBERS.register(name)(fn)
+        MEMBER_OBJECTIVE[name] = objective
+        TARGETED_OK[name] = targeted_ok
+        return fn
+    return decorator
+
+
+def _apgd_member(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings,
+                 objective: str) -> tf.Tensor:
+    return apgd(model_fn, call.x, call.labels, objective=OBJECTIVES.get(objective).fn,
+                eps=s.eps, clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
+                n_iter=s.n_iter, norm=s.norm, targets_onehot=call.targets,
+                success_on_target=call.targets is not None, num_restarts=s.num_restarts,
+                seed=call.seed,
+                noise_for_restart=lambda r: call.noise(s.norm, restart_seed(call.seed, r)))
+
+
+@register_member("APGD-CE", lambda s: s.objective, targeted_ok=True)
+def apgd_ce(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+    return _apgd_member(model_fn, call, s, s.objective)
+
+
+@register_member("APGD-DLR", lambda s: "dlr", targeted_ok=False)
+def apgd_dlr(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+    return _apgd_member(model_fn, call, s, "dlr")
+
+
+@register_member("APGD-T", lambda s: s.targeted_objective, targeted_ok=False)
+def apgd_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+    return apgd_targeted(model_fn, call.x, call.labels, eps=s.eps,
+                         clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
+                         n_iter=s.n_iter, norm=s.norm,
+                         objective=OBJECTIVES.get(s.targeted_objective).fn,
+                         n_target_classes=s.n_target_classes,
+                         noise_for_rank=lambda r: call.noise(s.norm, rank_seed(call.seed, r)))
+
+
+@register_member("MultiTargeted", lambda s: "margin", targeted_ok=False)
+def multi_targeted(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+    return multi_targeted_pgd(model_fn, call.x, call.labels, eps=s.eps, eps_iter=s.eps_iter,
+                              nb_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
+                              clip_max=call.clip(s.clip_max),
+                              n_target_classes=s.n_target_classes, seed=call.seed)
+
+
+@register_member("PGD", lambda s: s.objective, targeted_ok=True)
+def pgd(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+    return worst_case_over_restarts(
+        "MadryEtAl", model_fn, call.x, call.labels, num_restarts=s.num_restarts,
+        seed=call.seed, targets_onehot=call.targets, objective=OBJECTIVES.get(s.objective).fn,
+        eps=s.eps, eps_iter=s.eps_iter, nb_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
+        clip_max=call.clip(s.clip_max))
+
+
+# FAB-T reports "margin": it linearises z_y - z_t, the targeted margin toward each target.
+@register_member("FAB-T", lambda s: "margin", targeted_ok=False)
+def fab_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+    return fab_targeted(model_fn, call.x, call.labels, eps=s.eps,
+                        clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
+                        n_iter=s.fab_n_iter, norm=s.norm, n_target_classes=s.n_target_classes)
+
+
+@register_member("Square", lambda s: "margin", targeted_ok=False)
+def square(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+    return square_attack(model_fn, call.x, call.labels, eps=s.eps,
+                         clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
+                         n_queries=s.square_n_queries, norm=s.norm,
+                         num_restarts=s.num_restarts, seed=call.seed)
