@@ -145,13 +145,10 @@ def _configs() -> Tuple[Any, Any, Optional[Any], Optional[Any]]:
 
 def _load_target(values: Any, cfg: Any, data: Any) -> Any:
     """The transfer target's :class:`utils.models.loading.LoadedModel`."""
-    from utils.models.loading import load_checkpoint_model
-    return load_checkpoint_model(
-        cfg, data.input_shape, data.num_classes, model_dir=values.model_dir,
-        dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
-        batch_size=values.batch_size, epoch=values.epoch, use_advtrain=values.use_advtrain,
-        attack_method_for_advtrain=values.attack_method_for_advtrain,
-        adv_ratio=values.adv_ratio, use_target=values.use_target)
+    from utils.cli.flags import eval_run_spec
+    from utils.models.loading import load_run
+    return load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
+                    model_dir=values.model_dir, epoch=values.epoch)
 
 
 def _auc_score() -> Optional[str]:
@@ -366,7 +363,7 @@ def main(argv: Sequence[str]) -> None:
         if auc_score:
             extra["auc_score"] = auc_score
         records.append(dict(result, script="advtest_iterative", dataset=FLAGS.dataset,
-                            model=target.run_name, loss=target_cfg.loss if transfer else
+                            model=target.run_name, run=target.spec.to_dict(), loss=target_cfg.loss if transfer else
                             cfg.loss, epoch=target_values.epoch if transfer else FLAGS.epoch,
                             adaptive=FLAGS.adaptive, objective=result["objective_name"],
                             eps_256=eps,

@@ -339,7 +339,8 @@ def main(argv: Sequence[str]) -> None:
                                    progress=FLAGS.progress)
     print(summary_line(settings.attack_method, result), flush=True)
     record = dict(_result_fields(settings.attack_method, result), script="advtest_others",
-                  dataset=FLAGS.dataset, model=loaded.run_name, loss=cfg.loss,
+                  dataset=FLAGS.dataset, model=loaded.run_name, run=loaded.spec.to_dict(),
+                  loss=cfg.loss,
                   epoch=FLAGS.epoch, use_advtrain=FLAGS.use_advtrain,
                   attack_name=settings.attack_method, adaptive=FLAGS.adaptive,
                   objective=settings.objective, seed=settings.seed,

@@ -93,6 +93,7 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
     d(flags.DEFINE_bool, "use_advtrain", True, "Load from advtrained_models/ (adversarially "
       "trained).")
     d(flags.DEFINE_float, "adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
+    define_crafting_flags()
     d(flags.DEFINE_integer, "epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
     d(flags.DEFINE_bool, "normalize_output_for_ball", True, "Softmax on MMC outputs at "
       "inference, as the original; predictions do not change, and attacks see the logits.")
@@ -131,6 +132,28 @@ def model_config_from_flags(values: Any) -> ModelConfig:
     return cfg
 
 
+def train_run_spec(values: Any) -> Any:
+    """The :class:`utils.training.runspec.RunSpec` ``train_models.py``'s flags name."""
+    from utils.training.runspec import RunSpec
+
+    return RunSpec(values.dataset, model_config_from_flags(values), values.optimizer,
+                   values.lr, values.batch_size, advtrain_config_from_flags(values))
+
+
+def eval_run_spec(values: Any, cfg: ModelConfig) -> Any:
+    """The :class:`utils.training.runspec.RunSpec` the ``advtest_*.py`` flags name (the
+    trained model's ``attack_method_for_advtrain`` plays training's ``attack_method``)."""
+    from utils.models.loading import run_spec
+
+    return run_spec(cfg, dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
+                    batch_size=values.batch_size, use_advtrain=values.use_advtrain,
+                    attack_method_for_advtrain=values.attack_method_for_advtrain,
+                    adv_ratio=values.adv_ratio, use_target=values.use_target,
+                    advtrain_eps_256=values.advtrain_eps_256,
+                    advtrain_eps_iter_256=values.advtrain_eps_iter_256,
+                    advtrain_num_iter=values.advtrain_num_iter)
+
+
 def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
     """The test data and the checkpoint the ``advtest_*.py`` flags name.
 
@@ -138,16 +161,12 @@ def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]"
     ``--num_examples``.
     """
     from utils.data import load_dataset
-    from utils.models.loading import load_checkpoint_model
+    from utils.models.loading import load_run
 
     data = load_dataset(values.dataset, values.data_dir, test_size=values.num_examples,
                         seed=values.seed)
-    loaded = load_checkpoint_model(
-        cfg, data.input_shape, data.num_classes, model_dir=values.model_dir,
-        dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
-        batch_size=values.batch_size, epoch=values.epoch, use_advtrain=values.use_advtrain,
-        attack_method_for_advtrain=values.attack_method_for_advtrain,
-        adv_ratio=values.adv_ratio, use_target=values.use_target)
+    loaded = load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
+                      model_dir=values.model_dir, epoch=values.epoch)
     return data, loaded
 
 
@@ -164,9 +183,19 @@ def define_advtrain_flags() -> None:
     d(flags.DEFINE_float, "adv_ratio", 1.0, "Loss weight of the adversarial examples in each "
       "mini-batch, in [0, 1] (1: adversarial only).")
     d(flags.DEFINE_bool, "use_target", False, "Targeted crafting (random wrong target).")
-    d(flags.DEFINE_float, "advtrain_eps_256", 8.0, "Crafting ε in /256 pixel units.")
-    d(flags.DEFINE_float, "advtrain_eps_iter_256", 2.0, "Crafting step in /256 pixel units.")
-    d(flags.DEFINE_integer, "advtrain_num_iter", 10, "Crafting iterations (FGSM: 1).")
+    define_crafting_flags()
+
+
+def define_crafting_flags() -> None:
+    """The adversarial-training crafting settings (they name the run, so training and
+    evaluation both take them; defaults: advtrain.py's fixed ε 8/256, step 2/256, 10 it.)."""
+    d = define_once
+    d(flags.DEFINE_float, "advtrain_eps_256", 8.0, "Adversarial training: crafting ε in /256 "
+      "pixel units (names the run).")
+    d(flags.DEFINE_float, "advtrain_eps_iter_256", 2.0, "Adversarial training: crafting step "
+      "in /256 pixel units (names the run).")
+    d(flags.DEFINE_integer, "advtrain_num_iter", 10, "Adversarial training: crafting "
+      "iterations (FGSM: 1; names the run).")
 
 
 def advtrain_config_from_flags(values: Any) -> Any:
