@@ -35,7 +35,8 @@ from absl import flags  # noqa: E402
 
 from utils.cli.common import run_main  # noqa: E402
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
-                             load_data_and_checkpoint, model_config_from_flags)
+                             load_data_and_checkpoint, model_config_from_flags,
+                             model_path_config)
 
 FLAGS = flags.FLAGS
 
@@ -132,6 +133,10 @@ def _configs() -> Tuple[Any, Any, Optional[Any], Optional[Any]]:
     if (FLAGS.model_1 is None) != (FLAGS.model_2 is None):
         raise UsageError("black-box transfer needs both --model_1 (substitute) and --model_2 "
                          "(target), or neither")
+    if FLAGS.model_path and FLAGS.model_1 is not None:
+        raise UsageError("--model_path evaluates one file white-box; drop --model_1/--model_2")
+    if FLAGS.model_path:
+        return FLAGS, model_path_config(FLAGS), None, None
     if FLAGS.model_1 is None:
         if FLAGS.epoch_1 is not None or FLAGS.epoch_2 is not None:
             raise UsageError("--epoch_1/--epoch_2 pick the transfer models' checkpoints; pass "
@@ -351,9 +356,9 @@ def main(argv: Sequence[str]) -> None:
         result = _evaluate(plan, eps, loaded, target, data, targets, auc_score)
         print(_summary_line(eps, result, auc_score), flush=True)
         evaluated = target_values if transfer else values
-        extra: Dict[str, Any] = {"transfer": transfer,
-                                 "use_advtrain": bool(evaluated.use_advtrain)}
-        if evaluated.use_advtrain:  # which adversarial-training run was evaluated
+        advtrained = bool(evaluated.use_advtrain) and not FLAGS.model_path
+        extra: Dict[str, Any] = {"transfer": transfer, "use_advtrain": advtrained}
+        if advtrained:  # which adversarial-training run was evaluated
             extra.update(attack_method_for_advtrain=evaluated.attack_method_for_advtrain,
                          adv_ratio=evaluated.adv_ratio, use_target=evaluated.use_target)
         if transfer:
@@ -363,7 +368,8 @@ def main(argv: Sequence[str]) -> None:
         if auc_score:
             extra["auc_score"] = auc_score
         records.append(dict(result, script="advtest_iterative", dataset=FLAGS.dataset,
-                            model=target.run_name, run=target.spec.to_dict(), loss=target_cfg.loss if transfer else
+                            model=target.run_name, **target.record_fields(),
+                            loss=target_cfg.loss if transfer else
                             cfg.loss, epoch=target_values.epoch if transfer else FLAGS.epoch,
                             adaptive=FLAGS.adaptive, objective=result["objective_name"],
                             eps_256=eps,

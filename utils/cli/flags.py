@@ -94,6 +94,9 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
       "trained).")
     d(flags.DEFINE_float, "adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
     define_crafting_flags()
+    d(flags.DEFINE_string, "model_path", None, "Evaluate this .keras file (any Keras model "
+      "from [0, 1] pixels to logits, e.g. from scripts/export_keras.py) instead of a run; "
+      "--objective defaults to ce, or mmc_* when its head is an MMCLayer.")
     d(flags.DEFINE_integer, "epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
     d(flags.DEFINE_bool, "normalize_output_for_ball", True, "Softmax on MMC outputs at "
       "inference, as the original; predictions do not change, and attacks see the logits.")
@@ -154,17 +157,51 @@ def eval_run_spec(values: Any, cfg: ModelConfig) -> Any:
                     advtrain_num_iter=values.advtrain_num_iter)
 
 
+#: Flags that name a training run: given with --model_path they contradict the file.
+RUN_FLAGS = ("version", "n", "feature_dim", "use_BN", "use_dense", "use_leaky", "is_2d_demo",
+             "mean_var", "use_random", "centers", "sub_center_ratio", "optimizer", "lr",
+             "epoch", "attack_method_for_advtrain", "adv_ratio", "use_target",
+             "advtrain_eps_256", "advtrain_eps_iter_256", "advtrain_num_iter", "model_dir")
+LOSS_FLAGS = ("loss", "use_MMLDA", "use_ball")
+
+
+def model_path_config(values: Any) -> ModelConfig:
+    """With ``--model_path``: the config whose ``loss`` picks the attack objectives (``mmc``
+    for an MMCLayer head, else ``sce``: ce); UsageError for flags that contradict the file
+    (any run-naming flag, ``--use_advtrain=True``, or a loss of the other head kind)."""
+    from utils.losses import CENTER_SET_HEADS
+    from utils.models.keras_io import head_kind, read_keras_file
+
+    given = [n for n in RUN_FLAGS if n in flags.FLAGS and flags.FLAGS[n].present]
+    given += ["use_advtrain"] if values.use_advtrain and flags.FLAGS["use_advtrain"].present \
+        else []
+    if given:
+        raise UsageError(f"--model_path={values.model_path} is evaluated as it is; --{given[0]} "
+                         "names a training run and contradicts it: drop it")
+    head = head_kind(read_keras_file(values.model_path)[0])
+    if not any(flags.FLAGS[n].present for n in LOSS_FLAGS):
+        return ModelConfig(loss="mmc" if head == "mmc" else "sce")
+    cfg = model_config_from_flags(values)
+    if (LOSSES.get(cfg.loss).head in CENTER_SET_HEADS) != (head == "mmc"):
+        raise UsageError(f"--model_path={values.model_path} has a {head} head but the loss "
+                         f"flags say {cfg.loss}: drop --loss/--use_MMLDA/--use_ball")
+    return cfg
+
+
 def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
-    """The test data and the checkpoint the ``advtest_*.py`` flags name.
+    """The test data and the checkpoint (or ``--model_path`` file) the ``advtest_*.py``
+    flags name.
 
     Returns ``(PreparedData, utils.models.loading.LoadedModel)``; the test set is cut to
     ``--num_examples``.
     """
     from utils.data import load_dataset
-    from utils.models.loading import load_run
+    from utils.models.loading import load_model_file, load_run
 
     data = load_dataset(values.dataset, values.data_dir, test_size=values.num_examples,
                         seed=values.seed)
+    if getattr(values, "model_path", None):
+        return data, load_model_file(values.model_path, data)
     loaded = load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
                       model_dir=values.model_dir, epoch=values.epoch)
     return data, loaded

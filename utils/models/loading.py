@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import keras
 
@@ -38,6 +38,12 @@ class LoadedModel:
     checkpoint: pathlib.Path
     spec: Optional[RunSpec] = None
     sha256: Optional[str] = None
+
+    def record_fields(self) -> Dict[str, Any]:
+        """What a result record says was evaluated: the run's identity, or the file."""
+        if self.spec is not None:
+            return {"run": self.spec.to_dict()}
+        return {"run": None, "model_path": str(self.checkpoint), "model_sha256": self.sha256}
 
 
 def run_spec(cfg: ModelConfig, *, dataset: str, optimizer: str, lr: float, batch_size: int,
@@ -114,3 +120,14 @@ def load_checkpoint_model(cfg: ModelConfig, input_shape: Sequence[int], num_clas
     arguments ``run`` (dataset, optimizer, lr, batch_size, use_advtrain, ...) name."""
     return load_run(run_spec(cfg, **run), input_shape, num_classes, model_dir=model_dir,
                     epoch=epoch)
+
+
+def load_model_file(path: str, data: Any) -> LoadedModel:
+    """A ``--model_path`` ``.keras`` pixel classifier on ``data``'s mean-subtracted inputs
+    (:func:`utils.models.keras_io.load_keras_classifier`)."""
+    from utils.models.keras_io import load_keras_classifier
+
+    model, digest = load_keras_classifier(path, data.mean, data.input_shape, data.num_classes)
+    file = pathlib.Path(path)
+    return LoadedModel(model=model, run_name=file.name, run_dir=file.parent, checkpoint=file,
+                       sha256=digest)
