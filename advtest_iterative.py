@@ -62,6 +62,13 @@ def define_flags() -> None:
     d(flags.DEFINE_string, "model_1", None, "Black-box substitute that crafts the examples: "
       + " | ".join(TRANSFER_MODELS) + " (with --model_2; default: white-box).")
     d(flags.DEFINE_string, "model_2", None, "Black-box target that classifies them.")
+    for name, (kind, default) in PER_MODEL_FLAGS.items():
+        for i in (1, 2):
+            d(getattr(flags, f"DEFINE_{kind}"), f"{name}_{i}", default, f"--{name} of "
+              f"--model_{i}, accepted as the original blackbox script's; as there, the "
+              f"--model_{i} preset overrides it.")
+    d(flags.DEFINE_bool, "is_auc_metric_softmax_for_MMC", None, "The original's AUC score "
+      "switch: True = --auc_score=max_softmax, False = max_logit (--auc_score wins).")
     d(flags.DEFINE_integer, "epoch_1", None, "Checkpoint epoch of --model_1 (default --epoch).")
     d(flags.DEFINE_integer, "epoch_2", None, "Checkpoint epoch of --model_2 (default --epoch).")
     d(flags.DEFINE_string, "norm", "linf", "APGD threat model: linf | l2 (eps_256 is then an "
@@ -95,8 +102,20 @@ TRANSFER_MODELS: Dict[str, Dict[str, Any]] = {
     "MMC-100": dict(use_MMLDA=True, use_ball=True, mean_var=100.0, use_advtrain=False,
                     loss=None, centers=None),
 }
-TRANSFER_MODELS.update({f"AT-{k}": dict(v, use_advtrain=True) for k, v in
-                        list(TRANSFER_MODELS.items())})
+# AT-*: the original fixed them to PGD (MadryEtAl) adversarial training, adv_ratio 1.0,
+# untargeted, advtrain.py's crafting settings, whatever the other flags say.
+TRANSFER_MODELS.update({f"AT-{k}": dict(v, use_advtrain=True, attack_method_for_advtrain=
+                                        "MadryEtAl", adv_ratio=1.0, use_target=False,
+                                        advtrain_eps_256=8.0, advtrain_eps_iter_256=2.0,
+                                        advtrain_num_iter=10)
+                        for k, v in list(TRANSFER_MODELS.items())})
+#: The original advtest_iterative_blackbox.py's per-model flags (name -> (definer, default));
+#: there its --model_1/--model_2 preset always overrode them, and so it does here.
+PER_MODEL_FLAGS = {"mean_var": ("float", 10.0), "use_MMLDA": ("bool", True),
+                   "use_ball": ("bool", True), "use_advtrain": ("bool", True),
+                   "attack_method_for_advtrain": ("string", "FastGradientMethod"),
+                   "use_target": ("bool", False), "adv_ratio": ("float", 1.0),
+                   "normalize_output_for_ball": ("bool", True)}
 
 define_flags()
 
@@ -160,8 +179,10 @@ def _auc_score() -> Optional[str]:
     from utils.evaluation.detection import SCORES
     if not FLAGS.is_calculate_auc:
         return None
-    name = FLAGS.auc_score or ("max_softmax" if FLAGS.normalize_output_for_ball
-                               else "max_logit")
+    switch = FLAGS.is_auc_metric_softmax_for_MMC
+    if switch is None:
+        switch = FLAGS.normalize_output_for_ball
+    name = FLAGS.auc_score or ("max_softmax" if switch else "max_logit")
     SCORES.get(name)
     return name
 

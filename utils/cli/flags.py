@@ -135,9 +135,24 @@ def model_config_from_flags(values: Any) -> ModelConfig:
     return cfg
 
 
+#: Training flags that act only under adversarial training (the original advtrain.py's).
+ADVTRAIN_ONLY_FLAGS = ("attack_method", "adv_ratio", "use_target", "advtrain_eps_256",
+                       "advtrain_eps_iter_256", "advtrain_num_iter")
+
+
 def train_run_spec(values: Any) -> Any:
-    """The :class:`utils.training.runspec.RunSpec` ``train_models.py``'s flags name."""
+    """The :class:`utils.training.runspec.RunSpec` ``train_models.py``'s flags name.
+
+    UsageError when a flag of :data:`ADVTRAIN_ONLY_FLAGS` is given without
+    ``--use_advtrain=True`` (the original's advtrain.py command lines would otherwise
+    silently train a standard model)."""
     from utils.training.runspec import RunSpec
+
+    if not values.use_advtrain:
+        given = [n for n in ADVTRAIN_ONLY_FLAGS if n in flags.FLAGS and flags.FLAGS[n].present]
+        if given:
+            raise UsageError(f"--{given[0]} acts only under adversarial training (the "
+                             "original's advtrain.py): add --use_advtrain=True")
 
     return RunSpec(values.dataset, model_config_from_flags(values), values.optimizer,
                    values.lr, values.batch_size, advtrain_config_from_flags(values))
