@@ -104,10 +104,10 @@ TRANSFER_MODELS: Dict[str, Dict[str, Any]] = {
 }
 # AT-*: the original fixed them to PGD (MadryEtAl) adversarial training, adv_ratio 1.0,
 # untargeted, advtrain.py's crafting settings, whatever the other flags say.
-TRANSFER_MODELS.update({f"AT-{k}": dict(v, use_advtrain=True, attack_method_for_advtrain=
-                                        "MadryEtAl", adv_ratio=1.0, use_target=False,
-                                        advtrain_eps_256=8.0, advtrain_eps_iter_256=2.0,
-                                        advtrain_num_iter=10)
+_AT_PRESET = dict(use_advtrain=True, attack_method_for_advtrain="MadryEtAl", adv_ratio=1.0,
+                  use_target=False, advtrain_eps_256=8.0, advtrain_eps_iter_256=2.0,
+                  advtrain_num_iter=10)
+TRANSFER_MODELS.update({f"AT-{k}": dict(v, **_AT_PRESET)
                         for k, v in list(TRANSFER_MODELS.items())})
 #: The original advtest_iterative_blackbox.py's per-model flags (name -> (definer, default));
 #: there its --model_1/--model_2 preset always overrode them, and so it does here.

@@ -33,7 +33,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    """advtest_iterative.py's flags (the same run lookup), ``--out``, ``--include_preprocessing``."""
+    """advtest_iterative.py's flags (the same run lookup), ``--out`` and
+    ``--include_preprocessing``."""
     import advtest_iterative
     advtest_iterative.define_flags()
     define_once(flags.DEFINE_string, "out", None, "The .keras file to write.")

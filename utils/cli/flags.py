@@ -99,7 +99,10 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
       "--objective defaults to ce, or mmc_* when its head is an MMCLayer.")
     d(flags.DEFINE_integer, "epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
     d(flags.DEFINE_bool, "normalize_output_for_ball", True, "Softmax on MMC outputs at "
-      "inference, as the original; predictions do not change, and attacks see the logits.")
+      "inference, as the original. It changed no attack there (cleverhans 2.1.0's model_loss "
+      "takes a Softmax op's input as the logits, and the raw MMC output is used as logits "
+      "otherwise: softmax CE on -||z - mu||^2 either way, our ce objective, i.e. "
+      "--adaptive=False), nor predictions; accepted and recorded, changes nothing.")
     d(flags.DEFINE_bool, "adaptive", True, "Adaptive objectives for MMC models (paper 002 B.4); "
       "False attacks every model with the SCE objectives (ce, C&W margin).")
     d(flags.DEFINE_string, "objective", None, "Override the objective (ce, margin, mmc_un1, ...).")

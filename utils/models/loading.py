@@ -60,7 +60,8 @@ def run_spec(cfg: ModelConfig, *, dataset: str, optimizer: str, lr: float, batch
     return RunSpec(dataset, cfg, optimizer, lr, batch_size, adv)
 
 
-def find_checkpoint(spec: RunSpec, model_dir: str, epoch: int) -> "tuple[pathlib.Path, pathlib.Path]":
+def find_checkpoint(spec: RunSpec, model_dir: str, epoch: int
+                    ) -> "tuple[pathlib.Path, pathlib.Path]":
     """``(run_dir, checkpoint)``: ours (``.weights.h5``) first, then the original's
     ``.h5``, in each candidate directory; a missing file is named by our spelling."""
     for run_dir in spec.candidate_directories(model_dir):
