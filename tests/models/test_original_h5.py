@@ -83,29 +83,47 @@ ORIGINAL_FLAGS = ["--mean_var=100", "--batch_size=50", "--attack_method=MadryEtA
 
 
 @pytest.mark.slow
-def test_advtest_finds_and_attacks_an_original_checkpoint(tmp_path, fake_mnist_dir, capsys):
+@pytest.mark.parametrize("version,head", [(1, "mmc"), (2, "mmc"), (1, "sce"), (2, "sce")])
+def test_advtest_finds_attacks_and_exports_an_original_checkpoint(tmp_path, fake_mnist_dir,
+                                                                    capsys, version, head):
     """The original README's advtest flags (n=1, MNIST-shaped data) on a model.180.h5 in
-    the original's run directory; eps 0 gives clean accuracy; a truncated file: exit 2."""
+    the original's run directory: found and attacked (eps 0 gives clean accuracy), exported
+    to .keras with the reference's logits; a truncated file: one line, exit 2."""
     import json
+    import keras
     import ts_centers
     from conftest import run_entry
-    run_dir = tmp_path / "trained_models" / "mnist" / \
-        "resnet8v1_meanvar100.0_Adam_lr0.001_batchsize50_withBN"
+    mmc = head == "mmc"
+    name = (f"resnet{6 * 1 + 2 if version == 1 else 9 * 1 + 2}v{version}"
+            + ("_meanvar100.0" if mmc else "") + "_Adam_lr0.001_batchsize50_withBN")
+    run_dir = tmp_path / "trained_models" / "mnist" / name
     run_dir.mkdir(parents=True)
-    saved, _ = build_original(1, 1, (28, 28, 3), 10, "mmc",
-                              centers=ts_centers.get_centers("mm", 10, 64, 100.0))
+    dim = 64 if version == 1 else 256
+    saved, reference = build_original(version, 1, (28, 28, 3), 10, head,
+                                      centers=ts_centers.get_centers("mm", 10, dim, 100.0))
     randomise(saved)
     saved.save_weights(str(run_dir / "model.180.h5"))
-    args = ORIGINAL_FLAGS + ["--dataset=mnist", "--version=1", "--n=1",
-                             f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
-                             "--num_examples=20", "--eps_256=0,8", "--progress=False",
-                             f"--results_file={tmp_path / 'r.jsonl'}"]
+    flags = [f for f in ORIGINAL_FLAGS if mmc or not f.startswith(("--use_ball", "--use_MM"))]
+    flags += [] if mmc else ["--use_ball=False", "--use_MMLDA=False"]
+    args = flags + ["--dataset=mnist", f"--version={version}", "--n=1",
+                    f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}",
+                    "--num_examples=20", "--eps_256=0,8", "--progress=False",
+                    f"--results_file={tmp_path / 'r.jsonl'}"]
     code, out, err = run_entry("advtest_iterative", args, capsys)
     assert code == 0, err
     zero, eight = [json.loads(r) for r in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert zero["adv_accuracy"] == zero["clean_accuracy"]
     assert eight["adv_accuracy"] <= zero["clean_accuracy"]
-    assert zero["model"] == run_dir.name and zero["run"]["model"]["c_mm"] == 100.0
+    assert zero["model"] == run_dir.name
+    out_file = tmp_path / "raw.keras"
+    code, _, err = run_entry("scripts.export_keras", args[:-1] + [
+        f"--out={out_file}", "--include_preprocessing=False"], capsys)
+    assert code == 0, err
+    exported = keras.saving.load_model(out_file, safe_mode=True)
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, size=(4, 28, 28, 3)).astype(np.float32)
+    want = reference.predict(x, verbose=0)
+    rel = np.abs(np.asarray(exported(x)) - want).max() / np.abs(want).max()
+    assert rel <= 1e-5, rel
     blob = (run_dir / "model.180.h5").read_bytes()
     (run_dir / "model.180.h5").write_bytes(blob[:len(blob) // 3])
     code, _, err = run_entry("advtest_iterative", args[:-1] + [
