@@ -90,3 +90,17 @@ def test_original_spellings_and_legacy_lookup(advtrain, new, old, tmp_path):
     assert spec.find_directory(str(tmp_path)) == legacy  # runs written before still found
     (tmp_path / spec.root / "cifar10" / new).mkdir()
     assert spec.find_directory(str(tmp_path)) == spec.directory(str(tmp_path))
+
+
+def test_reports_read_the_stored_run_identity_not_the_name():
+    from utils.models.classifier import ModelConfig
+    from utils.reporting.compare import normalize_record
+    from utils.training.advtrain import AdvTrainConfig
+    from utils.training.runspec import RunSpec
+    spec = RunSpec("cifar10", ModelConfig(version=1, n=2, c_mm=100.0, centers="random"),
+                   "Adam", 0.001, 50, AdvTrainConfig(use_target=True))
+    record = dict(model="renamed-by-hand", run=spec.to_dict(), dataset="cifar10",
+                  attack_name="MadryEtAl", adv_accuracy=0.5, clean_accuracy=0.9, eps_256=8)
+    out = normalize_record(record, "test")
+    assert (out["arch"], out["n_blocks"], out["centers"], out["c_mm"], out["advtrain"],
+            out["loss"]) == ("resnet14v1", 2, "random", 100.0, "tar", "mmc")

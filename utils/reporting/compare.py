@@ -166,6 +166,21 @@ def _first(record: Record, *names: str) -> Any:
     return next((record[n] for n in names if record.get(n) is not None), None)
 
 
+def _identity(record: Record, run_model: Record, loss: str
+              ) -> Tuple[Optional[str], Optional[int], Optional[str], str]:
+    """``(arch, n, centers, advtrain)`` from the record's stored RunSpec (``run``); records
+    written before it (or of a ``--model_path`` file): from the run name."""
+    model = str(record["model"])
+    if not run_model:
+        return _arch(model) + (_centers(model, loss), _advtrain(record))
+    from utils.models.resnet import depth_of
+    version, n = int(run_model["version"]), int(run_model["n"])
+    arch = f"resnet{32 if n == 5 else depth_of(version, n)}v{version}"
+    centers = run_model.get("centers") if loss in ("mmc", "mmlda") else None
+    adv = record["run"].get("advtrain")
+    return arch, n, centers, "none" if adv is None else ("tar" if adv["use_target"] else "un")
+
+
 def _c_mm(model: str, run_model: Record, loss: str) -> Optional[float]:
     """C_MM from the record's stored run identity; older records: from the run name."""
     if run_model:
@@ -190,6 +205,7 @@ def normalize_record(record: Record, where: str) -> Record:
         loss = run_model.get("loss") or (
             "mmlda" if "_softmax" in model else "mmc" if "_meanvar" in model else "sce")
     c_mm = _c_mm(model, run_model, loss)
+    arch, n_blocks, centers, advtrain = _identity(record, run_model, loss)
     eps = _first(record, "eps_256", "SPSA_epsilon")
     if eps is None and record.get("eps") is not None:
         eps = float(record["eps"]) * 256
@@ -197,10 +213,8 @@ def normalize_record(record: Record, where: str) -> Record:
         accuracy, clean = (100.0 * float(record[k]) for k in ("adv_accuracy", "clean_accuracy"))
     except (TypeError, ValueError):
         raise UsageError(f"{where}: adv_accuracy / clean_accuracy are not numbers") from None
-    arch, n_blocks = _arch(model)
     out = dict(dataset=record["dataset"], model=model, arch=arch, n_blocks=n_blocks, loss=loss,
-               centers=_centers(model, loss), c_mm=c_mm,
-               advtrain=_advtrain(record), attack=record["attack_name"],
+               centers=centers, c_mm=c_mm, advtrain=advtrain, attack=record["attack_name"],
                targeted=bool(record.get("targeted", False)),
                eps_256=None if eps is None else float(eps),
                nb_iter=_first(record, "nb_iter", "SPSA_nb_iter", "CW_max_iterations"),
