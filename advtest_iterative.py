@@ -39,7 +39,8 @@ from absl import flags  # noqa: E402
 
 from utils.cli.common import run_main  # noqa: E402
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
-                             load_data_and_checkpoint, model_config_from_flags)
+                             load_data_and_checkpoint, model_config_from_flags,
+                             model_path_config)
 
 FLAGS = flags.FLAGS
 
@@ -65,6 +66,13 @@ def define_flags() -> None:
     d(flags.DEFINE_string, "model_1", None, "Black-box substitute that crafts the examples: "
       + " | ".join(TRANSFER_MODELS) + " (with --model_2; default: white-box).")
     d(flags.DEFINE_string, "model_2", None, "Black-box target that classifies them.")
+    for name, (kind, default) in PER_MODEL_FLAGS.items():
+        for i in (1, 2):
+            d(getattr(flags, f"DEFINE_{kind}"), f"{name}_{i}", default, f"--{name} of "
+              f"--model_{i}, accepted as the original blackbox script's; as there, the "
+              f"--model_{i} preset overrides it.")
+    d(flags.DEFINE_bool, "is_auc_metric_softmax_for_MMC", None, "The original's AUC score "
+      "switch: True = --auc_score=max_softmax, False = max_logit (--auc_score wins).")
     d(flags.DEFINE_integer, "epoch_1", None, "Checkpoint epoch of --model_1 (default --epoch).")
     d(flags.DEFINE_integer, "epoch_2", None, "Checkpoint epoch of --model_2 (default --epoch).")
     d(flags.DEFINE_string, "norm", "linf", "APGD threat model: linf | l2 (eps_256 is then an "
@@ -102,8 +110,20 @@ TRANSFER_MODELS: Dict[str, Dict[str, Any]] = {
     "MMC-100": dict(use_MMLDA=True, use_ball=True, mean_var=100.0, use_advtrain=False,
                     loss=None, centers=None),
 }
-TRANSFER_MODELS.update({f"AT-{k}": dict(v, use_advtrain=True) for k, v in
-                        list(TRANSFER_MODELS.items())})
+# AT-*: the original fixed them to PGD (MadryEtAl) adversarial training, adv_ratio 1.0,
+# untargeted, advtrain.py's crafting settings, whatever the other flags say.
+_AT_PRESET = dict(use_advtrain=True, attack_method_for_advtrain="MadryEtAl", adv_ratio=1.0,
+                  use_target=False, advtrain_eps_256=8.0, advtrain_eps_iter_256=2.0,
+                  advtrain_num_iter=10)
+TRANSFER_MODELS.update({f"AT-{k}": dict(v, **_AT_PRESET)
+                        for k, v in list(TRANSFER_MODELS.items())})
+#: The original advtest_iterative_blackbox.py's per-model flags (name -> (definer, default));
+#: there its --model_1/--model_2 preset always overrode them, and so it does here.
+PER_MODEL_FLAGS = {"mean_var": ("float", 10.0), "use_MMLDA": ("bool", True),
+                   "use_ball": ("bool", True), "use_advtrain": ("bool", True),
+                   "attack_method_for_advtrain": ("string", "FastGradientMethod"),
+                   "use_target": ("bool", False), "adv_ratio": ("float", 1.0),
+                   "normalize_output_for_ball": ("bool", True)}
 
 define_flags()
 
@@ -140,6 +160,10 @@ def _configs() -> Tuple[Any, Any, Optional[Any], Optional[Any]]:
     if (FLAGS.model_1 is None) != (FLAGS.model_2 is None):
         raise UsageError("black-box transfer needs both --model_1 (substitute) and --model_2 "
                          "(target), or neither")
+    if FLAGS.model_path and FLAGS.model_1 is not None:
+        raise UsageError("--model_path evaluates one file white-box; drop --model_1/--model_2")
+    if FLAGS.model_path:
+        return FLAGS, model_path_config(FLAGS), None, None
     if FLAGS.model_1 is None:
         if FLAGS.epoch_1 is not None or FLAGS.epoch_2 is not None:
             raise UsageError("--epoch_1/--epoch_2 pick the transfer models' checkpoints; pass "
@@ -153,21 +177,20 @@ def _configs() -> Tuple[Any, Any, Optional[Any], Optional[Any]]:
 
 def _load_target(values: Any, cfg: Any, data: Any) -> Any:
     """The transfer target's :class:`utils.models.loading.LoadedModel`."""
-    from utils.models.loading import load_checkpoint_model
-    return load_checkpoint_model(
-        cfg, data.input_shape, data.num_classes, model_dir=values.model_dir,
-        dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
-        batch_size=values.batch_size, epoch=values.epoch, use_advtrain=values.use_advtrain,
-        attack_method_for_advtrain=values.attack_method_for_advtrain,
-        adv_ratio=values.adv_ratio, use_target=values.use_target)
+    from utils.cli.flags import eval_run_spec
+    from utils.models.loading import load_run
+    return load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
+                    model_dir=values.model_dir, epoch=values.epoch)
 
 
 def _auc_score() -> Optional[str]:
     from utils.evaluation.detection import SCORES
     if not FLAGS.is_calculate_auc:
         return None
-    name = FLAGS.auc_score or ("max_softmax" if FLAGS.normalize_output_for_ball
-                               else "max_logit")
+    switch = FLAGS.is_auc_metric_softmax_for_MMC
+    if switch is None:
+        switch = FLAGS.normalize_output_for_ball
+    name = FLAGS.auc_score or ("max_softmax" if switch else "max_logit")
     SCORES.get(name)
     return name
 
@@ -362,9 +385,9 @@ def main(argv: Sequence[str]) -> None:
         result = _evaluate(plan, eps, loaded, target, data, targets, auc_score)
         print(_summary_line(eps, result, auc_score), flush=True)
         evaluated = target_values if transfer else values
-        extra: Dict[str, Any] = {"transfer": transfer,
-                                 "use_advtrain": bool(evaluated.use_advtrain)}
-        if evaluated.use_advtrain:  # which adversarial-training run was evaluated
+        advtrained = bool(evaluated.use_advtrain) and not FLAGS.model_path
+        extra: Dict[str, Any] = {"transfer": transfer, "use_advtrain": advtrained}
+        if advtrained:  # which adversarial-training run was evaluated
             extra.update(attack_method_for_advtrain=evaluated.attack_method_for_advtrain,
                          adv_ratio=evaluated.adv_ratio, use_target=evaluated.use_target)
         if transfer:
@@ -374,7 +397,8 @@ def main(argv: Sequence[str]) -> None:
         if auc_score:
             extra["auc_score"] = auc_score
         records.append(dict(result, script="advtest_iterative", dataset=FLAGS.dataset,
-                            model=target.run_name, loss=target_cfg.loss if transfer else
+                            model=target.run_name, **target.record_fields(),
+                            loss=target_cfg.loss if transfer else
                             cfg.loss, epoch=target_values.epoch if transfer else FLAGS.epoch,
                             adaptive=FLAGS.adaptive, objective=result["objective_name"],
                             eps_256=eps,

@@ -29,7 +29,8 @@ from absl import flags  # noqa: E402
 from utils.cli.common import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
-                             load_data_and_checkpoint, model_config_from_flags)
+                             load_data_and_checkpoint, model_config_from_flags,
+                             model_path_config)
 
 FLAGS = flags.FLAGS
 ATTACK_METHODS = ("CarliniWagnerL2", "SPSA", "Gaussian", "Rotation")
@@ -321,7 +322,7 @@ def main(argv: Sequence[str]) -> None:
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
-    cfg = model_config_from_flags(FLAGS)
+    cfg = model_path_config(FLAGS) if FLAGS.model_path else model_config_from_flags(FLAGS)
     settings = settings_from_flags(FLAGS, cfg.loss)
     check_writable(FLAGS.results_file)
     data, loaded = load_data_and_checkpoint(FLAGS, cfg)
@@ -339,8 +340,10 @@ def main(argv: Sequence[str]) -> None:
                                    progress=FLAGS.progress)
     print(summary_line(settings.attack_method, result), flush=True)
     record = dict(_result_fields(settings.attack_method, result), script="advtest_others",
-                  dataset=FLAGS.dataset, model=loaded.run_name, loss=cfg.loss,
-                  epoch=FLAGS.epoch, use_advtrain=FLAGS.use_advtrain,
+                  dataset=FLAGS.dataset, model=loaded.run_name, **loaded.record_fields(),
+                  loss=cfg.loss,
+                  epoch=FLAGS.epoch,
+                  use_advtrain=FLAGS.use_advtrain and not FLAGS.model_path,
                   attack_name=settings.attack_method, adaptive=FLAGS.adaptive,
                   objective=settings.objective, seed=settings.seed,
                   normalize_output_for_ball=FLAGS.normalize_output_for_ball,

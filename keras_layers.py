@@ -49,7 +49,10 @@ class MMCLayer(keras.layers.Layer):
 
     Args:
         centers: class centers, shape ``(num_classes, feature_dim)``, already scaled by
-            ``C_MM`` (``mean_var``); stored as a non-trainable weight.
+            ``C_MM`` (``mean_var``); stored as a non-trainable weight. None (a layer
+            rebuilt from its config): zeros of ``(num_classes, feature_dim)``, to be set
+            by loading the weights. The config holds the shape only, so a ``.keras`` file
+            keeps the centers in its weights; configs that hold ``centers`` still load.
         normalize_output: if True, return ``softmax(h)`` instead of ``h`` (the original's
             ``normalize_output_for_ball``); attacks want the logits (False).
 
@@ -60,12 +63,19 @@ class MMCLayer(keras.layers.Layer):
 
     def __init__(
         self,
-        centers: ArrayLike,
+        centers: Optional[ArrayLike] = None,
         normalize_output: bool = False,
+        num_classes: Optional[int] = None,
+        feature_dim: Optional[int] = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        if centers is None:
+            if num_classes is None or feature_dim is None:
+                raise ValueError(f"{type(self).__name__} needs centers, or num_classes and "
+                                 "feature_dim")
+            centers = np.zeros((int(num_classes), int(feature_dim)))
         centers_np = _check_centers(centers, type(self).__name__)
         self._centers_init = centers_np
         self.num_classes, self.feature_dim = (int(s) for s in centers_np.shape)
@@ -106,7 +116,8 @@ class MMCLayer(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "centers": self._centers_init.tolist(),
+                "num_classes": self.num_classes,
+                "feature_dim": self.feature_dim,
                 "normalize_output": self.normalize_output,
             }
         )
@@ -269,4 +280,40 @@ class ISCELayer(keras.layers.Dense):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update(s=self.s, m=self.m)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mmt")
+class PixelMean(keras.layers.Layer):
+    """``x - mean`` (``subtract=True``: [0, 1] pixels to the classifier's inputs) or
+    ``x + mean`` (back to pixels); ``mean`` is the training pixel mean ``(H, W, C)`` in
+    [0, 1] units, held as a non-trainable weight (the config holds its shape only)."""
+
+    def __init__(self, mean: Optional[ArrayLike] = None, subtract: bool = True,
+                 mean_shape: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if mean is None and mean_shape is None:
+            raise ValueError("PixelMean needs mean, or mean_shape")
+        self._mean_init = (np.zeros(tuple(mean_shape)) if mean is None
+                           else np.asarray(mean, np.float64))
+        self.subtract = bool(subtract)
+        self.mean: Optional[keras.Variable] = None
+
+    def build(self, input_shape: Sequence[Optional[int]]) -> None:
+        self.mean = self.add_weight(
+            name="mean", shape=self._mean_init.shape, trainable=False, dtype="float32",
+            initializer=keras.initializers.Constant(self._mean_init.astype(np.float32)))
+        super().build(input_shape)
+
+    def call(self, x: Any) -> Any:
+        x = ops.cast(x, "float32")
+        return x - self.mean if self.subtract else x + self.mean
+
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(subtract=self.subtract, mean_shape=list(self._mean_init.shape))
         return config

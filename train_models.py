@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from utils.cli.common import run_main  # noqa: E402
-from utils.cli.flags import (advtrain_config_from_flags, define_advtrain_flags,  # noqa: E402
-                             define_model_flags, define_once, model_config_from_flags)
+from utils.cli.flags import (define_advtrain_flags, define_model_flags,  # noqa: E402
+                             define_once, train_run_spec)
 
 FLAGS = flags.FLAGS
 
@@ -62,16 +62,16 @@ def main(argv: Sequence[str]) -> None:
         boundaries = tuple(int(b) for b in FLAGS.lr_boundaries) or None
     except ValueError:
         raise UsageError(f"lr_boundaries must be integers, got {FLAGS.lr_boundaries}") from None
-    model = model_config_from_flags(FLAGS)
+    spec = train_run_spec(FLAGS)
     cfg = RunConfig(
-        dataset=FLAGS.dataset, model=model, optimizer=FLAGS.optimizer, lr=FLAGS.lr,
-        batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, lr_boundaries=boundaries,
+        dataset=spec.dataset, model=spec.model, optimizer=spec.optimizer, lr=spec.lr,
+        batch_size=spec.batch_size, epochs=FLAGS.epochs, lr_boundaries=boundaries,
         checkpoint_every=FLAGS.checkpoint_every, data_dir=FLAGS.data_dir,
         model_dir=FLAGS.model_dir, strategy=FLAGS.strategy,
         mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed, resume=FLAGS.resume,
         train_size=FLAGS.train_size, test_size=FLAGS.test_size,
         augment=FLAGS.augment, verbose=FLAGS.verbose,
-        advtrain=advtrain_config_from_flags(FLAGS),
+        advtrain=spec.advtrain,
         flags={"argv": sys.argv, **FLAGS.flag_values_dict()})
     result = train(cfg)
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "

@@ -43,11 +43,21 @@ def test_centers_are_not_trainable():
     assert len(layer.non_trainable_weights) == 1
 
 
-def test_config_round_trip():
+def test_config_round_trip_keeps_centers_in_weights_and_old_configs_load():
     layer = MMCLayer(_centers(), normalize_output=True, name="mmc")
-    clone = MMCLayer.from_config(layer.get_config())
-    assert clone.normalize_output is True
-    np.testing.assert_array_equal(np.asarray(clone.get_config()["centers"]), _centers())
+    layer.build((None, 3))
+    config = layer.get_config()
+    assert "centers" not in config  # the centers live in the weights
+    clone = MMCLayer.from_config(config)
+    clone.build((None, 3))
+    assert clone.normalize_output is True and clone.centers.shape == _centers().shape
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(np.asarray(clone.centers), _centers().astype(np.float32))
+    old = dict(config, centers=_centers().tolist())  # a config written before this change
+    old.pop("num_classes"), old.pop("feature_dim")
+    legacy = MMCLayer.from_config(old)
+    legacy.build((None, 3))
+    np.testing.assert_array_equal(np.asarray(legacy.centers), _centers().astype(np.float32))
 
 
 def test_keras_file_reloads_in_safe_mode_with_identical_outputs(tmp_path):

@@ -156,7 +156,38 @@ def test_adversarial_training_changes_the_weights_relative_to_standard(tmp_path,
     for adv in (False, True):
         code, out, err = run_entry("train_models", TINY + [
             f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path / str(adv)}",
-            f"--use_advtrain={adv}", "--advtrain_num_iter=1"], capsys)
+            f"--use_advtrain={adv}"] + (["--advtrain_num_iter=1"] if adv else []), capsys)
         assert code == 0, err
         digests.append(out.split("weights sha256 ")[-1].strip())
     assert digests[0] != digests[1]
+
+
+@pytest.mark.slow
+def test_non_default_crafting_run_is_attacked_through_the_cli(tmp_path, fake_mnist_dir, capsys):
+    """A run trained with --advtrain_num_iter=2 --advtrain_eps_256=4 is found by both
+    advtest scripts given the same crafting flags (and not found without them)."""
+    crafting = ["--advtrain_num_iter=2", "--advtrain_eps_256=4"]
+    args = TINY + [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}", "--train_size=20"]
+    code, _, err = run_entry("train_models", args + ["--use_advtrain=True"] + crafting, capsys)
+    assert code == 0, err
+    where = [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path}", "--dataset=mnist",
+             "--version=1", "--n=1", "--batch_size=20", "--optimizer=Adam", "--lr=0.001",
+             "--use_advtrain=True", "--attack_method_for_advtrain=MadryEtAl", "--epoch=1",
+             "--num_examples=20", "--progress=False"]
+    results = tmp_path / "r.jsonl"
+    code, _, err = run_entry("advtest_iterative", where + [
+        "--eps_256=0", "--num_iter=1", "--target=False", f"--results_file={results}"], capsys)
+    assert code == 2 and "no checkpoint" in err and not results.exists()
+    code, out, err = run_entry("advtest_iterative", where + crafting + [
+        "--eps_256=0,8", "--num_iter=2", "--target=False", f"--results_file={results}"],
+        capsys)
+    assert code == 0, err
+    first, second = [json.loads(line) for line in results.read_text().splitlines()]
+    assert first["adv_accuracy"] == first["clean_accuracy"]  # eps 0
+    assert second["adv_accuracy"] <= first["clean_accuracy"]
+    assert first["run"]["advtrain"]["nb_iter"] == 2 and first["run"]["advtrain"]["eps_256"] == 4
+    assert first["model"] == first["run"]["name"] and "_eps4_step2_iter2_" in first["model"]
+    code, out, err = run_entry("advtest_others", where + crafting + [
+        "--attack_method=Gaussian", f"--results_file={tmp_path / 'o.jsonl'}"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "o.jsonl").read_text())["run"]["advtrain"]["nb_iter"] == 2

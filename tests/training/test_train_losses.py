@@ -14,7 +14,7 @@ from conftest import run_entry, write_fake_mnist_npz
 TINY = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--verbose=0",
         "--test_size=40", "--optimizer=mom", "--lr=0.01", "--epochs=1", "--train_size=100"]
 BASE = "resnet8v1_mom_lr0.01_batchsize20_withBN"
-BASE_MM = "resnet8v1_meanvar10_mom_lr0.01_batchsize20_withBN"
+BASE_MM = "resnet8v1_meanvar10.0_mom_lr0.01_batchsize20_withBN"
 RUNS = {  # flags -> (run directory, loss and centers in arch.json)
     "center": (["--loss=center", "--strategy=mirrored"],
                BASE + "_center_lambda0.003_alpha0.5", "center", "mm"),

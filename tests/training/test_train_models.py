@@ -36,7 +36,7 @@ def test_trains_and_writes_the_run_directory(tmp_path, fake_mnist_dir, capsys):
                                   "--epochs=2", "--checkpoint_every=5"], capsys)
     assert code == 0, err
     run_dir = run_dir_of(tmp_path)
-    assert run_dir.name == "resnet8v1_meanvar10_mom_lr0.01_batchsize20_withBN"
+    assert run_dir.name == "resnet8v1_meanvar10.0_mom_lr0.01_batchsize20_withBN"
     names = {p.name for p in run_dir.iterdir()}
     # every 5 epochs and the last one: only epoch 2 here
     assert {"model.002.weights.h5", "optimizer.002.npz", "history.csv", "flags.json",
@@ -53,9 +53,9 @@ def test_trains_and_writes_the_run_directory(tmp_path, fake_mnist_dir, capsys):
 
 @pytest.mark.parametrize("extra,name", [
     (["--use_MMLDA=False"], "resnet8v1_mom_lr0.01_batchsize20_withBN"),
-    (["--use_ball=False"], "resnet8v1_meanvar10_mom_lr0.01_batchsize20_withBN_softmax"),
+    (["--use_ball=False"], "resnet8v1_meanvar10.0_mom_lr0.01_batchsize20_withBN_softmax"),
     (["--use_random=True", "--optimizer=Adam", "--lr=0.001"],
-     "resnet8v1_meanvar10_Adam_lr0.001_batchsize20_withBN_random"),
+     "resnet8v1_meanvar10.0_Adam_lr0.001_batchsize20_withBN_random"),
 ])
 @pytest.mark.slow
 def test_original_flags_select_loss_and_directory(tmp_path, fake_mnist_dir, capsys, extra, name):

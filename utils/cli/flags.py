@@ -93,9 +93,16 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
     d(flags.DEFINE_bool, "use_advtrain", True, "Load from advtrained_models/ (adversarially "
       "trained).")
     d(flags.DEFINE_float, "adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
+    define_crafting_flags()
+    d(flags.DEFINE_string, "model_path", None, "Evaluate this .keras file (any Keras model "
+      "from [0, 1] pixels to logits, e.g. from scripts/export_keras.py) instead of a run; "
+      "--objective defaults to ce, or mmc_* when its head is an MMCLayer.")
     d(flags.DEFINE_integer, "epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
     d(flags.DEFINE_bool, "normalize_output_for_ball", True, "Softmax on MMC outputs at "
-      "inference, as the original; predictions do not change, and attacks see the logits.")
+      "inference, as the original. It changed no attack there (cleverhans 2.1.0's model_loss "
+      "takes a Softmax op's input as the logits, and the raw MMC output is used as logits "
+      "otherwise: softmax CE on -||z - mu||^2 either way, our ce objective, i.e. "
+      "--adaptive=False), nor predictions; accepted and recorded, changes nothing.")
     d(flags.DEFINE_bool, "adaptive", True, "Adaptive objectives for MMC models (paper 002 B.4); "
       "False attacks every model with the SCE objectives (ce, C&W margin).")
     d(flags.DEFINE_string, "objective", None, "Override the objective (ce, margin, mmc_un1, ...).")
@@ -131,23 +138,90 @@ def model_config_from_flags(values: Any) -> ModelConfig:
     return cfg
 
 
+#: Training flags that act only under adversarial training (the original advtrain.py's).
+ADVTRAIN_ONLY_FLAGS = ("attack_method", "adv_ratio", "use_target", "advtrain_eps_256",
+                       "advtrain_eps_iter_256", "advtrain_num_iter")
+
+
+def train_run_spec(values: Any) -> Any:
+    """The :class:`utils.training.runspec.RunSpec` ``train_models.py``'s flags name.
+
+    UsageError when a flag of :data:`ADVTRAIN_ONLY_FLAGS` is given without
+    ``--use_advtrain=True`` (the original's advtrain.py command lines would otherwise
+    silently train a standard model)."""
+    from utils.training.runspec import RunSpec
+
+    if not values.use_advtrain:
+        given = [n for n in ADVTRAIN_ONLY_FLAGS if n in flags.FLAGS and flags.FLAGS[n].present]
+        if given:
+            raise UsageError(f"--{given[0]} acts only under adversarial training (the "
+                             "original's advtrain.py): add --use_advtrain=True")
+
+    return RunSpec(values.dataset, model_config_from_flags(values), values.optimizer,
+                   values.lr, values.batch_size, advtrain_config_from_flags(values))
+
+
+def eval_run_spec(values: Any, cfg: ModelConfig) -> Any:
+    """The :class:`utils.training.runspec.RunSpec` the ``advtest_*.py`` flags name (the
+    trained model's ``attack_method_for_advtrain`` plays training's ``attack_method``)."""
+    from utils.models.loading import run_spec
+
+    return run_spec(cfg, dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
+                    batch_size=values.batch_size, use_advtrain=values.use_advtrain,
+                    attack_method_for_advtrain=values.attack_method_for_advtrain,
+                    adv_ratio=values.adv_ratio, use_target=values.use_target,
+                    advtrain_eps_256=values.advtrain_eps_256,
+                    advtrain_eps_iter_256=values.advtrain_eps_iter_256,
+                    advtrain_num_iter=values.advtrain_num_iter)
+
+
+#: Flags that name a training run: given with --model_path they contradict the file.
+RUN_FLAGS = ("version", "n", "feature_dim", "use_BN", "use_dense", "use_leaky", "is_2d_demo",
+             "mean_var", "use_random", "centers", "sub_center_ratio", "optimizer", "lr",
+             "epoch", "attack_method_for_advtrain", "adv_ratio", "use_target",
+             "advtrain_eps_256", "advtrain_eps_iter_256", "advtrain_num_iter", "model_dir")
+LOSS_FLAGS = ("loss", "use_MMLDA", "use_ball")
+
+
+def model_path_config(values: Any) -> ModelConfig:
+    """With ``--model_path``: the config whose ``loss`` picks the attack objectives (``mmc``
+    for an MMCLayer head, else ``sce``: ce); UsageError for flags that contradict the file
+    (any run-naming flag, ``--use_advtrain=True``, or a loss of the other head kind)."""
+    from utils.losses import CENTER_SET_HEADS
+    from utils.models.keras_io import head_kind, read_keras_file
+
+    given = [n for n in RUN_FLAGS if n in flags.FLAGS and flags.FLAGS[n].present]
+    given += ["use_advtrain"] if values.use_advtrain and flags.FLAGS["use_advtrain"].present \
+        else []
+    if given:
+        raise UsageError(f"--model_path={values.model_path} is evaluated as it is; --{given[0]} "
+                         "names a training run and contradicts it: drop it")
+    head = head_kind(read_keras_file(values.model_path)[0])
+    if not any(flags.FLAGS[n].present for n in LOSS_FLAGS):
+        return ModelConfig(loss="mmc" if head == "mmc" else "sce")
+    cfg = model_config_from_flags(values)
+    if (LOSSES.get(cfg.loss).head in CENTER_SET_HEADS) != (head == "mmc"):
+        raise UsageError(f"--model_path={values.model_path} has a {head} head but the loss "
+                         f"flags say {cfg.loss}: drop --loss/--use_MMLDA/--use_ball")
+    return cfg
+
+
 def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
-    """The test data and the checkpoint the ``advtest_*.py`` flags name.
+    """The test data and the checkpoint (or ``--model_path`` file) the ``advtest_*.py``
+    flags name.
 
     Returns ``(PreparedData, utils.models.loading.LoadedModel)``; the test set is cut to
     ``--num_examples``.
     """
     from utils.data import load_dataset
-    from utils.models.loading import load_checkpoint_model
+    from utils.models.loading import load_model_file, load_run
 
     data = load_dataset(values.dataset, values.data_dir, test_size=values.num_examples,
                         seed=values.seed)
-    loaded = load_checkpoint_model(
-        cfg, data.input_shape, data.num_classes, model_dir=values.model_dir,
-        dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
-        batch_size=values.batch_size, epoch=values.epoch, use_advtrain=values.use_advtrain,
-        attack_method_for_advtrain=values.attack_method_for_advtrain,
-        adv_ratio=values.adv_ratio, use_target=values.use_target)
+    if getattr(values, "model_path", None):
+        return data, load_model_file(values.model_path, data)
+    loaded = load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
+                      model_dir=values.model_dir, epoch=values.epoch)
     return data, loaded
 
 
@@ -164,9 +238,19 @@ def define_advtrain_flags() -> None:
     d(flags.DEFINE_float, "adv_ratio", 1.0, "Loss weight of the adversarial examples in each "
       "mini-batch, in [0, 1] (1: adversarial only).")
     d(flags.DEFINE_bool, "use_target", False, "Targeted crafting (random wrong target).")
-    d(flags.DEFINE_float, "advtrain_eps_256", 8.0, "Crafting ε in /256 pixel units.")
-    d(flags.DEFINE_float, "advtrain_eps_iter_256", 2.0, "Crafting step in /256 pixel units.")
-    d(flags.DEFINE_integer, "advtrain_num_iter", 10, "Crafting iterations (FGSM: 1).")
+    define_crafting_flags()
+
+
+def define_crafting_flags() -> None:
+    """The adversarial-training crafting settings (they name the run, so training and
+    evaluation both take them; defaults: advtrain.py's fixed ε 8/256, step 2/256, 10 it.)."""
+    d = define_once
+    d(flags.DEFINE_float, "advtrain_eps_256", 8.0, "Adversarial training: crafting ε in /256 "
+      "pixel units (names the run).")
+    d(flags.DEFINE_float, "advtrain_eps_iter_256", 2.0, "Adversarial training: crafting step "
+      "in /256 pixel units (names the run).")
+    d(flags.DEFINE_integer, "advtrain_num_iter", 10, "Adversarial training: crafting "
+      "iterations (FGSM: 1; names the run).")
 
 
 def advtrain_config_from_flags(values: Any) -> Any:

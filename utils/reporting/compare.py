@@ -166,6 +166,31 @@ def _first(record: Record, *names: str) -> Any:
     return next((record[n] for n in names if record.get(n) is not None), None)
 
 
+def _identity(record: Record, run_model: Record, loss: str
+              ) -> Tuple[Optional[str], Optional[int], Optional[str], str]:
+    """``(arch, n, centers, advtrain)`` from the record's stored RunSpec (``run``); records
+    written before it (or of a ``--model_path`` file): from the run name."""
+    model = str(record["model"])
+    if not run_model:
+        return _arch(model) + (_centers(model, loss), _advtrain(record))
+    from utils.models.resnet import depth_of
+    version, n = int(run_model["version"]), int(run_model["n"])
+    arch = f"resnet{32 if n == 5 else depth_of(version, n)}v{version}"
+    centers = run_model.get("centers") if loss in ("mmc", "mmlda") else None
+    adv = record["run"].get("advtrain")
+    return arch, n, centers, "none" if adv is None else ("tar" if adv["use_target"] else "un")
+
+
+def _c_mm(model: str, run_model: Record, loss: str) -> Optional[float]:
+    """C_MM from the record's stored run identity; older records: from the run name."""
+    if run_model:
+        from utils.losses import CENTER_SET_HEADS, LOSSES
+        uses_centers = loss in LOSSES and LOSSES.get(loss).head in CENTER_SET_HEADS
+        return float(run_model["c_mm"]) if uses_centers else None
+    found = re.search(r"_meanvar([0-9.]+?)(?=_)", model)
+    return float(found.group(1)) if found else None
+
+
 def normalize_record(record: Record, where: str) -> Record:
     """Our record in the reference's terms (see :data:`MATCH_FIELDS`), plus ``model``,
     ``arch``, ``method``, ``n``, ``epoch``, ``objective``, ``time``, ``where`` and the
@@ -175,9 +200,12 @@ def normalize_record(record: Record, where: str) -> Record:
         raise UsageError(f"{where}: record lacks {', '.join(missing)}; not a record of "
                          "advtest_iterative.py / advtest_others.py")
     model, loss = str(record["model"]), record.get("loss")
+    run_model = (record.get("run") or {}).get("model") or {}  # RunSpec.to_dict(), if stored
     if loss is None:
-        loss = ("mmlda" if "_softmax" in model else "mmc" if "_meanvar" in model else "sce")
-    c_mm = re.search(r"_meanvar([0-9.]+?)(?=_)", model)
+        loss = run_model.get("loss") or (
+            "mmlda" if "_softmax" in model else "mmc" if "_meanvar" in model else "sce")
+    c_mm = _c_mm(model, run_model, loss)
+    arch, n_blocks, centers, advtrain = _identity(record, run_model, loss)
     eps = _first(record, "eps_256", "SPSA_epsilon")
     if eps is None and record.get("eps") is not None:
         eps = float(record["eps"]) * 256
@@ -185,10 +213,8 @@ def normalize_record(record: Record, where: str) -> Record:
         accuracy, clean = (100.0 * float(record[k]) for k in ("adv_accuracy", "clean_accuracy"))
     except (TypeError, ValueError):
         raise UsageError(f"{where}: adv_accuracy / clean_accuracy are not numbers") from None
-    arch, n_blocks = _arch(model)
     out = dict(dataset=record["dataset"], model=model, arch=arch, n_blocks=n_blocks, loss=loss,
-               centers=_centers(model, loss), c_mm=float(c_mm.group(1)) if c_mm else None,
-               advtrain=_advtrain(record), attack=record["attack_name"],
+               centers=centers, c_mm=c_mm, advtrain=advtrain, attack=record["attack_name"],
                targeted=bool(record.get("targeted", False)),
                eps_256=None if eps is None else float(eps),
                nb_iter=_first(record, "nb_iter", "SPSA_nb_iter", "CW_max_iterations"),

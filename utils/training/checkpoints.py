@@ -1,8 +1,9 @@
 """Run directories, checkpoint names and atomic file writes.
 
 Directory names follow the original repository (``trained_models/<dataset>/resnet32v2_
-meanvar10_mom_lr0.01_batchsize50_withBN/model.005.weights.h5``) so the attack scripts
-find a checkpoint from the training flags alone.
+meanvar10.0_mom_lr0.01_batchsize50_withBN/model.005.weights.h5``) so the attack scripts
+find a checkpoint from the training flags alone; :class:`utils.training.runspec.RunSpec`
+is the one place that composes them. The original's Keras 2 files are ``model.005.h5``.
 
     run_dir = run_directory(".", "cifar10", cfg, "mom", 0.01, 50)
     atomic_write_text(run_dir / "flags.json", json.dumps(flags))
@@ -22,6 +23,8 @@ from utils.errors import UsageError
 from utils.models.resnet import DEFAULT_FEATURE_DIM
 
 CHECKPOINT_RE = re.compile(r"^model\.(\d{3,})\.weights\.h5$")
+#: The original's Keras 2 HDF5 weights (train.py / advtrain.py ``ModelCheckpoint``).
+ORIGINAL_CHECKPOINT_RE = re.compile(r"^model\.(\d{3,})\.h5$")
 ARCH_FILE = "arch.json"
 
 
@@ -52,11 +55,17 @@ def run_directory(model_dir: str, dataset: str, cfg: ModelConfig, optimizer: str
     (:func:`advtrain_suffix`) the root is ``advtrained_models/``, as ``advtrain.py``."""
     root = ADVTRAINED_ROOT if adv_suffix else TRAINED_ROOT
     return pathlib.Path(model_dir) / root / dataset / run_name(
-        cfg, optimizer, lr, batch_size, adv_suffix)
+        cfg, optimizer, lr, batch_size, adv_suffix, float_meanvar=not adv_suffix)
+
+
+def meanvar_text(c_mm: float, float_meanvar: bool) -> str:
+    """C_MM in a run name: ``str(float)`` (train.py: ``10.0``) or, with
+    ``float_meanvar=False``, the integer where it is one (advtrain.py: ``10``)."""
+    return str(float(c_mm)) if float_meanvar else _number(c_mm)
 
 
 def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int,
-             adv_suffix: str = "") -> str:
+             adv_suffix: str = "", float_meanvar: bool = False) -> str:
     """The original's directory name for a run, extended only where we add options.
 
     ``resnet32v{version}[_meanvar{C}]_{opt}_lr{lr}_batchsize{b}_{withBN|noBN}`` then
@@ -68,6 +77,7 @@ def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int,
     loss' ``run_tag`` with its hyper-parameters (``_center_lambda0.003_alpha0.5``,
     ``_lgm_margin0.1_lambda0.01``, ``_emc_alpha0.1``, ``_isce_s1_m0.1``, ``_ls0.1``).
     ``adv_suffix`` (:func:`advtrain_suffix`) follows the batch size, as ``advtrain.py``.
+    ``{C}`` is :func:`meanvar_text` (``float_meanvar``: train.py's ``10.0``; else ``10``).
     """
     from utils.losses import CENTER_SET_HEADS, LOSSES
     from utils.models.resnet import depth_of
@@ -77,7 +87,7 @@ def run_name(cfg: ModelConfig, optimizer: str, lr: float, batch_size: int,
     parts = [f"{arch}v{cfg.version}"]
     uses_centers = spec.head in CENTER_SET_HEADS
     if uses_centers:
-        parts.append(f"_meanvar{_number(cfg.c_mm)}")
+        parts.append(f"_meanvar{meanvar_text(cfg.c_mm, float_meanvar)}")
     parts.append(f"_{optimizer}_lr{lr}_batchsize{batch_size}{adv_suffix}")
     parts.append("_withBN" if cfg.use_BN else "_noBN")
     if cfg.use_leaky:
@@ -113,12 +123,19 @@ def optimizer_state_path(run_dir: pathlib.Path, epoch: int) -> pathlib.Path:
     return run_dir / f"optimizer.{epoch:03d}.npz"
 
 
-def list_checkpoints(run_dir: pathlib.Path) -> List[int]:
-    """Epochs with a complete weights checkpoint in ``run_dir``, ascending."""
+def list_checkpoints(run_dir: pathlib.Path, pattern: "re.Pattern[str]" = CHECKPOINT_RE
+                     ) -> List[int]:
+    """Epochs with a complete weights checkpoint in ``run_dir``, ascending (``pattern``:
+    :data:`ORIGINAL_CHECKPOINT_RE` for the original's ``model.NNN.h5``)."""
     if not run_dir.is_dir():
         return []
-    epochs = [int(m.group(1)) for p in run_dir.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    epochs = [int(m.group(1)) for p in run_dir.iterdir() if (m := pattern.match(p.name))]
     return sorted(epochs)
+
+
+def original_checkpoint_path(run_dir: pathlib.Path, epoch: int) -> pathlib.Path:
+    """``run_dir/model.{epoch:03d}.h5``: the original's Keras 2 weights file."""
+    return run_dir / f"model.{epoch:03d}.h5"
 
 
 def atomic_write(path: pathlib.Path, write: Callable[[str], None], suffix: str = "") -> None:

@@ -26,6 +26,7 @@ import tensorflow as tf
 import ts_centers
 from utils.training import checkpoints as ckpt
 from utils.training.advtrain import AdvTrainConfig, make_adversary
+from utils.training.runspec import RunSpec
 from utils.models.classifier import (ModelConfig, architecture_fingerprint, build_classifier,
                               check_model_config, training_loss)
 from utils.data import (load_dataset, make_distributed_train_dataset, make_eval_dataset,
@@ -115,16 +116,14 @@ def validate(cfg: RunConfig) -> None:
         cfg.advtrain.validate()
 
 
+def run_spec(cfg: RunConfig) -> RunSpec:
+    """The :class:`utils.training.runspec.RunSpec` (the run's identity) of ``cfg``."""
+    return RunSpec(cfg.dataset, cfg.model, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.advtrain)
+
+
 def run_directory(cfg: RunConfig) -> pathlib.Path:
-    """Where run ``cfg`` writes: ``trained_models/...``, or ``advtrained_models/...`` with
-    the ``advtrain.py`` suffix for adversarial training
-    (:func:`utils.training.checkpoints.run_directory`)."""
-    adv = cfg.advtrain
-    suffix = "" if adv is None else ckpt.advtrain_suffix(
-        adv.attack_method, adv.adv_ratio, adv.use_target, adv.eps_256, adv.eps_iter_256,
-        adv.nb_iter)
-    return ckpt.run_directory(cfg.model_dir, cfg.dataset, cfg.model, cfg.optimizer, cfg.lr,
-                              cfg.batch_size, suffix)
+    """Where run ``cfg`` writes (:meth:`utils.training.runspec.RunSpec.directory`)."""
+    return run_spec(cfg).directory(cfg.model_dir)
 
 
 def _history_csv(rows: Sequence[EpochLog]) -> str:
@@ -235,6 +234,7 @@ def train(cfg: RunConfig) -> RunResult:
     if chief:
         ckpt.atomic_write_text(run_dir / ckpt.ARCH_FILE, json.dumps(fingerprint, indent=1))
         ckpt.atomic_write_text(run_dir / "flags.json", json.dumps(cfg.flags or {}, indent=1))
+        ckpt.atomic_write_text(run_dir / "run.json", json.dumps(run_spec(cfg).to_dict(), indent=1))
         ckpt.atomic_write_text(run_dir / "versions.json", json.dumps(package_versions(), indent=1))
     history = _read_history(run_dir / "history.csv", initial_epoch) if cfg.resume else []
     writer = tf.summary.create_file_writer(str(run_dir / "logs")) if chief else None

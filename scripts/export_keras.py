@@ -1,0 +1,76 @@
+r"""Export a trained run (ours or the original's ``model.NNN.h5``) as a Keras 3 ``.keras`` file.
+
+Takes the evaluation scripts' model flags (they find the run the same way) plus ``--out``:
+
+    python3 scripts/export_keras.py --dataset=fashion_mnist --version=1 --n=1 \
+        --optimizer=Adam --lr=0.001 --use_advtrain=False --epoch=2 --out=mmc.keras
+
+``--include_preprocessing=True`` (default): the file maps ``[0, 1]`` pixels
+``(batch, H, W, C)`` to logits, with the training pixel mean inside a registered
+``PixelMean`` layer; ``False``: the raw classifier on mean-subtracted inputs, as the
+original's model. Either reloads with ``keras.saving.load_model(path, safe_mode=True)``
+once ``keras_layers`` is imported (its registered layers); the export is checked to
+reload to identical logits. Centers and the mean are weights, not config.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from absl import flags  # noqa: E402
+
+from utils.cli.common import run_main  # noqa: E402
+from utils.cli.flags import define_once  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """advtest_iterative.py's flags (the same run lookup), ``--out`` and
+    ``--include_preprocessing``."""
+    import advtest_iterative
+    advtest_iterative.define_flags()
+    define_once(flags.DEFINE_string, "out", None, "The .keras file to write.")
+    define_once(flags.DEFINE_bool, "include_preprocessing", True, "Model on [0, 1] pixels "
+                "with the training pixel mean inside (True), or the raw classifier on "
+                "mean-subtracted inputs (False).")
+
+
+define_flags()
+
+
+def main(argv: Sequence[str]) -> None:
+    import numpy as np
+
+    from utils.cli.flags import load_data_and_checkpoint, model_config_from_flags
+    from utils.errors import UsageError
+    from utils.models.keras_io import pixel_classifier, save_keras
+
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    if not FLAGS.out or not FLAGS.out.endswith(".keras"):
+        raise UsageError(f"--out must name a .keras file, got {FLAGS.out!r}")
+    if FLAGS.model_path:
+        raise UsageError("--model_path is already a .keras file; export takes a run's flags")
+    FLAGS.num_examples = FLAGS.num_examples or 8
+    data, loaded = load_data_and_checkpoint(FLAGS, model_config_from_flags(FLAGS))
+    x = data.x_test[:8]
+    if FLAGS.include_preprocessing:
+        model, check = pixel_classifier(loaded.model, data.mean), np.clip(x + data.mean, 0, 1)
+    else:
+        model, check = loaded.model, x
+    digest = save_keras(model, FLAGS.out, check_inputs=check.astype(np.float32))
+    print(f"wrote {FLAGS.out} (sha256 {digest}) from {loaded.checkpoint}; "
+          f"{'[0, 1] pixels' if FLAGS.include_preprocessing else 'mean-subtracted inputs'}"
+          " -> logits")
+
+
+if __name__ == "__main__":
+    run_main(main)
