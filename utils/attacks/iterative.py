@@ -149,6 +149,15 @@ def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optio
     eps_iter = _check_number("eps_iter", eps_iter, positive=True)
     if int(nb_iter) != nb_iter or nb_iter < 1:
         raise UsageError(f"nb_iter must be an integer >= 1, got {nb_iter}")
+    x, labels, targets, low, high = prepare_batch(x, labels_onehot, targets_onehot, clip_min,
+                                                  clip_max)
+    return x, labels, targets, eps, eps_iter, int(nb_iter), low, high
+
+
+def prepare_batch(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optional[Tensorish],
+                  clip_min: Any, clip_max: Any) -> tuple:
+    """Validated float32 ``(x, labels, targets, clip_min, clip_max)`` (clip bounds shaped
+    ``(1, H, W, C)`` or per example) shared by every attack, ε-bounded or not."""
     x = tf.convert_to_tensor(x, dtype=tf.float32)
     labels = tf.convert_to_tensor(labels_onehot, dtype=tf.float32)
     if x.shape.rank is None or x.shape.rank < 2 or labels.shape.rank != 2 \
@@ -164,7 +173,7 @@ def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optio
     high = _check_clip("clip_max", clip_max, tuple(x.shape))
     if np.any(low.numpy() > high.numpy()):
         raise UsageError("clip_min exceeds clip_max somewhere; check the data range")
-    return x, labels, targets, eps, eps_iter, int(nb_iter), low, high
+    return x, labels, targets, low, high
 
 
 def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
