@@ -291,24 +291,40 @@ def restart_seed(seed: Seed, restart: int) -> Optional[Tuple[int, int]]:
     return first, second + (restart << 32)
 
 
+BACKENDS = ("native", "cleverhans")
+
+
+def get_attack(name: str, backend: str = "native") -> AttackFn:
+    """Attack ``name`` of ``backend``: ``native`` (:data:`ATTACKS`) or ``cleverhans``
+    (:data:`utils.attacks.cleverhans_backend.CLEVERHANS_ATTACKS`, same signature)."""
+    if backend == "native":
+        return ATTACKS.get(name)
+    if backend == "cleverhans":
+        from utils.attacks.cleverhans_backend import CLEVERHANS_ATTACKS
+        return CLEVERHANS_ATTACKS.get(name)
+    raise UsageError(f"unknown attack backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+
+
 def worst_case_over_restarts(attack_name: str, model_fn: ModelFn, x: Tensorish,
                              labels_onehot: Tensorish, *, num_restarts: int,
                              seed: Seed = None, targets_onehot: Optional[Tensorish] = None,
-                             rand_init: Optional[bool] = None, **attack_kwargs: Any) -> tf.Tensor:
+                             rand_init: Optional[bool] = None, backend: str = "native",
+                             **attack_kwargs: Any) -> tf.Tensor:
     """Run attack ``attack_name`` ``num_restarts`` times and keep, per example, the first
     successful ``x_adv`` (see :func:`attack_succeeded`), else the last one.
 
     Restart ``r`` uses :func:`restart_seed` ``(seed, r)``, so restart 0 is exactly the
     single run with ``seed`` and the result is never weaker than it. Attacks without a
-    random start are deterministic and run once. ``attack_kwargs`` (objective, eps,
-    eps_iter, nb_iter, clip_min, clip_max) go to the attack unchanged.
+    random start are deterministic and run once. ``backend``: see :func:`get_attack`.
+    ``attack_kwargs`` (objective, eps, eps_iter, nb_iter, clip_min, clip_max) go to the
+    attack unchanged.
 
     Returns:
         ``x_adv`` float32, shape of ``x``.
     """
     if int(num_restarts) != num_restarts or num_restarts < 1:
         raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
-    attack = ATTACKS.get(attack_name)
+    attack = get_attack(attack_name, backend)
     random = RANDOM_START[attack_name] if rand_init is None else bool(rand_init)
     runs = int(num_restarts) if random else 1
     best, done = None, None
