@@ -15,6 +15,8 @@ Beyond the paper: ``--attack_method=APGD`` (Croce & Hein 2020; ``--norm``, ``--a
 not implemented, so this is not full AutoAttack). They run ``--num_iter`` steps (per
 target), record the robust accuracy after each member and resume from ``--state_file``.
 Every record carries ``masking_warnings`` (:mod:`utils.evaluation.masking_checks`).
+``--attack_backend=cleverhans`` runs FGSM/BIM/PGD/MIM through cleverhans' own loops with the
+same objective (:mod:`utils.attacks.cleverhans_backend`); the record names the backend.
 
     python3 advtest_iterative.py --dataset=fashion_mnist --version=1 --n=1 --optimizer=Adam \
         --lr=0.001 --use_advtrain=False --epoch=2 --attack_method=MadryEtAl --target=False
