@@ -4,7 +4,10 @@ Same tiny CNN (``bench/apgd_vs_art.py``'s: Fashion-MNIST, pixels in [0, 1], one 
 same first ``--n`` test images, restricted to those the model classifies correctly (so
 both implementations attack the same set), same settings on both sides:
 
-- EAD: untargeted, kappa 0.1, lr 0.01, beta 0.01, initial c 1, EN rule, 3 binary-search
+- EAD: untargeted, kappa ``--ead_confidence`` (default 0: ART judges success by the plain
+  argmax, ignoring kappa, while cleverhans and ours require the margin kappa, so only
+  kappa 0 compares like with like; the original used 0.1), lr 0.01, beta 0.01,
+  initial c 1, EN rule, 3 binary-search
   steps x 50 iterations (``--ead_binary_steps``, ``--ead_iter``; the original: 1 x 1000,
   which at lr 0.01 needs the full 1000 steps: 1 x 100 fooled no image of this model) on
   the first ``--ead_n`` images (ART's EAD is ~15x slower);
@@ -47,7 +50,8 @@ from utils.evaluation.perturbation import distortions  # noqa: E402
 MAIN_NORM = {"EAD": "l1", "DeepFool": "l2", "JSMA": "changed_fraction"}
 
 
-def runners(model: Any, classes: int, args: argparse.Namespace) -> Dict[str, Dict[str, Callable]]:
+def runners(model: Any, classes: int,
+            args: argparse.Namespace) -> Dict[str, Dict[str, Callable]]:
     """``attack -> {"ours", "art"} -> run(x, y, t) -> x_adv`` (whole arrays, batched)."""
     from art.attacks.evasion import DeepFool, ElasticNet, SaliencyMapMethod
     from art.estimators.classification import TensorFlowV2Classifier
@@ -55,8 +59,9 @@ def runners(model: Any, classes: int, args: argparse.Namespace) -> Dict[str, Dic
     clf = TensorFlowV2Classifier(model, nb_classes=classes, input_shape=model.input_shape[1:],
                                  clip_values=(0.0, 1.0))
     onehot = lambda v: np.eye(classes, dtype=np.float32)[v]  # noqa: E731
-    ead = dict(confidence=0.1, learning_rate=0.01, binary_search_steps=args.ead_binary_steps,
-               beta=0.01, initial_const=1.0, decision_rule="EN")
+    ead = dict(confidence=args.ead_confidence, learning_rate=0.01, beta=0.01,
+               binary_search_steps=args.ead_binary_steps, initial_const=1.0,
+               decision_rule="EN")
     art_ead = ElasticNet(clf, max_iter=args.ead_iter, batch_size=args.batch_size,
                          verbose=False, **ead)
     art_df = DeepFool(clf, max_iter=args.deepfool_iter, epsilon=0.02, nb_grads=10,
@@ -106,6 +111,7 @@ def main() -> None:
     parser.add_argument("--train_steps", type=int, default=300)
     parser.add_argument("--batch_size", type=int, default=50)
     parser.add_argument("--ead_iter", type=int, default=50)
+    parser.add_argument("--ead_confidence", type=float, default=0.0)
     parser.add_argument("--ead_binary_steps", type=int, default=3)
     parser.add_argument("--ead_n", type=int, default=50, help="EAD attacks only the first "
                         "ead_n kept images (ART's EAD is slow)")
@@ -141,7 +147,7 @@ def main() -> None:
         print(name, res, flush=True)
     finish({"benchmark": "others_vs_art", "n_attacked": int(len(x)), "n_drawn": args.n,
             "model": f"tiny CNN, {args.train_steps} Adam steps on 10k Fashion-MNIST images",
-            "settings": {"EAD": f"kappa 0.1, lr 0.01, beta 0.01, c 1, EN, "
+            "settings": {"EAD": f"kappa {args.ead_confidence}, lr 0.01, beta 0.01, c 1, EN, "
                                 f"{args.ead_binary_steps} binary step(s) x {args.ead_iter} "
                                 "iterations (original: 1 x 1000)",
                          "DeepFool": f"10 candidates, overshoot 0.02, {args.deepfool_iter} "
