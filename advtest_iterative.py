@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
+from utils.cli import flags as cli_flags  # noqa: E402
 from utils.cli.common import run_main  # noqa: E402
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
                              load_data_and_checkpoint, model_config_from_flags)
@@ -103,6 +104,8 @@ TRANSFER_MODELS.update({f"AT-{k}": dict(v, use_advtrain=True) for k, v in
                         list(TRANSFER_MODELS.items())})
 
 define_flags()
+# Flags defined through utils.cli.flags belong to it: list them in this script's --helpshort.
+flags.adopt_module_key_flags(cli_flags)
 
 
 def _eps_list(values: Sequence[str]) -> List[float]:

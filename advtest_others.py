@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
+from utils.cli import flags as cli_flags  # noqa: E402
 from utils.cli.common import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
@@ -129,6 +130,8 @@ def define_flags() -> None:
 
 
 define_flags()
+# Flags defined through utils.cli.flags belong to it: list them in this script's --helpshort.
+flags.adopt_module_key_flags(cli_flags)
 
 
 @dataclasses.dataclass(frozen=True)

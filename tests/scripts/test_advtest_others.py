@@ -243,3 +243,15 @@ def test_missing_checkpoint_names_the_run(tmp_path):
         load_checkpoint_model(ModelConfig(version=1, n=1), (28, 28, 3), 10,
                               model_dir=str(tmp_path), dataset="mnist", optimizer="Adam",
                               lr=0.001, batch_size=20, epoch=1, use_advtrain=True)
+
+
+def test_helpshort_lists_every_attack_and_its_flags():
+    import sys
+
+    from absl import flags
+
+    import advtest_others
+    key = {f.name for f in flags.FLAGS.get_key_flags_for_module(sys.modules["advtest_others"])}
+    assert {"attack_method", "target", "EAD_max_iterations", "DeepFool_nb_candidate",
+            "LBFGS_max_iterations", "JSMA_gamma", "CW_confidence"} <= key
+    assert all(m in flags.FLAGS["attack_method"].help for m in advtest_others.ATTACK_METHODS)
