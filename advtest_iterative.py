@@ -17,6 +17,8 @@ members run ``--num_iter`` steps (per target), FAB-T ``--fab_n_iter`` per target
 ``--square_n_queries`` queries; records name the members and the robust accuracy after
 each, and a run resumes from ``--state_file``.
 Every record carries ``masking_warnings`` (:mod:`utils.evaluation.masking_checks`).
+``--attack_backend=cleverhans`` runs FGSM/BIM/PGD/MIM through cleverhans' own loops with the
+same objective (:mod:`utils.attacks.cleverhans_backend`); the record names the backend.
 
     python3 advtest_iterative.py --dataset=fashion_mnist --version=1 --n=1 --optimizer=Adam \
         --lr=0.001 --use_advtrain=False --epoch=2 --attack_method=MadryEtAl --target=False
@@ -37,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
+from utils.cli import flags as cli_flags  # noqa: E402
 from utils.cli.common import run_main  # noqa: E402
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
                              load_data_and_checkpoint, model_config_from_flags,
@@ -59,6 +62,9 @@ def define_flags() -> None:
     d(flags.DEFINE_list, "eps_256", ["8", "16", "24", "32"], "ε values in /256 pixel units.")
     d(flags.DEFINE_float, "eps_iter_256", 2.0, "Step size in /256 pixel units.")
     d(flags.DEFINE_integer, "num_restarts", 1, "Random restarts (per-example worst case).")
+    d(flags.DEFINE_string, "attack_backend", "native", "native | cleverhans: whose loop runs "
+      "FastGradientMethod, BasicIterativeMethod, MadryEtAl, MomentumIterativeMethod (the "
+      "same objective either way).")
     d(flags.DEFINE_bool, "is_calculate_auc", False, "Also the ROC AUC of detecting "
       "adversarial inputs by --auc_score (clean = positive).")
     d(flags.DEFINE_string, "auc_score", None, "max_logit | max_softmax; default max_softmax "
@@ -126,6 +132,8 @@ PER_MODEL_FLAGS = {"mean_var": ("float", 10.0), "use_MMLDA": ("bool", True),
                    "normalize_output_for_ball": ("bool", True)}
 
 define_flags()
+# Flags defined through utils.cli.flags belong to it: list them in this script's --helpshort.
+flags.adopt_module_key_flags(cli_flags)
 
 
 def _eps_list(values: Sequence[str]) -> List[float]:
@@ -210,7 +218,7 @@ class Plan:
 
 def _plan(loss: str) -> Plan:
     """Check the attack flags against the model's ``loss`` before loading anything."""
-    from utils.attacks.iterative import ATTACKS
+    from utils.attacks.iterative import ATTACKS, get_attack
     from utils.errors import UsageError
     from utils.attacks.objectives import check_objective, select_objective
 
@@ -219,6 +227,7 @@ def _plan(loss: str) -> Plan:
         raise UsageError(f"unknown attack {name!r}; choose one of: "
                          f"{', '.join(ATTACKS.names() + list(ENSEMBLE_ATTACKS))}")
     if name in ATTACKS:
+        get_attack(name, FLAGS.attack_backend)
         for flag in ("apgd_loss", "state_file"):
             if FLAGS[flag].value is not None:
                 raise UsageError(f"--{flag} applies to --attack_method="
@@ -241,6 +250,8 @@ def _ensemble_plan(name: str, loss: str) -> Plan:
 
     if FLAGS.is_calculate_auc:
         raise UsageError(f"--is_calculate_auc is not supported with {name}; use MadryEtAl")
+    if FLAGS.attack_backend != "native":
+        raise UsageError(f"{name} runs natively only; pass --attack_backend=native")
     check_norm(FLAGS.norm)
     members = ENSEMBLE_ATTACKS[name] or parse_members(FLAGS.ensemble)
     targeted = FLAGS.target if name == "APGD" else False
@@ -288,7 +299,8 @@ def _evaluate(plan: Plan, eps: float, loaded: Any, target: Any, data: Any,
             nb_iter=FLAGS.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
             batch_size=FLAGS.batch_size, targets=targets, num_restarts=FLAGS.num_restarts,
             seed=FLAGS.seed, progress=FLAGS.progress, eval_model=target.model,
-            score_fn=SCORES.get(auc_score) if auc_score else None)
+            score_fn=SCORES.get(auc_score) if auc_score else None,
+            backend=FLAGS.attack_backend)
     result = evaluate_ensemble(
         loaded.model, data.x_test, data.y_test, members=plan.members,
         settings=_settings(plan, eps, data), batch_size=FLAGS.batch_size, targets=targets,

@@ -66,6 +66,22 @@ def test_targeted_huge_eps_hits_targets(trained, capsys):
     assert record["target_success"] >= 0.95
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["FastGradientMethod", "BasicIterativeMethod"])
+def test_cleverhans_backend_records_and_matches_native(trained, capsys, name):
+    """The same objective through cleverhans' loop: same accuracy, backend recorded."""
+    accs = {}
+    for backend in ("native", "cleverhans"):
+        code, _, err, results = _advtest(trained, capsys, f"--attack_method={name}",
+                                         "--target=False", "--eps_256=16", "--num_iter=5",
+                                         f"--attack_backend={backend}")
+        assert code == 0, err
+        record = json.loads(results.read_text().splitlines()[-1])
+        assert record["attack_backend"] == backend and record["objective"] == "mmc_un1"
+        accs[backend] = record["adv_accuracy"]
+    assert accs["native"] == accs["cleverhans"]
+
+
 def test_non_adaptive_uses_cross_entropy(trained, capsys):
     code, _, err, results = _advtest(trained, capsys, "--attack_method=FastGradientMethod",
                                      "--target=False", "--eps_256=8", "--adaptive=False")
@@ -80,6 +96,10 @@ def test_non_adaptive_uses_cross_entropy(trained, capsys):
     (["--epoch=9"], "model.009.weights.h5 (epochs there: [5, 6])"),
     (["--objective=mmc_tar1", "--target=False"], "targeted"),
     (["--objective=nope"], "unknown objective"),
+    (["--attack_backend=torch"], "unknown attack backend 'torch'"),
+    (["--attack_backend=cleverhans", "--attack_method=APGD"], "runs natively only"),
+    (["--attack_backend=cleverhans", "--attack_method=MadryEtAl", "--eps_iter_256=16"],
+     "eps_iter <= eps"),
 ])
 def test_bad_input_exit_2(trained, capsys, extra, expected):
     code, _, err, results = _advtest(trained, capsys, "--eps_256=8", *extra)

@@ -55,7 +55,8 @@ def test_carlini_wagner_record(trained, capsys):
     assert record["already_adversarial"] == record["n"] - record["clean_correct"]
     assert record["success"] >= record["already_adversarial"]
     assert record["l2_mean"] >= 0 and record["CW_max_iterations"] == 20
-    assert "pixels/255" in record["l2_units"] and "command" in record and "versions" in record
+    assert "[0,1] pixels" in record["distortion_units"] and "command" in record \
+        and "versions" in record
     assert "CarliniWagnerL2 (n=6)" in out and "mean L2" in out
     assert results.with_suffix(".csv").exists()
 
@@ -63,7 +64,8 @@ def test_carlini_wagner_record(trained, capsys):
 @pytest.mark.slow
 def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
     """Labels that disagree with the clean prediction: distortion exactly 0 there."""
-    import advtest_others
+    from utils.attacks import perturbations
+    from utils.evaluation import perturbation
     from utils.models.classifier import ModelConfig
     from utils.data import load_dataset
     from utils.models.loading import load_checkpoint_model
@@ -73,19 +75,19 @@ def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
     loaded = load_checkpoint_model(ModelConfig(version=1, n=1), data.input_shape,
                                    data.num_classes, model_dir=str(root), dataset="mnist",
                                    optimizer="Adam", lr=0.001, batch_size=20, epoch=2)
-    model_fn = advtest_others.pixel_model(loaded.model, data.mean)
-    pixels = advtest_others.to_pixels(data.x_test, data.mean)
+    model_fn = perturbation.pixel_model(loaded.model, data.mean)
+    pixels = perturbation.to_pixels(data.x_test, data.mean)
     pred = np.asarray(model_fn(pixels)).argmax(-1)
     labels = np.where(np.arange(6) < 3, pred, (pred + 1) % data.num_classes)  # 3 wrong
-    perturb = advtest_others.cw_perturbation(model_fn, "mmc_un2", dict(
+    perturb = perturbations.cw_perturbation(model_fn, "mmc_un2", dict(
         binary_search_steps=2, max_iterations=20))
     adv = perturb(pixels, labels, None)
-    dist = advtest_others.l2_distortion(adv, pixels)
+    dist = perturbation.l2_distortion(adv, pixels)
     assert np.all(dist[3:] == 0.0)
     fooled = np.asarray(model_fn(adv)).argmax(-1)[:3] != labels[:3]
     assert np.all(dist[:3][fooled] > 0.0)
-    result = advtest_others.evaluate_perturbation(model_fn, data.x_test, labels, data.mean,
-                                                  perturb, batch_size=4, keep_already=True)
+    result = perturbation.evaluate_perturbation(model_fn, data.x_test, labels, data.mean,
+                                                perturb, batch_size=4, keep_already=True)
     assert result["already_adversarial"] == 3 and 3 <= result["success"] <= 6
 
 
@@ -131,8 +133,44 @@ def test_corruptions_are_seeded(trained, capsys):
     assert accs[0] == accs[1]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [
+    ["--attack_method=ElasticNetMethod", "--target=False", "--EAD_max_iterations=20"],
+    ["--attack_method=ElasticNetMethod", "--target=True", "--EAD_max_iterations=20"],
+    ["--attack_method=DeepFool", "--DeepFool_nb_candidate=10"],
+    ["--attack_method=LBFGS", "--LBFGS_max_iterations=10"],
+    ["--attack_method=SaliencyMapMethod", "--JSMA_gamma=0.02"],
+])
+def test_minimal_attacks_record(trained, capsys, extra):
+    """The four attacks of the original script run end to end and record distortions."""
+    code, out, err, results = _others(trained, capsys, "--num_examples=6", *extra)
+    assert code == 0, err
+    record = _last(results)
+    assert record["attack_name"] == extra[0].split("=")[1] and record["n"] == 6
+    assert record["targeted"] == (extra[0] in ("--attack_method=LBFGS",
+                                               "--attack_method=SaliencyMapMethod")
+                                  or "--target=True" in extra)
+    for key in ("l1_mean_success", "l2_mean_success", "linf_mean_success",
+                "changed_fraction_mean_success", "success_rate", "adv_accuracy"):
+        assert key in record
+    if record["success"]:  # already-misclassified inputs count with distortion 0
+        assert 0 <= record["linf_mean_success"] <= 1.0 + 1e-6
+    if "SaliencyMap" in extra[0] and record["success"]:
+        assert record["changed_fraction_mean_success"] <= 0.02 + 1e-9
+
+
 @pytest.mark.parametrize("extra,expected", [
-    (["--attack_method=DeepFool"], "unknown attack 'DeepFool'"),
+    (["--attack_method=Bogus"], "unknown attack 'Bogus'"),
+    (["--attack_method=ElasticNetMethod", "--EAD_confidence=-0.1"],
+     "EAD_confidence must be >= 0"),
+    (["--attack_method=ElasticNetMethod", "--EAD_max_iterations=0"],
+     "EAD_max_iterations must be >= 1"),
+    (["--attack_method=DeepFool", "--DeepFool_max_iter=0"], "DeepFool_max_iter must be >= 1"),
+    (["--attack_method=DeepFool", "--target=True"], "DeepFool is untargeted"),
+    (["--attack_method=SaliencyMapMethod", "--target=False"], "targeted by construction"),
+    (["--attack_method=LBFGS", "--target=False"], "targeted by construction"),
+    (["--attack_method=SaliencyMapMethod", "--JSMA_gamma=1.5"], "JSMA_gamma must be in"),
+    (["--attack_method=DeepFool", "--objective=ce"], "--objective applies to"),
     (["--attack_method=SPSA", "--SPSA_epsilon=-1"], "SPSA_epsilon must be >= 0"),
     (["--attack_method=Gaussian", "--noise_sigma=-0.1"], "noise_sigma must be >= 0"),
     (["--CW_max_iterations=0"], "CW_max_iterations must be >= 1"),
@@ -207,3 +245,14 @@ def test_missing_checkpoint_names_the_run(tmp_path):
         load_checkpoint_model(ModelConfig(version=1, n=1), (28, 28, 3), 10,
                               model_dir=str(tmp_path), dataset="mnist", optimizer="Adam",
                               lr=0.001, batch_size=20, epoch=1, use_advtrain=True)
+
+
+def test_helpshort_lists_every_attack_and_its_flags():
+    import sys
+
+    from absl import flags
+
+    import advtest_others  # noqa: F401  (defines and adopts the flags)
+    key = {f.name for f in flags.FLAGS.get_key_flags_for_module(sys.modules["advtest_others"])}
+    assert {"attack_method", "target", "EAD_max_iterations", "DeepFool_nb_candidate",
+            "LBFGS_max_iterations", "JSMA_gamma", "CW_confidence"} <= key

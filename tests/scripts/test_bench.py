@@ -7,8 +7,6 @@ import pytest
 
 from conftest import ROOT
 
-import pytest
-
 pytestmark = pytest.mark.slow  # end to end: starts entry scripts
 
 
@@ -61,3 +59,19 @@ def test_square_vs_art_bench_writes_both_accuracies(tmp_path):
     assert set(result["robust_accuracy"]) == {"ours", "art"}
     assert result["ratio_ours_over_art"] > 0 and result["compared_images"] == 40
     assert max(result["max_perturbation"].values()) <= result["eps"] + 1e-6
+
+
+@pytest.mark.slow
+def test_others_vs_art_bench_writes_all_three_attacks(tmp_path):
+    pytest.importorskip("art")
+    from conftest import FASHION_DIR
+    if not FASHION_DIR.is_dir():
+        pytest.skip("Fashion-MNIST is not installed")
+    out = tmp_path / "o.json"
+    _run("others_vs_art.py", "--n=12", "--train_steps=20", "--ead_iter=3",
+         "--ead_binary_steps=1", "--ead_n=4", "--deepfool_iter=2", f"--out={out}")
+    result = json.loads(out.read_text())
+    assert set(result["results"]) == {"EAD", "DeepFool", "JSMA"}
+    for res in result["results"].values():
+        assert set(res) >= {"ours", "art", "success_gap_points", "speed_ratio_ours_over_art"}
+        assert 0.0 <= res["ours"]["success_rate"] <= 1.0 and res["art"]["seconds"] > 0

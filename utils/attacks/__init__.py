@@ -1,1 +1,2 @@
-"""Attacks: objectives (adaptive losses), iterative ℓ∞ attacks, APGD, multi-targeted, cleverhans, corruptions."""
+"""Attacks: objectives (adaptive losses), iterative ℓ∞ attacks (native or cleverhans backend), APGD,
+multi-targeted, EAD, DeepFool, L-BFGS, JSMA, cleverhans wrappers, corruptions."""

@@ -149,6 +149,15 @@ def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optio
     eps_iter = _check_number("eps_iter", eps_iter, positive=True)
     if int(nb_iter) != nb_iter or nb_iter < 1:
         raise UsageError(f"nb_iter must be an integer >= 1, got {nb_iter}")
+    x, labels, targets, low, high = prepare_batch(x, labels_onehot, targets_onehot, clip_min,
+                                                  clip_max)
+    return x, labels, targets, eps, eps_iter, int(nb_iter), low, high
+
+
+def prepare_batch(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optional[Tensorish],
+                  clip_min: Any, clip_max: Any) -> tuple:
+    """Validated float32 ``(x, labels, targets, clip_min, clip_max)`` (clip bounds shaped
+    ``(1, H, W, C)`` or per example) shared by every attack, ε-bounded or not."""
     x = tf.convert_to_tensor(x, dtype=tf.float32)
     labels = tf.convert_to_tensor(labels_onehot, dtype=tf.float32)
     if x.shape.rank is None or x.shape.rank < 2 or labels.shape.rank != 2 \
@@ -164,7 +173,7 @@ def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optio
     high = _check_clip("clip_max", clip_max, tuple(x.shape))
     if np.any(low.numpy() > high.numpy()):
         raise UsageError("clip_min exceeds clip_max somewhere; check the data range")
-    return x, labels, targets, eps, eps_iter, int(nb_iter), low, high
+    return x, labels, targets, low, high
 
 
 def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
@@ -282,24 +291,40 @@ def restart_seed(seed: Seed, restart: int) -> Optional[Tuple[int, int]]:
     return first, second + (restart << 32)
 
 
+BACKENDS = ("native", "cleverhans")
+
+
+def get_attack(name: str, backend: str = "native") -> AttackFn:
+    """Attack ``name`` of ``backend``: ``native`` (:data:`ATTACKS`) or ``cleverhans``
+    (:data:`utils.attacks.cleverhans_backend.CLEVERHANS_ATTACKS`, same signature)."""
+    if backend == "native":
+        return ATTACKS.get(name)
+    if backend == "cleverhans":
+        from utils.attacks.cleverhans_backend import CLEVERHANS_ATTACKS
+        return CLEVERHANS_ATTACKS.get(name)
+    raise UsageError(f"unknown attack backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+
+
 def worst_case_over_restarts(attack_name: str, model_fn: ModelFn, x: Tensorish,
                              labels_onehot: Tensorish, *, num_restarts: int,
                              seed: Seed = None, targets_onehot: Optional[Tensorish] = None,
-                             rand_init: Optional[bool] = None, **attack_kwargs: Any) -> tf.Tensor:
+                             rand_init: Optional[bool] = None, backend: str = "native",
+                             **attack_kwargs: Any) -> tf.Tensor:
     """Run attack ``attack_name`` ``num_restarts`` times and keep, per example, the first
     successful ``x_adv`` (see :func:`attack_succeeded`), else the last one.
 
     Restart ``r`` uses :func:`restart_seed` ``(seed, r)``, so restart 0 is exactly the
     single run with ``seed`` and the result is never weaker than it. Attacks without a
-    random start are deterministic and run once. ``attack_kwargs`` (objective, eps,
-    eps_iter, nb_iter, clip_min, clip_max) go to the attack unchanged.
+    random start are deterministic and run once. ``backend``: see :func:`get_attack`.
+    ``attack_kwargs`` (objective, eps, eps_iter, nb_iter, clip_min, clip_max) go to the
+    attack unchanged.
 
     Returns:
         ``x_adv`` float32, shape of ``x``.
     """
     if int(num_restarts) != num_restarts or num_restarts < 1:
         raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
-    attack = ATTACKS.get(attack_name)
+    attack = get_attack(attack_name, backend)
     random = RANDOM_START[attack_name] if rand_init is None else bool(rand_init)
     runs = int(num_restarts) if random else 1
     best, done = None, None

@@ -177,7 +177,7 @@ def _require(targets: Optional[tf.Tensor], name: str) -> tf.Tensor:
 # mmc_* objectives are defined (selected by default only for "mmc").
 CENTER_FAMILIES = frozenset({"mmc", "gm"})
 # Attacks whose adaptive MMC objective is the *,2 form (paper 002 B.4); all others use *,1.
-MARGIN_ATTACKS = frozenset({"CarliniWagnerL2"})
+MARGIN_ATTACKS = frozenset({"CarliniWagnerL2", "ElasticNetMethod"})
 
 
 def select_objective(loss: str, attack: str, targeted: bool, adaptive: bool = True) -> str:
@@ -186,9 +186,10 @@ def select_objective(loss: str, attack: str, targeted: bool, adaptive: bool = Tr
     Non-adaptive (and SCE-head models): ``ce``, or ``margin`` for C&W. Adaptive on a
     model trained to pull ``z`` onto fixed-norm centers (``LossSpec.objectives ==
     "mmc"``: ``mmc``, ``emc``): ``mmc_{un,tar}{1,2}``, the ``*,2`` forms for
-    C&W and ``*,1`` for PGD, BIM, MIM, FGSM, SPSA. The other heads' adaptive objective is
-    ``ce`` itself: ``lgm`` and ``mmlda`` (family ``gm``) train softmax cross-entropy on their
-    minus-distance logits (``mmc_un1`` is far weaker on them: ``reports/objective_choice.md``),
+    C&W and EAD, ``*,1`` for PGD, BIM, MIM, FGSM, SPSA, L-BFGS. The other heads'
+    adaptive objective is ``ce`` itself: ``lgm`` and ``mmlda`` (family ``gm``) train
+    softmax cross-entropy on their minus-distance logits (``mmc_un1`` is far weaker on
+    them: ``reports/objective_choice.md``),
     ``center`` predicts with ``Wz + b`` (its center term does not enter the logits) and
     ``isce`` outputs 004 §3.2's logits, on which ``ce`` is the I-SCE training loss at
     every correctly classified input.

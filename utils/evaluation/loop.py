@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import ATTACKS, worst_case_over_restarts
+from utils.attacks.iterative import get_attack, worst_case_over_restarts
 from utils.errors import UsageError
 from utils.evaluation.masking_checks import probability_outputs
 from utils.attacks.objectives import OBJECTIVES
@@ -63,8 +63,8 @@ def _check_logits(logits: np.ndarray) -> None:
 
 def _validate(x: np.ndarray, y: np.ndarray, targets: Optional[np.ndarray], num_classes: int,
               batch_size: int, num_restarts: int, attack_name: str,
-              objective_name: str) -> None:
-    ATTACKS.get(attack_name)
+              objective_name: str, backend: str) -> None:
+    get_attack(attack_name, backend)
     spec = OBJECTIVES.get(objective_name)
     if len(x) != len(y) or len(x) == 0:
         raise UsageError(f"need as many labels as images (> 0), got {len(x)} images and "
@@ -92,8 +92,8 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
                     clip_min: Any, clip_max: Any, batch_size: int,
                     targets: Optional[np.ndarray] = None, num_restarts: int = 1, seed: int = 0,
                     progress: bool = True, eval_model: Optional[keras.Model] = None,
-                    score_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None
-                    ) -> Dict[str, Any]:
+                    score_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                    backend: str = "native") -> Dict[str, Any]:
     """Clean and adversarial accuracy of ``model`` under one attack, batch by batch.
 
     Args:
@@ -119,6 +119,7 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         score_fn: logits ``(batch, L)`` -> ``(batch,)`` detection score (higher = more
             clean, :data:`utils.evaluation.detection.SCORES`); adds ``auc`` of clean vs adversarial
             by ``eval_model``'s score. Only the 2 x ``N`` scores are kept.
+        backend: ``native`` or ``cleverhans`` (:func:`utils.attacks.iterative.get_attack`).
 
     Returns:
         dict with ``n``, ``clean_correct``, ``clean_accuracy``, ``adv_correct``,
@@ -131,7 +132,7 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
     num_classes = int(model.output_shape[-1])
     targets = None if targets is None else _class_indices(targets, "targets")
     _validate(x, y, targets, num_classes, batch_size, num_restarts, attack_name,
-              objective_name)
+              objective_name, backend)
     if eval_model is None:
         eval_model = model
     elif int(eval_model.output_shape[-1]) != num_classes:
@@ -154,7 +155,7 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         x_adv = worst_case_over_restarts(
             attack_name, model, xb, labels, num_restarts=num_restarts, seed=(seed, batch),
             targets_onehot=tb, objective=objective, eps=eps, eps_iter=eps_iter,
-            nb_iter=nb_iter, clip_min=clip_min, clip_max=clip_max)
+            nb_iter=nb_iter, clip_min=clip_min, clip_max=clip_max, backend=backend)
         adv_logits = eval_model(x_adv).numpy()
         adv_pred = adv_logits.argmax(axis=-1)
         if score_fn is not None:
@@ -170,7 +171,8 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         bar.update(n, finalize=True)
     result = _summary(counts, n, targets is not None, attack_name=attack_name,
                       objective_name=objective_name, eps=float(eps), eps_iter=float(eps_iter),
-                      nb_iter=int(nb_iter), num_restarts=int(num_restarts), seed=int(seed))
+                      nb_iter=int(nb_iter), num_restarts=int(num_restarts), seed=int(seed),
+                      attack_backend=backend)
     if score_fn is not None:
         from utils.evaluation.detection import roc_auc
         result["auc"] = roc_auc(np.concatenate(scores["clean"]), np.concatenate(scores["adv"]))
