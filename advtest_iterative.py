@@ -24,16 +24,16 @@ Every record carries ``masking_warnings`` (:mod:`utils.evaluation.masking_checks
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import types
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from utils.cli.common import run_main  # noqa: E402
+from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
+
+quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
                              load_data_and_checkpoint, model_config_from_flags)
 

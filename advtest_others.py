@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Any, Callable, Dict, Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-from utils.cli.common import run_main  # noqa: E402
+from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
+
+quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.errors import UsageError  # noqa: E402
 from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
                              load_data_and_checkpoint, model_config_from_flags)

@@ -9,15 +9,14 @@ checkpoints go to ``<model_dir>/trained_models/<dataset>/<run name>/model.NNN.we
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import flags  # noqa: E402
 
-from utils.cli.common import run_main  # noqa: E402
+from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
+
+quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli.flags import (advtrain_config_from_flags, define_advtrain_flags,  # noqa: E402
                              define_model_flags, define_once, model_config_from_flags)
 

@@ -166,8 +166,13 @@ def test_missing_dataset_message_names_files_and_places(tmp_path, empty_keras_ho
     assert "\n" not in message
     for expected in ["data_batch_1", "data_batch_5", "test_batch", str(tmp_path / "mine"),
                      os.path.join(str(tmp_path / "mine"), "cifar-10-batches-py"),
-                     str(empty_keras_home / "datasets" / "cifar-10-batches-py"), "--data_dir"]:
+                     "--data_dir"]:
         assert expected in message
+    # An explicit --data_dir is the only place searched (issue 16: an empty one was
+    # silently ignored and the data read from elsewhere).
+    assert str(empty_keras_home / "datasets" / "cifar-10-batches-py") not in message
+    with pytest.raises(UsageError):
+        D.find_data_dir("fashion_mnist", str(tmp_path / "mine"))  # though installed system-wide
 
 
 def test_missing_fashion_points_at_debian_package(no_system_fashion, tmp_path):
