@@ -45,6 +45,9 @@ def define_flags() -> None:
       "(default: all).", lower_bound=1)
     d(flags.DEFINE_bool, "augment", True, "Shifts 0.1 and horizontal flips, as the original.")
     d(flags.DEFINE_integer, "verbose", 1, "0: quiet, 1: progress bar.")
+    d(flags.DEFINE_enum, "nan_policy", "stop", "A batch with a NaN/inf loss or gradient is "
+      "never applied; stop: end the run (exit 3), skip_batch: go on.",
+      enum_values=["stop", "skip_batch"])
 
 
 define_flags()
@@ -70,7 +73,7 @@ def main(argv: Sequence[str]) -> None:
         mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed, resume=FLAGS.resume,
         train_size=FLAGS.train_size, test_size=FLAGS.test_size,
         augment=FLAGS.augment, verbose=FLAGS.verbose,
-        advtrain=advtrain_config_from_flags(FLAGS),
+        advtrain=advtrain_config_from_flags(FLAGS), nan_policy=FLAGS.nan_policy,
         flags={"argv": sys.argv, **FLAGS.flag_values_dict()})
     result = train(cfg)
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "

@@ -27,7 +27,7 @@ from utils.errors import DiskWriteError
 PathLike = "str | os.PathLike[str]"
 # Our temporaries (and the older tempfile.mkstemp ones): ".<name>.<token>.tmp[<suffix>]",
 # plus TensorFlow's "<prefix>_temp" directory when a tf.train.Checkpoint is staged.
-TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\..*|_temp)?$")
+TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp(\..*|_temp.*)?$")
 Staged = List[Tuple[pathlib.Path, pathlib.Path]]  # (temporary, final) pairs
 Stager = Callable[[], Staged]
 
