@@ -123,6 +123,8 @@ class Trainer:
 
     def _replica_step(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         variables = self.model.trainable_variables
+        # BN statistics change in the forward pass: kept to undo a skipped step's update.
+        before = [tf.identity(v) for v in self.model.non_trainable_variables]
         x_adv = (self.adversary(x, y, self.optimizer.iterations)
                  if self.adversary is not None else None)
         with tf.GradientTape() as tape:
@@ -153,7 +155,12 @@ class Trainer:
                 self._after_step(y, features)
             return tf.constant(0.0)
 
-        skipped = tf.cond(bad > 0, lambda: tf.constant(1.0), update)
+        def skip() -> tf.Tensor:
+            for var, value in zip(self.model.non_trainable_variables, before):
+                var.assign(value)
+            return tf.constant(1.0)
+
+        skipped = tf.cond(bad > 0, skip, update)
         correct = tf.reduce_sum(tf.cast(
             tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)), tf.float32))
         count = tf.cast(tf.shape(y)[0], tf.float32)
