@@ -28,7 +28,8 @@ from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.errors import UsageError  # noqa: E402
-from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
+from utils.cli.flags import (check_eval_flags, define_eval_flags,  # noqa: E402
+                             define_model_flags, define_once,
                              load_data_and_checkpoint, model_config_from_flags)
 
 FLAGS = flags.FLAGS
@@ -317,13 +318,14 @@ def main(argv: Sequence[str]) -> None:
     import keras
 
     from utils.evaluation.loop import draw_targets
-    from utils.results import append_records, check_writable, provenance
+    from utils.errors import Interrupted
+    from utils.results import append_records, provenance
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     cfg = model_config_from_flags(FLAGS)
     settings = settings_from_flags(FLAGS, cfg.loss)
-    check_writable(FLAGS.results_file)
+    check_eval_flags(FLAGS, FLAGS.results_file)
     data, loaded = load_data_and_checkpoint(FLAGS, cfg)
     n = len(data.x_test)
     if FLAGS.num_examples is None:
@@ -332,11 +334,15 @@ def main(argv: Sequence[str]) -> None:
     targets = draw_targets(y, data.num_classes, settings.seed) if settings.targeted else None
     keras.utils.set_random_seed(settings.seed)  # SPSA's TF draws
     model_fn = pixel_model(loaded.model, data.mean)
-    result = evaluate_perturbation(model_fn, x, y, data.mean,
-                                   make_perturbation(settings, model_fn),
-                                   batch_size=FLAGS.batch_size, targets=targets,
-                                   keep_already=settings.attack_method == "CarliniWagnerL2",
-                                   progress=FLAGS.progress)
+    try:
+        result = evaluate_perturbation(model_fn, x, y, data.mean,
+                                       make_perturbation(settings, model_fn),
+                                       batch_size=FLAGS.batch_size, targets=targets,
+                                       keep_already=settings.attack_method == "CarliniWagnerL2",
+                                       progress=FLAGS.progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted during {settings.attack_method}; no record written "
+                          f"to {FLAGS.results_file}; rerun to measure") from None
     print(summary_line(settings.attack_method, result), flush=True)
     record = dict(_result_fields(settings.attack_method, result), script="advtest_others",
                   dataset=FLAGS.dataset, model=loaded.run_name, loss=cfg.loss,

@@ -73,7 +73,7 @@ def test_non_adaptive_uses_cross_entropy(trained, capsys):
 
 @pytest.mark.parametrize("extra,expected", [
     (["--attack_method=DeepFool"], "unknown attack 'DeepFool'"),
-    (["--eps_256=-8"], "eps_256 must be >= 0"),
+    (["--eps_256=-8"], "--eps_256 must be finite and >= 0"),
     (["--num_iter=0"], "num_iter must be >= 1"),
     (["--epoch=9"], "model.009.weights.h5 (epochs there: [5, 6])"),
     (["--objective=mmc_tar1", "--target=False"], "targeted"),

@@ -125,7 +125,7 @@ def test_nan_batch_is_never_applied(policy):
 
 
 def test_disk_full_during_checkpoint_exit_4_and_set_consistent(tmp_path, data_dir, capsys,
-                                                                 monkeypatch):
+                                                               monkeypatch):
     import utils.fileio as fileio
     real = fileio.finish_temp
 
