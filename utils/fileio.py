@@ -159,6 +159,22 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     write_set([text_item(path, text)])
 
 
+def check_can_create(path: PathLike, flag: str) -> None:
+    """UsageError (naming ``flag``) unless ``path`` could be created or replaced, checked
+    without creating anything: its nearest existing ancestor must be a writable directory."""
+    from utils.errors import UsageError
+
+    path = pathlib.Path(path).absolute()
+    if path.is_dir():
+        raise UsageError(f"{flag}={path} is a directory; pass a file name")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: {parent} is not a writable directory; pass "
+                         f"another {flag}")
+
+
 def remove_stale_temps(directory: PathLike) -> List[pathlib.Path]:
     """Delete temporaries a killed writer left in ``directory``; returns what was removed.
 

@@ -17,8 +17,7 @@ import sys
 import time
 from typing import Any, Dict, List, Sequence
 
-from utils.fileio import text_item, write_set
-from utils.training.checkpoints import ensure_writable_dir
+from utils.fileio import check_can_create, text_item, write_set
 from utils.errors import UsageError
 
 
@@ -69,8 +68,10 @@ def _csv(records: Sequence[Dict[str, Any]]) -> str:
 
 
 def check_writable(path: "str | pathlib.Path") -> None:
-    """Fail before a long evaluation if its results could not be written."""
-    ensure_writable_dir(pathlib.Path(path).parent, flag="--results_file")
+    """Fail before a long evaluation if its results could not be written (creates
+    nothing)."""
+    check_can_create(path, "--results_file")
+    check_can_create(pathlib.Path(path).with_suffix(".csv"), "--results_file")
 
 
 def append_records(path: "str | pathlib.Path", new: Sequence[Dict[str, Any]]) -> None:
@@ -82,5 +83,6 @@ def append_records(path: "str | pathlib.Path", new: Sequence[Dict[str, Any]]) ->
     """
     path = pathlib.Path(path)
     records = read_records(path) + list(new)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_set([text_item(path.with_suffix(".csv"), _csv(records)),
                text_item(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))])

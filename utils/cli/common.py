@@ -28,7 +28,7 @@ def quiet_tensorflow() -> None:
     to see them.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get("MMC_TF_LOGS") == "1" or "tensorflow" in sys.modules:
+    if os.environ.get("MMC_TF_LOGS") == "1":
         return
     sys.stderr.flush()
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)

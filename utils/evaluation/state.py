@@ -99,12 +99,10 @@ def _read(path: pathlib.Path) -> "tuple[str, EvalState]":
 def check_state_file(path: "str | pathlib.Path") -> None:
     """Before any work: an existing ``path`` must be a readable state file, and both it
     and its directory writable (UsageError naming ``--state_file`` otherwise)."""
-    from utils.training.checkpoints import ensure_writable_dir
+    from utils.fileio import check_can_create
 
     path = pathlib.Path(path)
-    if path.is_dir():
-        raise UsageError(f"--state_file={path} is a directory; pass a file name")
-    ensure_writable_dir(path.parent, flag="--state_file")
+    check_can_create(path, "--state_file")
     if path.exists():
         _read(path)
         if not os.access(path, os.W_OK):

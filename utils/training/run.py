@@ -100,19 +100,19 @@ def weights_digest(model: keras.Model) -> str:
 def validate(cfg: RunConfig) -> None:
     """One-line UsageErrors for impossible values, before anything is written."""
     checks = [
-        (cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}"),
-        (cfg.lr > 0, f"lr must be > 0, got {cfg.lr}"),
+        (cfg.batch_size >= 1, f"--batch_size must be >= 1, got {cfg.batch_size}"),
+        (cfg.lr > 0, f"--lr must be > 0, got {cfg.lr}"),
         (cfg.model.c_mm > 0 and np.isfinite(cfg.model.c_mm),
-         f"mean_var must be > 0, got {cfg.model.c_mm}"),
+         f"--mean_var must be > 0, got {cfg.model.c_mm}"),
         (cfg.model.feature_dim is None or cfg.model.feature_dim >= 1,
-         f"feature_dim must be >= 1, got {cfg.model.feature_dim}"),
-        (cfg.epochs is None or cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}"),
+         f"--feature_dim must be >= 1, got {cfg.model.feature_dim}"),
+        (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be >= 1, got {cfg.epochs}"),
         (cfg.checkpoint_every >= 1,
-         f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}"),
+         f"--checkpoint_every must be >= 1, got {cfg.checkpoint_every}"),
         (cfg.nan_policy in NAN_POLICIES,
-         f"nan_policy must be one of {', '.join(NAN_POLICIES)}, got {cfg.nan_policy!r}"),
+         f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, got {cfg.nan_policy!r}"),
         (cfg.mixed_precision in MIXED_PRECISION,
-         f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
+         f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
          f"got {cfg.mixed_precision!r}"),
     ]
     for ok, message in checks:
