@@ -46,3 +46,28 @@ def test_remove_stale_temps(tmp_path):
     removed = fileio.remove_stale_temps(tmp_path)
     assert sorted(p.name for p in removed) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
+
+
+def test_results_pair_unchanged_when_the_disk_is_full(tmp_path, monkeypatch):
+    """JSONL + CSV are written together: ENOSPC on either leaves both as they were, so a
+    rerun does not duplicate a record (issue 16)."""
+    from utils.results import append_records, read_records
+
+    path = tmp_path / "res.jsonl"
+    append_records(path, [{"a": 1}])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = fileio.finish_temp
+
+    def full(tmp):
+        if tmp.name.startswith(".res.jsonl."):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        real(tmp)
+
+    monkeypatch.setattr(fileio, "finish_temp", full)
+    with pytest.raises(DiskWriteError, match=r"res\.jsonl .*no space left"):
+        append_records(path, [{"a": 2}])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.setattr(fileio, "finish_temp", real)
+    append_records(path, [{"a": 2}])
+    assert [r["a"] for r in read_records(path)] == [1, 2]
+    assert path.with_suffix(".csv").read_text().splitlines() == ["a", "1", "2"]
