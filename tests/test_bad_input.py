@@ -147,4 +147,3 @@ def test_bad_input(results, script, index):
     assert lines[0].startswith("error: ") and "Traceback" not in got["stderr"]
     assert words in lines[0], lines[0]
     assert got["changed"] == [], f"files changed: {got['changed']}"
-

@@ -148,6 +148,7 @@ def save_centers(path: PathLike, centers: np.ndarray) -> pathlib.Path:
         raise UsageError(
             f"directory {str(path.parent)!r} does not exist; create it or choose another path"
         )
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:
             if suffix == ".npy":

@@ -116,7 +116,7 @@ def test_nan_batch_is_never_applied(policy):
                                           augment=False, repeat=True, steps=4)
     fit = dict(epochs=2, initial_epoch=0, base_lr=0.01, lr_boundaries=(), verbose=0)
     if policy == "stop":
-        with pytest.raises(NonFiniteError, match=r"at epoch 1 step [1-4]; stopped before"):
+        with pytest.raises(NonFiniteError, match=r"at epoch 1 step [1-4]; stopped"):
             trainer.fit(data, 4, None, **fit)
     else:
         trainer.fit(data, 4, None, **fit)

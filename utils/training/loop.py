@@ -106,6 +106,15 @@ class Trainer:
         if nan_policy not in NAN_POLICIES:
             raise UsageError(f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, "
                              f"got {nan_policy!r}")
+        # One device: a non-finite update is skipped in the graph (tf.cond). Mirrored and
+        # multi-worker: apply_gradients cannot sit in a cond inside the replica function
+        # (it is a synchronisation point), so the run stops after such a step, before any
+        # checkpoint; skipping needs one device.
+        self._skip_in_graph = (isinstance(strategy, tf.distribute.OneDeviceStrategy)
+                               or strategy is tf.distribute.get_strategy())
+        if nan_policy == "skip_batch" and not self._skip_in_graph:
+            raise UsageError("--nan_policy=skip_batch needs --strategy=one_device; or use "
+                             "--nan_policy=stop")
         self.nan_policy = nan_policy
         self._scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         self.position = (0, 0)
@@ -124,7 +133,8 @@ class Trainer:
     def _replica_step(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         variables = self.model.trainable_variables
         # BN statistics change in the forward pass: kept to undo a skipped step's update.
-        before = [tf.identity(v) for v in self.model.non_trainable_variables]
+        before = ([tf.identity(v) for v in self.model.non_trainable_variables]
+                  if self._skip_in_graph else [])
         x_adv = (self.adversary(x, y, self.optimizer.iterations)
                  if self.adversary is not None else None)
         with tf.GradientTape() as tape:
@@ -141,13 +151,12 @@ class Trainer:
                     tf.add_n([tf.cast(reg, tf.float32) for reg in self.model.losses]))
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
-        # Same decision on every replica: a non-finite loss or gradient anywhere skips the
-        # update everywhere, so no NaN ever reaches the weights.
+        # A non-finite loss or gradient: the update is skipped (one replica) or the run
+        # stops after it (several; the flag is summed over replicas by _distributed_step).
         # (A LossScaleOptimizer handles its own non-finite gradients: only the loss here.)
         checked = [loss] if self._scales_loss else [loss] + [g for g in grads if g is not None]
         bad = tf.add_n([tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(t)), tf.float32))
                         for t in checked])
-        bad = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, bad)
 
         def update() -> tf.Tensor:
             self.optimizer.apply_gradients(zip(grads, variables))
@@ -160,7 +169,11 @@ class Trainer:
                 var.assign(value)
             return tf.constant(1.0)
 
-        skipped = tf.cond(bad > 0, skip, update)
+        if self._skip_in_graph:
+            skipped = tf.cond(bad > 0, skip, update)
+        else:
+            update()
+            skipped = tf.cast(bad > 0, tf.float32)
         correct = tf.reduce_sum(tf.cast(
             tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)), tf.float32))
         count = tf.cast(tf.shape(y)[0], tf.float32)
@@ -211,8 +224,8 @@ class Trainer:
                 if self.nan_policy == "stop":
                     raise NonFiniteError(
                         f"non-finite loss or gradient at epoch {epoch} step {step}; stopped "
-                        "before applying it (no checkpoint of it written); lower --lr or "
-                        "pass --nan_policy=skip_batch")
+                        "(no checkpoint of it written); lower --lr or pass "
+                        "--nan_policy=skip_batch")
                 skipped += 1
                 continue
             totals += np.array(sums)
