@@ -30,18 +30,19 @@ same objective (:mod:`utils.attacks.cleverhans_backend`); the record names the b
 from __future__ import annotations
 
 import dataclasses
-import os
+import math
 import pathlib
 import types
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import flags  # noqa: E402
 
+from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
+
+quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli import flags as cli_flags  # noqa: E402
-from utils.cli.common import run_main  # noqa: E402
-from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
+from utils.cli.flags import (check_eval_flags, define_eval_flags,  # noqa: E402
+                             define_model_flags, define_once,
                              load_data_and_checkpoint, model_config_from_flags,
                              model_path_config)
 
@@ -141,9 +142,11 @@ def _eps_list(values: Sequence[str]) -> List[float]:
     try:
         eps = [float(v) for v in values]
     except ValueError:
-        raise UsageError(f"eps_256 must be numbers, got {list(values)}") from None
-    if not eps or min(eps) < 0:
-        raise UsageError(f"eps_256 must be >= 0, got {list(values)}")
+        raise UsageError(f"--eps_256 must be numbers (in /256 pixel units), got "
+                         f"{','.join(values)}") from None
+    if not eps or not all(math.isfinite(e) and e >= 0 for e in eps):
+        raise UsageError(f"--eps_256 must be finite and >= 0 (in /256 pixel units), got "
+                         f"{','.join(values)}")
     return eps
 
 
@@ -310,6 +313,20 @@ def _evaluate(plan: Plan, eps: float, loaded: Any, target: Any, data: Any,
                 objective_name=result["member_objectives"][plan.members[0]])
 
 
+def _evaluate_or_interrupted(plan: Plan, eps: float, *args: Any) -> Dict[str, Any]:
+    """:func:`_evaluate`; an interrupt says what was kept (``utils.errors.Interrupted``)."""
+    from utils.errors import Interrupted
+    try:
+        return _evaluate(plan, eps, *args)
+    except KeyboardInterrupt:
+        path = _state_path(eps) if plan.members is not None else None
+        if path is not None and path.exists():
+            raise Interrupted(f"interrupted at eps {eps:g}/256; state saved to {path}; "
+                              "rerun the same command to resume") from None
+        raise Interrupted(f"interrupted at eps {eps:g}/256; no results written for it "
+                          "(--state_file makes APGD/AutoAttack runs resumable)") from None
+
+
 def _summary_line(eps: float, result: Dict[str, Any], auc_score: Optional[str]) -> str:
     line = f"eps {eps:g}/256: clean {result['clean_accuracy']:.4f}, " \
            f"adv_acc {result['adv_accuracy']:.4f}"
@@ -368,7 +385,8 @@ def _add_masking_warnings(records: List[Dict[str, Any]], batch: List[str],
 def main(argv: Sequence[str]) -> None:
     from utils.errors import UsageError
     from utils.evaluation.loop import draw_targets
-    from utils.results import append_records, check_writable, provenance
+    from utils.evaluation.state import check_state_file
+    from utils.results import append_records, provenance
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
@@ -377,11 +395,16 @@ def main(argv: Sequence[str]) -> None:
         raise UsageError(f"num_iter must be >= 1, got {FLAGS.num_iter}")
     if FLAGS.num_restarts < 1:
         raise UsageError(f"num_restarts must be >= 1, got {FLAGS.num_restarts}")
+    if not (math.isfinite(FLAGS.eps_iter_256) and FLAGS.eps_iter_256 > 0):
+        raise UsageError(f"--eps_iter_256 must be finite and > 0 (in /256 pixel units), got "
+                         f"{FLAGS.eps_iter_256:g}")
     auc_score = _auc_score()
     values, cfg, target_values, target_cfg = _configs()
     # The objective is the adaptive one for the model that crafts the examples.
     plan = _plan(cfg.loss)
-    check_writable(FLAGS.results_file)
+    check_eval_flags(values, FLAGS.results_file)
+    for eps in eps_list if FLAGS.state_file else ():
+        check_state_file(_state_path(eps))
     data, loaded = load_data_and_checkpoint(values, cfg)
     if plan.members is not None:
         from utils.evaluation.ensemble import check_settings
@@ -394,7 +417,7 @@ def main(argv: Sequence[str]) -> None:
                                      next((e for e in eps_list if e > 0), 0.0))
     records: List[Dict[str, Any]] = []
     for eps in eps_list:
-        result = _evaluate(plan, eps, loaded, target, data, targets, auc_score)
+        result = _evaluate_or_interrupted(plan, eps, loaded, target, data, targets, auc_score)
         print(_summary_line(eps, result, auc_score), flush=True)
         evaluated = target_values if transfer else values
         advtrained = bool(evaluated.use_advtrain) and not FLAGS.model_path

@@ -27,18 +27,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Any, Callable, Dict, Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
+from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
+
+quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli import flags as cli_flags  # noqa: E402
-from utils.cli.common import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
-from utils.cli.flags import (define_eval_flags, define_model_flags, define_once,  # noqa: E402
+from utils.cli.flags import (check_eval_flags, define_eval_flags,  # noqa: E402
+                             define_model_flags, define_once,
                              load_data_and_checkpoint, model_config_from_flags,
                              model_path_config)
 from utils.attacks.perturbations import Perturb  # noqa: E402
@@ -290,13 +291,14 @@ def main(argv: Sequence[str]) -> None:
     import keras
 
     from utils.evaluation.loop import draw_targets
-    from utils.results import append_records, check_writable, provenance
+    from utils.errors import Interrupted
+    from utils.results import append_records, provenance
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     cfg = model_path_config(FLAGS) if FLAGS.model_path else model_config_from_flags(FLAGS)
     settings = settings_from_flags(FLAGS, cfg.loss, bool(FLAGS["target"].present))
-    check_writable(FLAGS.results_file)
+    check_eval_flags(FLAGS, FLAGS.results_file)
     data, loaded = load_data_and_checkpoint(FLAGS, cfg)
     n = len(data.x_test)
     if FLAGS.num_examples is None:
@@ -309,11 +311,15 @@ def main(argv: Sequence[str]) -> None:
               "other class to move toward and returns the inputs unchanged; use >= 2",
               flush=True)
     model_fn = pixel_model(loaded.model, data.mean)
-    result = evaluate_perturbation(model_fn, x, y, data.mean,
-                                   make_perturbation(settings, model_fn),
-                                   batch_size=FLAGS.batch_size, targets=targets,
-                                   keep_already=settings.attack_method in MINIMAL,
-                                   progress=FLAGS.progress)
+    try:
+        result = evaluate_perturbation(model_fn, x, y, data.mean,
+                                       make_perturbation(settings, model_fn),
+                                       batch_size=FLAGS.batch_size, targets=targets,
+                                       keep_already=settings.attack_method in MINIMAL,
+                                       progress=FLAGS.progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted during {settings.attack_method}; no record written "
+                          f"to {FLAGS.results_file}; rerun to measure") from None
     print(summary_line(settings.attack_method, result), flush=True)
     record = dict(_result_fields(settings.attack_method, result), script="advtest_others",
                   dataset=FLAGS.dataset, model=loaded.run_name, **loaded.record_fields(),

@@ -9,15 +9,14 @@ checkpoints go to ``<model_dir>/trained_models/<dataset>/<run name>/model.NNN.we
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import flags  # noqa: E402
 
-from utils.cli.common import run_main  # noqa: E402
+from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
+
+quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli.flags import (define_advtrain_flags, define_model_flags,  # noqa: E402
                              define_once, train_run_spec)
 
@@ -46,6 +45,9 @@ def define_flags() -> None:
       "(default: all).", lower_bound=1)
     d(flags.DEFINE_bool, "augment", True, "Shifts 0.1 and horizontal flips, as the original.")
     d(flags.DEFINE_integer, "verbose", 1, "0: quiet, 1: progress bar.")
+    d(flags.DEFINE_enum, "nan_policy", "stop", "A batch with a NaN/inf loss or gradient is "
+      "never applied; stop: end the run (exit 3), skip_batch: go on.",
+      enum_values=["stop", "skip_batch"])
 
 
 define_flags()
@@ -71,7 +73,7 @@ def main(argv: Sequence[str]) -> None:
         mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed, resume=FLAGS.resume,
         train_size=FLAGS.train_size, test_size=FLAGS.test_size,
         augment=FLAGS.augment, verbose=FLAGS.verbose,
-        advtrain=spec.advtrain,
+        advtrain=spec.advtrain, nan_policy=FLAGS.nan_policy,
         flags={"argv": sys.argv, **FLAGS.flag_values_dict()})
     result = train(cfg)
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "

@@ -15,19 +15,19 @@ dataset, ResNet depth, loss, centers, C_MM, adversarial training, attack, target
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 from typing import List, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from absl import flags  # noqa: E402
 
-from utils.cli.common import run_main  # noqa: E402
+from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
+
+quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli.flags import define_once  # noqa: E402
 
 FLAGS = flags.FLAGS

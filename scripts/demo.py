@@ -22,16 +22,18 @@ import argparse
 import csv
 import io
 import json
-import os
 import pathlib
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.training.checkpoints import atomic_write_text  # noqa: E402
+from utils.cli.common import call_guarded, quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
+from utils.fileio import text_item, write_set  # noqa: E402
+from utils.training.checkpoints import ensure_writable_dir  # noqa: E402
 from utils.models.classifier import ModelConfig  # noqa: E402
 from utils.data import load_dataset  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
@@ -46,8 +48,15 @@ EPS_256 = (8, 16)
 MODELS = {"SCE": "sce", "MMC-10": "mmc"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one-line UsageErrors (exit 2), not a usage block."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}; see --help")
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _Parser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--data_dir", default=None)
     p.add_argument("--out_dir", default=str(ROOT / "demo_runs"))
@@ -65,6 +74,19 @@ def parse_args(argv):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}")  # exit status 2
     return args
+
+
+def check_before_work(args) -> None:
+    """Sizes against the dataset, then a writable ``--out_dir``, before any training."""
+    full = load_dataset(args.dataset, args.data_dir, seed=args.seed)
+    for flag, split, size in (("train_size", full.x_train, args.train_size),
+                              ("test_size", full.x_test, args.test_size),
+                              ("attack_examples", full.x_test, args.attack_examples)):
+        if size > len(split):
+            raise UsageError(f"--{flag}={size} exceeds the {len(split)} "
+                             f"{'training' if split is full.x_train else 'test'} images of "
+                             f"{args.dataset}; pass at most {len(split)}")
+    ensure_writable_dir(pathlib.Path(args.out_dir), flag="--out_dir")
 
 
 def attack_row(model, loss: str, args) -> dict:
@@ -116,20 +138,7 @@ def run(args) -> list:
     return rows
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        rows = run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = pathlib.Path(args.out_dir)
-    atomic_write_text(out / "summary.json", json.dumps(rows, indent=1) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "summary.csv", buf.getvalue())
+def print_table(rows: list) -> None:
     columns = [(f"pgd10_un_eps{e}", f"PGD10 {e}/256") for e in EPS_256] + [
         (f"autoattack_un_eps{e}", f"AA-lite {e}/256") for e in EPS_256]
     print(f"\n{'model':<8} {'clean':>7} " + " ".join(f"{h:>14}" for _, h in columns)
@@ -140,10 +149,25 @@ def main(argv=None) -> int:
               + f" {r['objective']:>10} {r['train_seconds']:>8.1f}")
     print(f"(untargeted, adaptive objectives, first {rows[0]['attack_examples']} test images; "
           f"AA-lite: APGD-CE then APGD-T, {rows[0]['cascade_iterations']} iterations each, "
-          "not the full AutoAttack)")
+          "not the full AutoAttack)", flush=True)
+
+
+def main(argv=None) -> int:
+    """The demo; errors raise (``call_guarded`` turns them into one line and a status)."""
+    args = parse_args(argv)
+    check_before_work(args)
+    rows = run(args)
+    print_table(rows)  # before writing: a full disk loses no measurement
+    out = pathlib.Path(args.out_dir)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_set([text_item(out / "summary.csv", buf.getvalue()),
+               text_item(out / "summary.json", json.dumps(rows, indent=1) + "\n")])
     print(f"(written to {out / 'summary.json'} and summary.csv)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    call_guarded(main)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from typing import Optional, Union
 
 import numpy as np
@@ -19,6 +18,7 @@ import scipy.io
 
 from ts_centers.builders import check_c_mm
 from utils.errors import UsageError
+from utils.fileio import atomic_write
 
 PathLike = Union[str, os.PathLike]
 
@@ -130,8 +130,8 @@ def load_centers(path: PathLike, c_mm: float = 1.0) -> np.ndarray:
 def save_centers(path: PathLike, centers: np.ndarray) -> pathlib.Path:
     """Atomically write unit ``centers`` (shape ``(L, d)``) as ``.mat`` or ``.npy`` by suffix.
 
-    The array is written as float64 to a temporary file in the target directory, which
-    then replaces ``path`` (``os.replace``), so readers never see a half-written file.
+    The array is written as float64 through :func:`utils.fileio.atomic_write` (temporary,
+    fsync, rename; mode 0644 under umask 022), so readers never see a half-written file.
     ``.mat`` files store it under ``mean_logits`` like the original repository.
 
     Returns:
@@ -148,19 +148,13 @@ def save_centers(path: PathLike, centers: np.ndarray) -> pathlib.Path:
         raise UsageError(
             f"directory {str(path.parent)!r} does not exist; create it or choose another path"
         )
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
             if suffix == ".npy":
                 np.save(handle, centers, allow_pickle=False)
             else:
                 scipy.io.savemat(handle, {MAT_KEY: centers})
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; data files are world-readable
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+
+    atomic_write(path, write)
     return path

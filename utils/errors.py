@@ -1,13 +1,38 @@
-"""User-facing error type.
+"""User-facing error types and the exit status each one ends a script with.
 
-Entry scripts catch :class:`UsageError`, print its one-line message and exit with
-status 2. Library code raises it for bad input a user can fix (unknown names,
-impossible values, missing or mismatched files).
+Entry scripts catch these, print their one-line message and exit with ``exit_status``:
+:class:`UsageError` 2 (bad input a user can fix: unknown names, impossible values,
+missing or mismatched files), :class:`NonFiniteError` 3 (NaN/inf loss, weights or
+logits), :class:`DiskWriteError` 4 (a file could not be written: disk full, I/O error);
+an interrupt (SIGINT/SIGTERM) ends with 130.
 
     from utils.errors import UsageError
     raise UsageError("mean_var must be > 0, got -1; pass a positive C_MM such as 10")
 """
 
+EXIT_USAGE, EXIT_NONFINITE, EXIT_IO, EXIT_INTERRUPTED = 2, 3, 4, 130
+
 
 class UsageError(ValueError):
     """Bad input from the user; the message says what is wrong and what to do."""
+
+    exit_status = EXIT_USAGE
+
+
+class NonFiniteError(ArithmeticError):
+    """A loss, weight or logit is NaN or inf; nothing non-finite was saved."""
+
+    exit_status = EXIT_NONFINITE
+
+
+class DiskWriteError(OSError):
+    """A file could not be written; the message names it and the free space. Sets of
+    files written with :func:`utils.fileio.write_set` are unchanged."""
+
+    exit_status = EXIT_IO
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM, with a message saying what was kept and how to continue."""
+
+    exit_status = EXIT_INTERRUPTED

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, Dict, List, Sequence
 
-from utils.training.checkpoints import atomic_write_text, ensure_writable_dir
+from utils.fileio import check_can_create, text_item, write_set
 from utils.errors import UsageError
 
 
@@ -68,20 +68,21 @@ def _csv(records: Sequence[Dict[str, Any]]) -> str:
 
 
 def check_writable(path: "str | pathlib.Path") -> None:
-    """Fail before a long evaluation if its results could not be written."""
-    ensure_writable_dir(pathlib.Path(path).parent, flag="--results_file")
+    """Fail before a long evaluation if its results could not be written (creates
+    nothing)."""
+    check_can_create(path, "--results_file")
+    check_can_create(pathlib.Path(path).with_suffix(".csv"), "--results_file")
 
 
 def append_records(path: "str | pathlib.Path", new: Sequence[Dict[str, Any]]) -> None:
     """Append ``new`` to the JSON-lines file ``path`` and rewrite ``path`` with ``.csv``.
 
-    Both files are replaced atomically (temp file, then rename).
+    Both files are written to temporaries, then renamed (the CSV first): a write error
+    (:class:`utils.errors.DiskWriteError`, exit 4) leaves both as they were, so a rerun
+    does not duplicate a record.
     """
     path = pathlib.Path(path)
     records = read_records(path) + list(new)
-    try:
-        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-        atomic_write_text(path.with_suffix(".csv"), _csv(records))
-    except OSError as exc:
-        raise UsageError(f"cannot write results to {path} ({exc.strerror or exc}); "
-                         "pass a writable --results_file") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_set([text_item(path.with_suffix(".csv"), _csv(records)),
+               text_item(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))])

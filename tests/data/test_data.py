@@ -166,8 +166,13 @@ def test_missing_dataset_message_names_files_and_places(tmp_path, empty_keras_ho
     assert "\n" not in message
     for expected in ["data_batch_1", "data_batch_5", "test_batch", str(tmp_path / "mine"),
                      os.path.join(str(tmp_path / "mine"), "cifar-10-batches-py"),
-                     str(empty_keras_home / "datasets" / "cifar-10-batches-py"), "--data_dir"]:
+                     "--data_dir"]:
         assert expected in message
+    # An explicit --data_dir is the only place searched (issue 16: an empty one was
+    # silently ignored and the data read from elsewhere).
+    assert str(empty_keras_home / "datasets" / "cifar-10-batches-py") not in message
+    with pytest.raises(UsageError):
+        D.find_data_dir("fashion_mnist", str(tmp_path / "mine"))  # though installed system-wide
 
 
 def test_missing_fashion_points_at_debian_package(no_system_fashion, tmp_path):
@@ -318,8 +323,8 @@ def test_augmentation_changes_images_and_is_seeded(arrays):
     assert images.min() >= x.min() - 1e-5 and images.max() <= x.max() + 1e-5
     assert not any(np.array_equal(image, original) for image in images for original in x)
     np.testing.assert_array_equal(first[0][0], epoch(3)[0][0])  # rebuilt: same draws
-    ds = D.make_train_dataset(x, y, global_batch_size=N_TRAIN, num_classes=10)
-    a, b = (next(iter(ds))[0].numpy() for _ in range(2))
+    a, b = (next(iter(D.make_train_dataset(x, y, global_batch_size=N_TRAIN, num_classes=10,
+                                           epoch=e)))[0].numpy() for e in range(2))
     assert not np.array_equal(a, b)  # each epoch draws anew
 
 
@@ -420,3 +425,22 @@ def test_real_fashion_mnist_from_debian_package():
     assert data.x_train.shape == (1000, 28, 28, 3) and data.input_shape == (28, 28, 3)
     assert 0.1 < float(data.mean.mean()) < 0.5  # Fashion-MNIST's mean pixel is about 0.29
     assert np.all(data.x_test >= data.clip_min) and np.all(data.x_test <= data.clip_max)
+
+
+def test_repeating_pipeline_resumed_at_an_epoch_gives_the_same_batches(arrays):
+    """Exact --resume: epoch e's batches depend on (seed, epoch) only, not on how many
+    epochs this iterator has produced before."""
+    x, y = arrays
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+
+    def batches(first_epoch, count):
+        dist = D.make_distributed_train_dataset(strategy, x, y, global_batch_size=8,
+                                                num_classes=10, shuffle_seed=5, repeat=True,
+                                                first_epoch=first_epoch, steps=2)
+        iterator = iter(dist)
+        return [next(iterator)[0].numpy() for _ in range(count)]
+
+    uninterrupted, resumed = batches(0, 6), batches(2, 2)
+    for a, b in zip(uninterrupted[4:], resumed):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(uninterrupted[0], uninterrupted[2])  # epochs differ

@@ -107,7 +107,8 @@ def test_targeted_evaluation_hits_targets(model_data):
 
 
 # ---------------------------------------------------------------- resume
-def test_interrupted_run_resumes_to_the_identical_record(model_data, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_identical_record(model_data, tmp_path, monkeypatch,
+                                                         capsys):
     members = "APGD-CE,APGD-T"
     reference = _run(model_data, members)
     state_file = tmp_path / "state.npz"
@@ -128,7 +129,9 @@ def test_interrupted_run_resumes_to_the_identical_record(model_data, tmp_path, m
         assert (saved["broken_by"][48:] == -3).all()
     calls.clear()
     monkeypatch.setattr(ens, "attack_batch", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    capsys.readouterr()
     resumed = _run(model_data, members, state_file=state_file)
+    assert f"resumed from {state_file}: 48 of 64 examples" in capsys.readouterr().out
     assert len(calls) == 1  # only the last batch was attacked again
     assert resumed == reference
     assert _run(model_data, members, state_file=state_file) == reference  # complete state
@@ -169,9 +172,11 @@ def test_state_of_another_evaluation_is_refused(model_data, tmp_path):
         _run(model_data, "APGD-CE", state_file=state_file, settings=_settings(eps=0.2))
     with pytest.raises(UsageError, match="another evaluation .*members"):
         _run(model_data, "APGD-T", state_file=state_file)
-    state_file.write_bytes(b"not an npz")
-    with pytest.raises(UsageError, match="unreadable"):
-        _run(model_data, "APGD-CE", state_file=state_file)
+    good = state_file.read_bytes()
+    for broken in (b"not an npz", good[: len(good) // 2]):  # the second: BadZipFile before
+        state_file.write_bytes(broken)
+        with pytest.raises(UsageError, match="unreadable or truncated"):
+            _run(model_data, "APGD-CE", state_file=state_file)
 
 
 def test_state_round_trip(tmp_path):

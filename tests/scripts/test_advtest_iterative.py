@@ -91,7 +91,7 @@ def test_non_adaptive_uses_cross_entropy(trained, capsys):
 
 @pytest.mark.parametrize("extra,expected", [
     (["--attack_method=DeepFool"], "unknown attack 'DeepFool'"),
-    (["--eps_256=-8"], "eps_256 must be >= 0"),
+    (["--eps_256=-8"], "--eps_256 must be finite and >= 0"),
     (["--num_iter=0"], "num_iter must be >= 1"),
     (["--epoch=9"], "model.009.weights.h5 (epochs there: [5, 6])"),
     (["--objective=mmc_tar1", "--target=False"], "targeted"),
@@ -116,7 +116,7 @@ def test_unwritable_results_file(trained, capsys, tmp_path):
         f"--data_dir={data}", f"--model_dir={root}", "--use_advtrain=False", "--epoch=6",
         f"--results_file={blocker}/r.jsonl", "--progress=False", "--eps_256=0",
         "--attack_method=FastGradientMethod"], capsys)
-    assert code == 2 and "writable --results_file" in err
+    assert code == 2 and "not a writable directory; pass another --results_file" in err
 
 
 @pytest.fixture(scope="module")

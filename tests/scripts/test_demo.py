@@ -30,19 +30,33 @@ def test_demo_writes_summary(tmp_path, fake_mnist_dir, capsys):
     assert "MMC-10" in capsys.readouterr().out
 
 
+def _guarded(argv, capsys):
+    """``python scripts/demo.py ARGS``: (exit status, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        demo.call_guarded(lambda: demo.main(argv))
+    return exc.value.code, capsys.readouterr().err
+
+
 def test_demo_missing_data_is_exit_2(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    code = demo.main(["--dataset=cifar10", f"--data_dir={empty}", f"--out_dir={tmp_path}"])
-    assert code == 2
-    assert "data_batch_1" in capsys.readouterr().err
-    assert not (tmp_path / "summary.json").exists()
+    code, err = _guarded(["--dataset=cifar10", f"--data_dir={empty}",
+                          f"--out_dir={tmp_path / 'out'}"], capsys)
+    assert code == 2 and "data_batch_1" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_demo_impossible_sizes_are_exit_2(tmp_path, capsys):
-    for flag in ("--aa_iter=0", "--epochs=0", "--attack_examples=-1"):
-        with pytest.raises(SystemExit) as exc:
-            demo.main([flag, f"--out_dir={tmp_path}"])
-        assert exc.value.code == 2
-        assert flag.split("=")[0] in capsys.readouterr().err
+    for flag in ("--aa_iter=0", "--epochs=0", "--attack_examples=-1", "--epochs=x"):
+        code, err = _guarded([flag, f"--out_dir={tmp_path}"], capsys)
+        assert code == 2
+        assert flag.split("=")[0] in err and len(err.strip().splitlines()) == 1, err
     assert not list(tmp_path.iterdir())
+
+
+def test_demo_sizes_checked_against_the_data_before_training(tmp_path, fake_mnist_dir, capsys):
+    code, err = _guarded(["--dataset=mnist", f"--data_dir={fake_mnist_dir}",
+                          f"--out_dir={tmp_path / 'out'}", "--train_size=60", "--test_size=40",
+                          "--attack_examples=41"], capsys)
+    assert code == 2 and "--attack_examples=41 exceeds the 40 test images" in err, err
+    assert not (tmp_path / "out").exists()

@@ -39,8 +39,12 @@ def test_trains_and_writes_the_run_directory(tmp_path, fake_mnist_dir, capsys):
     assert run_dir.name == "resnet8v1_meanvar10.0_mom_lr0.01_batchsize20_withBN"
     names = {p.name for p in run_dir.iterdir()}
     # every 5 epochs and the last one: only epoch 2 here
-    assert {"model.002.weights.h5", "optimizer.002.npz", "history.csv", "flags.json",
-            "arch.json", "versions.json", "logs"} <= names
+    assert {"model.002.weights.h5", "state.002.index", "state.002.data-00000-of-00001",
+            "history.csv", "flags.json", "arch.json", "versions.json", "logs"} <= names
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run_dir.iterdir() if p.is_file()}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert set(modes.values()) == {0o666 & ~umask}, modes  # was 0600 (issue 16)
     assert "model.001.weights.h5" not in names
     assert not [n for n in names if n.startswith(".")], "temporary files left behind"
     rows = list(csv.DictReader(open(run_dir / "history.csv")))
@@ -71,14 +75,19 @@ def test_resume_continues_from_last_checkpoint(tmp_path, fake_mnist_dir, capsys)
                    "--checkpoint_every=1", "--augment=False"]
     assert call(base + ["--epochs=1"], capsys)[0] == 0
     run_dir = run_dir_of(tmp_path)
-    opt_state = dict(np.load(run_dir / "optimizer.001.npz"))
-    code, _, err = call(base + ["--epochs=2", "--resume"], capsys)
+    import tensorflow as tf
+    first = tf.train.load_variable(str(run_dir / "state.001"),
+                                   "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")
+    code, out, err = call(base + ["--epochs=2", "--resume", "--verbose=1"], capsys)
     assert code == 0, err
+    assert "resumed from epoch 1" in out
     rows = list(csv.DictReader(open(run_dir / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     # the optimizer state was restored, not rebuilt: its step counter continued
-    iterations_after = dict(np.load(run_dir / "optimizer.002.npz"))
-    assert int(iterations_after["v0000"]) == 2 * int(opt_state["v0000"]) > 0
+    second = tf.train.load_variable(str(run_dir / "state.002"),
+                                    "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")
+    assert int(second) == 2 * int(first) > 0
+    assert not list(run_dir.glob("optimizer.*.npz"))
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path, fake_mnist_dir, capsys):
@@ -97,10 +106,9 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, fake_mnist_dir,
     foreign, target = run_dir_of(tmp_path / "a"), run_dir_of(tmp_path / "b")
     # a foreign weights file with no arch.json: the loader's error, in one line
     (target / "arch.json").unlink()
-    for f in target.glob("model.*"):
+    for f in [*target.glob("model.*"), *target.glob("state.*")]:
         f.unlink()
     shutil.copy(foreign / "model.001.weights.h5", target / "model.001.weights.h5")
-    shutil.copy(foreign / "optimizer.001.npz", target / "optimizer.001.npz")
     code, _, err = call(base + [f"--model_dir={tmp_path / 'b'}", "--epochs=2", "--resume"], capsys)
     assert code == 2 and "another architecture" in err, err
     assert len(err.strip().splitlines()) == 1

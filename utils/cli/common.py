@@ -1,38 +1,105 @@
-"""Helpers shared by the absl entry scripts: one-line errors with exit status 2.
+"""Helpers shared by the entry scripts: quiet start-up, one-line errors, exit statuses.
 
+Exit statuses (``utils.errors``): 2 bad input, 3 non-finite loss/weights/logits, 4 a file
+could not be written, 130 interrupted (SIGINT or SIGTERM). Each ends with exactly one
+line on stderr and no traceback.
+
+    quiet_tensorflow()          # first thing in an entry script, before TensorFlow loads
     def main(argv): ...
     if __name__ == "__main__": run_main(main)
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
-from utils.errors import UsageError
+from utils.errors import EXIT_INTERRUPTED, DiskWriteError, NonFiniteError, UsageError
+
+HANDLED = (UsageError, NonFiniteError, DiskWriteError)
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow with stderr (fd 2) sent to /dev/null.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) are written before its log
+    level is read, so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them. Set ``MMC_TF_LOGS=1``
+    to see them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("MMC_TF_LOGS") == "1":
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow as tf
+        tf.config.list_physical_devices()  # device probing logs too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def fail(message: str, status: int) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with ``status``."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def handle_signals() -> None:
+    """SIGTERM ends the run as Ctrl-C does (a KeyboardInterrupt in the main thread)."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def call_guarded(main: Callable[[], None]) -> None:
+    """Run ``main()``; our errors and interrupts end as one line and their exit status."""
+    handle_signals()
+    try:
+        main()
+    except HANDLED as exc:
+        fail(str(exc), exc.exit_status)
+    except KeyboardInterrupt as exc:
+        text = str(exc) if getattr(exc, "exit_status", None) else ""
+        fail(text or "interrupted; nothing was left half-written", EXIT_INTERRUPTED)
+
+
+def _own_flags_to_main_module(flags_module) -> None:
+    """Make ``--helpshort`` list the flags defined in ``utils.cli`` for this script."""
+    values = flags_module.FLAGS
+    main_module = sys.argv[0]
+    for module, module_flags in list(values.flags_by_module_dict().items()):
+        if module.startswith("utils.") or module.startswith("utils/"):
+            for flag in list(module_flags):
+                values.register_flag_by_module(main_module, flag)
 
 
 def run_main(main: Callable[[Sequence[str]], None], argv: "Sequence[str] | None" = None) -> None:
-    """``absl.app.run(main)``, turning :class:`UsageError` into one line and exit 2.
+    """``absl.app.run(main)`` with :func:`call_guarded`'s one-line errors and statuses.
 
     A flag absl cannot parse (unknown enum value, below its bound, unknown flag) also
-    gives one line and exit 2, instead of absl's default status 1.
+    gives one line and exit 2. absl INFO lines appear only with ``--verbosity=1``.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from absl import app, flags
+    from absl import logging as absl_logging
+
+    _own_flags_to_main_module(flags)
 
     def parse_flags(args: Sequence[str]) -> Sequence[str]:
         try:
             return flags.FLAGS(list(args))
         except flags.Error as exc:
-            print(f"error: {exc}; see --helpshort", file=sys.stderr, flush=True)
-            sys.exit(2)
+            fail(f"{exc}; see --helpshort", 2)
 
-    def wrapped(argv: Sequence[str]) -> None:
-        try:
-            main(argv)
-        except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            sys.exit(2)
+    def wrapped(args: Sequence[str]) -> None:
+        verbose = flags.FLAGS["verbosity"].present and flags.FLAGS.verbosity >= 1
+        absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
+        call_guarded(lambda: main(args))
 
     app.run(wrapped, argv=list(argv) if argv is not None else None, flags_parser=parse_flags)

@@ -206,12 +206,31 @@ def model_path_config(values: Any) -> ModelConfig:
     return cfg
 
 
+def check_eval_flags(values: Any, results_file: str) -> None:
+    """Checks of the ``advtest_*.py`` flags that need no data: run before loading any.
+
+    The optimizer is known (else the checkpoint name would just not exist), the results
+    file parses and its directory is writable.
+    """
+    from utils.results import check_writable, read_records
+    from utils.training.loop import OPTIMIZERS
+
+    OPTIMIZERS.get(values.optimizer)
+    check_writable(results_file)
+    read_records(results_file)
+
+
 def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
     """The test data and the checkpoint (or ``--model_path`` file) the ``advtest_*.py``
     flags name.
 
     Returns ``(PreparedData, utils.models.loading.LoadedModel)``; the test set is cut to
     ``--num_examples``.
+
+    Raises:
+      UsageError: no data or checkpoint (with a hint on ``--use_advtrain``, which
+        defaults to True as in the original).
+      NonFiniteError: the model's clean logits hold NaN/inf (no attack measures it).
     """
     from utils.data import load_dataset
     from utils.models.loading import load_model_file, load_run
@@ -219,10 +238,30 @@ def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]"
     data = load_dataset(values.dataset, values.data_dir, test_size=values.num_examples,
                         seed=values.seed)
     if getattr(values, "model_path", None):
-        return data, load_model_file(values.model_path, data)
-    loaded = load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
-                      model_dir=values.model_dir, epoch=values.epoch)
+        loaded = load_model_file(values.model_path, data)
+    else:
+        try:
+            loaded = load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
+                              model_dir=values.model_dir, epoch=values.epoch)
+        except UsageError as exc:
+            if not values.use_advtrain or "advtrained_models" not in str(exc):
+                raise
+            raise UsageError(f"{exc} (--use_advtrain defaults to True, as in the original: "
+                             "pass --use_advtrain=False for a standard-trained model)") from None
+    check_finite_logits(loaded.model, data.x_test[:100], loaded.run_name)
     return data, loaded
+
+
+def check_finite_logits(model: Any, x: Any, name: str) -> None:
+    """NonFiniteError unless ``model(x)`` is finite (``x``: a few clean test images)."""
+    import numpy as np
+
+    from utils.errors import NonFiniteError
+
+    logits = np.asarray(model(x, training=False))
+    if not np.all(np.isfinite(logits)):
+        raise NonFiniteError(f"model {name} gives non-finite logits on clean test images "
+                             "(NaN/inf weights?); nothing to attack: retrain it")
 
 
 def define_advtrain_flags() -> None:

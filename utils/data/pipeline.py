@@ -15,7 +15,7 @@ a variable, which is awkward under a strategy scope or with a GPU-placed variabl
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -90,25 +90,50 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor,
     return tf.ensure_shape(out, images.shape)
 
 
-def _train_pipeline(ds: tf.data.Dataset, num_examples: int, batch_size: int,
-                    num_classes: int, augment: bool, seed: int,
-                    one_hot: bool) -> tf.data.Dataset:
-    """Shuffle (fully, re-drawn every epoch), batch, augment, encode labels, prefetch."""
-    ds = ds.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+def _epoch_pipeline(x: tf.Tensor, y: tf.Tensor, batch_size: int, num_classes: int,
+                    augment: bool, seed: int, one_hot: bool, epoch: tf.Tensor,
+                    steps: Optional[int] = None) -> tf.data.Dataset:
+    """Epoch ``epoch`` (0-based) of the training data ``x`` (N, H, W, C), ``y`` (N,):
+    shuffled, batched, augmented, a function of ``(seed, epoch)`` only, so a resumed run
+    sees the very batches an uninterrupted one would. ``steps``: exactly this many
+    batches (cycling the epoch's order when a shard has fewer)."""
+    num_examples = int(x.shape[0])
+    epoch_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    # A stateless permutation: Dataset.shuffle cannot take a per-epoch seed tensor
+    # once a global seed is set (keras.utils.set_random_seed).
+    order = tf.argsort(tf.random.stateless_uniform([num_examples], epoch_seed))
+    ds = tf.data.Dataset.from_tensor_slices(order)
     # Drop a last partial batch (constant shapes, and the loss scaling by the global
     # batch stays exact) unless there is no full batch at all. Deviation: the original's
     # fit_generator also trains on the partial batch; 60000 and 50000 divide by 50.
     ds = ds.batch(batch_size, drop_remainder=num_examples >= batch_size)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, seeds))
+    if steps is not None:
+        ds = ds.repeat().take(steps)
 
-    def transform(batch: Tuple[tf.Tensor, tf.Tensor], draw: tf.Tensor):
-        images, labels = batch
+    def transform(index: tf.Tensor, rows: tf.Tensor):
+        images, labels = tf.gather(x, rows), tf.gather(y, rows)
         if augment:
-            images = augment_batch(images, tf.stack([tf.constant(seed, tf.int64), draw]))
+            batch_seed = tf.random.experimental.stateless_fold_in(epoch_seed, index)
+            images = augment_batch(images, batch_seed)
         return images, _encode(labels, num_classes, one_hot)
 
-    return ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ds.enumerate().map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _train_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, num_classes: int,
+                    augment: bool, seed: int, one_hot: bool, *, first_epoch: int = 0,
+                    repeat: bool = False, steps: Optional[int] = None) -> tf.data.Dataset:
+    """Epoch ``first_epoch`` (or, with ``repeat``, epochs ``first_epoch, first_epoch+1,
+    ...`` without end, ``steps`` batches each), prefetched."""
+    x = tf.convert_to_tensor(np.asarray(x, np.float32))
+    y = tf.convert_to_tensor(np.asarray(y))
+    if not repeat:
+        return _epoch_pipeline(x, y, batch_size, num_classes, augment, seed, one_hot,
+                               first_epoch, steps).prefetch(tf.data.AUTOTUNE)
+    epochs = tf.data.Dataset.range(int(first_epoch), np.iinfo(np.int64).max)
+    ds = epochs.flat_map(lambda epoch: _epoch_pipeline(
+        x, y, batch_size, num_classes, augment, seed, one_hot, epoch, steps))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _encode(labels: tf.Tensor, num_classes: int, one_hot: bool) -> tf.Tensor:
@@ -119,8 +144,9 @@ def _encode(labels: tf.Tensor, num_classes: int, one_hot: bool) -> tf.Tensor:
 
 def make_train_dataset(x: np.ndarray, y: np.ndarray, *, global_batch_size: int,
                        num_classes: int, augment: bool = True, shuffle_seed: int = 0,
-                       one_hot: bool = True) -> tf.data.Dataset:
-    """Training pipeline over in-memory arrays; each iteration over it is one epoch.
+                       one_hot: bool = True, epoch: int = 0) -> tf.data.Dataset:
+    """Training pipeline over in-memory arrays: epoch ``epoch`` (0-based; each epoch
+    shuffles and augments anew, every iteration over this dataset gives the same batches).
 
     Args:
       x: float32 (N, H, W, C) preprocessed images (``PreparedData.x_train``).
@@ -131,6 +157,7 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, *, global_batch_size: int,
       augment: random shifts (10 %) and horizontal flips, as the original.
       shuffle_seed: seeds the shuffle and the augmentation; each epoch draws anew.
       one_hot: labels as float32 (B, num_classes) one-hot, else int32 (B,).
+      epoch: which epoch's order and augmentation.
 
     Returns:
       Dataset of (float32 (B, H, W, C), labels) batches.
@@ -139,9 +166,8 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, *, global_batch_size: int,
       UsageError: batch size < 1, mismatched shapes or labels out of range.
     """
     _check_inputs(x, y, global_batch_size, num_classes)
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), np.asarray(y)))
-    return _train_pipeline(ds, len(x), global_batch_size, num_classes, augment,
-                           shuffle_seed, one_hot)
+    return _train_pipeline(x, y, global_batch_size, num_classes, augment, shuffle_seed,
+                           one_hot, first_epoch=epoch)
 
 
 def make_eval_dataset(x: np.ndarray, y: np.ndarray, *, global_batch_size: int,
@@ -161,14 +187,15 @@ def make_eval_dataset(x: np.ndarray, y: np.ndarray, *, global_batch_size: int,
 def make_distributed_train_dataset(
         strategy: tf.distribute.Strategy, x: np.ndarray, y: np.ndarray, *,
         global_batch_size: int, num_classes: int, augment: bool = True,
-        shuffle_seed: int = 0, one_hot: bool = True,
-        repeat: bool = False) -> tf.distribute.DistributedDataset:
+        shuffle_seed: int = 0, one_hot: bool = True, repeat: bool = False,
+        first_epoch: int = 0, steps: Optional[int] = None) -> tf.distribute.DistributedDataset:
     """:func:`make_train_dataset` for ``strategy``, via ``distribute_datasets_from_function``.
 
-    With ``repeat`` the epochs follow each other without end (each reshuffled), so a
-    training loop can take exactly ``N // global_batch_size`` steps per epoch on every
-    worker even when the shards differ in size (unequal step counts would deadlock the
-    workers' collectives).
+    With ``repeat`` epochs ``first_epoch, first_epoch + 1, ...`` follow each other without
+    end (each reshuffled from ``(shuffle_seed, epoch)``; ``steps`` batches each when
+    given), so a training loop can take exactly ``N // global_batch_size`` steps per epoch
+    on every worker even when the shards differ in size (unequal step counts would
+    deadlock the workers' collectives), and a resumed run starts at its epoch.
 
     Each input pipeline takes the shard ``input_pipeline_id`` of the data and batches
     ``global_batch_size // num_replicas_in_sync`` examples per replica; its shuffle and
@@ -193,9 +220,8 @@ def make_distributed_train_dataset(
         if shard_size == 0:
             raise UsageError(f"{len(x)} examples cannot feed {pipelines} input pipelines; "
                              "use more data or fewer workers")
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).shard(pipelines, pipeline_id)
-        ds = _train_pipeline(ds, shard_size, per_replica, num_classes, augment,
-                             shuffle_seed + pipeline_id, one_hot)
-        return ds.repeat() if repeat else ds
+        return _train_pipeline(x[pipeline_id::pipelines], y[pipeline_id::pipelines],
+                               per_replica, num_classes, augment, shuffle_seed + pipeline_id,
+                               one_hot, first_epoch=first_epoch, repeat=repeat, steps=steps)
 
     return strategy.distribute_datasets_from_function(dataset_fn)

@@ -153,6 +153,8 @@ def _candidate_dirs(source: DatasetSource, data_dir: Optional[str]) -> List[str]
         candidates.append(data_dir)
         if source.keras_subdir:
             candidates.append(os.path.join(data_dir, source.keras_subdir))
+        # A directory given explicitly must hold the data: never read another copy.
+        return list(dict.fromkeys(candidates))
     candidates.append(os.path.join(keras_datasets_dir(), source.keras_subdir).rstrip(os.sep))
     candidates.extend(source.system_dirs)
     return list(dict.fromkeys(candidates))  # de-duplicated, order kept
@@ -161,9 +163,9 @@ def _candidate_dirs(source: DatasetSource, data_dir: Optional[str]) -> List[str]
 def find_data_dir(name: str, data_dir: Optional[str] = None) -> str:
     """The first directory holding all files of dataset ``name``.
 
-    Searched in order: ``data_dir``, ``data_dir/<keras subdir>``, the Keras cache
-    (:func:`keras_datasets_dir`, with the Keras sub-directory), then OS package
-    directories (Fashion-MNIST: ``/usr/share/datasets/fashion-mnist``).
+    Given ``data_dir``, only ``data_dir`` and ``data_dir/<keras subdir>`` are searched;
+    without it the Keras cache (:func:`keras_datasets_dir`, with the Keras
+    sub-directory), then OS package directories (``/usr/share/datasets/fashion-mnist``).
 
     Raises:
       UsageError: unknown ``name``, or no directory holds the files; the one-line message

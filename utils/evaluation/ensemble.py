@@ -197,6 +197,9 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
     fp = fingerprint(model, eval_model, x, y, targets, members, settings, batch_size)
     state = (load_state(state_file, fp, len(x)) if state_file else None) or \
         EvalState.fresh(len(x))
+    if state.next_batch:
+        print(f"resumed from {state_file}: {min(state.next_batch * batch_size, len(x))} of "
+              f"{len(x)} examples already evaluated", flush=True)
     starts = list(range(0, len(x), batch_size))
     bar = keras.utils.Progbar(len(x), unit_name="example") if progress else None
     for batch in range(state.next_batch, len(starts)):

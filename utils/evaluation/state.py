@@ -12,12 +12,14 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import pathlib
+import zipfile
 from typing import Any, Optional
 
 import numpy as np
 
-from utils.training.checkpoints import atomic_write
+from utils.fileio import atomic_write
 from utils.errors import UsageError
 
 UNPROCESSED, CLEAN_BROKEN, ROBUST = -3, -2, -1  # broken_by codes besides member indices
@@ -61,11 +63,7 @@ def save_state(path: "str | pathlib.Path", fp: str, state: EvalState) -> None:
                  next_batch=np.array(state.next_batch))
         pathlib.Path(tmp).write_bytes(buffer.getvalue())
 
-    try:
-        atomic_write(pathlib.Path(path), write)
-    except OSError as exc:
-        raise UsageError(f"cannot write the state file {path} ({exc.strerror or exc}); "
-                         "pass a writable --state_file") from None
+    atomic_write(pathlib.Path(path), write)  # DiskWriteError (exit 4) names the file
 
 
 def load_state(path: "str | pathlib.Path", fp: str, n: int) -> Optional[EvalState]:
@@ -74,14 +72,7 @@ def load_state(path: "str | pathlib.Path", fp: str, n: int) -> Optional[EvalStat
     path = pathlib.Path(path)
     if not path.exists():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            saved_fp = str(f["fingerprint"])
-            state = EvalState(f["broken_by"], f["clean_correct"], f["adv_correct"],
-                              int(f["next_batch"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(f"state file {path} is unreadable ({exc}); delete it or pass "
-                         "another --state_file") from None
+    saved_fp, state = _read(path)
     if saved_fp != fp:
         old, new = json.loads(saved_fp), json.loads(fp)
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -90,3 +81,30 @@ def load_state(path: "str | pathlib.Path", fp: str, n: int) -> Optional[EvalStat
     if len(state.broken_by) != n:
         raise UsageError(f"state file {path} holds {len(state.broken_by)} examples, not {n}")
     return state
+
+
+def _read(path: pathlib.Path) -> "tuple[str, EvalState]":
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            saved_fp = str(f["fingerprint"])
+            state = EvalState(f["broken_by"], f["clean_correct"], f["adv_correct"],
+                              int(f["next_batch"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise UsageError(f"state file {path} is unreadable or truncated ({reason}); delete "
+                         "it or pass another --state_file") from None
+    return saved_fp, state
+
+
+def check_state_file(path: "str | pathlib.Path") -> None:
+    """Before any work: an existing ``path`` must be a readable state file, and both it
+    and its directory writable (UsageError naming ``--state_file`` otherwise)."""
+    from utils.fileio import check_can_create
+
+    path = pathlib.Path(path)
+    check_can_create(path, "--state_file")
+    if path.exists():
+        _read(path)
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"state file {path} is read-only; make it writable or pass "
+                             "another --state_file")

@@ -23,7 +23,7 @@ from keras_layers import (CenterLossDense, ElasticMMCLayer, GaussianMixtureLayer
                           MMCLayer)
 from utils.errors import UsageError
 from utils.losses import LOSSES, BoundLoss, bind_loss, check_loss_params
-from utils.models.resnet import build_feature_extractor
+from utils.models.resnet import build_feature_extractor, check_version_and_n
 from utils.registry import Registry
 
 FEATURES_NAME = "features"
@@ -88,7 +88,8 @@ LOSS_PARAM_FIELDS = tuple(sorted({p for name in LOSSES.names() for p in LOSSES.g
 def check_model_config(cfg: ModelConfig) -> None:
     """One-line UsageErrors for a bad loss, center set, C_MM or loss hyper-parameter."""
     if cfg.c_mm <= 0 or not np.isfinite(cfg.c_mm):
-        raise UsageError(f"mean_var must be > 0 (C_MM, the center norm), got {cfg.c_mm}")
+        raise UsageError(f"--mean_var must be > 0 (C_MM, the center norm), got {cfg.c_mm}")
+    check_version_and_n(cfg.version, cfg.n)  # before any data or checkpoint is loaded
     LOSSES.get(cfg.loss)
     ts_centers.CENTER_SETS.get(cfg.centers)
     ts_centers.check_sub_ratio(cfg.sub_center_ratio)

@@ -43,7 +43,7 @@ def depth_of(version: int, n: int) -> int:
     Returns:
         The depth, e.g. ``depth_of(1, 5) == 32``, ``depth_of(2, 12) == 110``.
     """
-    _check_version_and_n(version, n)
+    check_version_and_n(version, n)
     return (6 if version == 1 else 9) * n + 2
 
 
@@ -95,7 +95,7 @@ def build_feature_extractor(
         UsageError: unknown version, ``n < 1``, bad ``input_shape``, ``feature_dim < 1``,
             ``feature_dim`` inconsistent with ``use_dense=False``, or ``l2_weight < 0``.
     """
-    _check_version_and_n(version, n)
+    check_version_and_n(version, n)
     _check_input_shape(input_shape)
     dim = _resolve_feature_dim(version, feature_dim, use_dense, is_2d_demo)
     if not l2_weight >= 0:
@@ -122,7 +122,8 @@ class _Cfg:
     l2_weight: float
 
 
-def _check_version_and_n(version: int, n: int) -> None:
+def check_version_and_n(version: int, n: int) -> None:
+    """UsageError unless ``version`` is 1 or 2 and ``n`` an int >= 1."""
     if isinstance(version, bool) or version not in DEFAULT_FEATURE_DIM:
         raise UsageError(f"ResNet version must be 1 or 2, got {version!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -168,20 +168,21 @@ def render_features_png(panels: Sequence[Dict[str, Any]]) -> bytes:
 
 def write_analysis(out_dir: "str | pathlib.Path", name: str, payload: Payload,
                    markdown: str, png: Optional[bytes] = None) -> List[pathlib.Path]:
-    """Write ``<name>.json``, ``<name>.md`` and (given) ``<name>.png`` atomically.
+    """Write ``<name>.json``, ``<name>.md`` and (given) ``<name>.png`` as one set.
 
     Raises:
       UsageError: ``out_dir`` cannot be created or written.
     """
-    from utils.training.checkpoints import atomic_write, atomic_write_text, ensure_writable_dir
+    from utils.fileio import bytes_item, text_item, write_set
+    from utils.training.checkpoints import ensure_writable_dir
 
     out = pathlib.Path(out_dir)
     text = json.dumps(payload, indent=1, sort_keys=True, default=float) + "\n"
     ensure_writable_dir(out, flag="--out_dir")
-    atomic_write_text(out / f"{name}.json", text)
-    atomic_write_text(out / f"{name}.md", markdown)
-    written = [out / f"{name}.json", out / f"{name}.md"]
+    items = {out / f"{name}.json": text_item(out / f"{name}.json", text)}
     if png is not None:
-        atomic_write(out / f"{name}.png", lambda tmp: pathlib.Path(tmp).write_bytes(png))
-        written.append(out / f"{name}.png")
+        items[out / f"{name}.png"] = bytes_item(out / f"{name}.png", png)
+    items[out / f"{name}.md"] = text_item(out / f"{name}.md", markdown)
+    write_set(list(items.values()))  # together: the markdown links the png
+    written = list(items)
     return written

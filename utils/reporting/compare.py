@@ -191,6 +191,28 @@ def _c_mm(model: str, run_model: Record, loss: str) -> Optional[float]:
     return float(found.group(1)) if found else None
 
 
+# Record fields that must be numbers when present (counts: whole numbers >= 0).
+NUMBER_FIELDS = ("eps_256", "eps", "SPSA_epsilon", "eps_iter_256", "nb_iter", "SPSA_nb_iter",
+                 "CW_max_iterations", "l2_mean", "noise_sigma", "rotation_degrees")
+COUNT_FIELDS = ("n", "epoch", "num_restarts")
+
+
+def _check_numbers(record: Record, where: str) -> None:
+    """UsageError naming the first field holding a string (``"eps_256": "abc"``) or
+    a count that is not a whole number >= 0 (``"n": "x"``)."""
+    for name in NUMBER_FIELDS + COUNT_FIELDS:
+        value = record.get(name)
+        if value is None:
+            continue
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if name in COUNT_FIELDS:
+            is_number = is_number and float(value).is_integer() and value >= 0
+        if not is_number:
+            kind = "a whole number >= 0" if name in COUNT_FIELDS else "a number"
+            raise UsageError(f"{where}: {name} is {value!r}, not {kind}; repair the record "
+                             "or leave the file out of --results")
+
+
 def normalize_record(record: Record, where: str) -> Record:
     """Our record in the reference's terms (see :data:`MATCH_FIELDS`), plus ``model``,
     ``arch``, ``method``, ``n``, ``epoch``, ``objective``, ``time``, ``where`` and the
@@ -199,6 +221,7 @@ def normalize_record(record: Record, where: str) -> Record:
     if missing:
         raise UsageError(f"{where}: record lacks {', '.join(missing)}; not a record of "
                          "advtest_iterative.py / advtest_others.py")
+    _check_numbers(record, where)
     model, loss = str(record["model"]), record.get("loss")
     run_model = (record.get("run") or {}).get("model") or {}  # RunSpec.to_dict(), if stored
     if loss is None:

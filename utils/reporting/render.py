@@ -221,25 +221,25 @@ def render_png(comparison: Comparison) -> Optional[bytes]:
 def write_report(comparison: Comparison, out_dir: "str | pathlib.Path", name: str, *,
                  header: Sequence[str] = (), plot: bool = True,
                  threshold: float = 5.0) -> List[pathlib.Path]:
-    """Write ``<out_dir>/<name>.md``, ``.csv`` and (with a PGD curve) ``.png``; each file
-    atomically, after everything has been rendered. Returns the paths written.
+    """Write ``<out_dir>/<name>.md``, ``.csv`` and (with a PGD curve) ``.png`` as one
+    set (:func:`utils.fileio.write_set`), after everything has been rendered. Returns
+    the paths written.
 
     Raises:
       UsageError: ``out_dir`` cannot be created or written.
     """
-    from utils.training.checkpoints import atomic_write, atomic_write_text, ensure_writable_dir
+    from utils.fileio import bytes_item, text_item, write_set
+    from utils.training.checkpoints import ensure_writable_dir
 
     png = render_png(comparison) if plot else None
     out = pathlib.Path(out_dir)
     markdown = render_markdown(comparison, header, f"{name}.png" if png else None, threshold)
-    texts = {out / f"{name}.md": markdown, out / f"{name}.csv": render_csv(comparison)}
     ensure_writable_dir(out, flag="--out_dir")
-    for path, text in texts.items():
-        atomic_write_text(path, text)
-    written = list(texts)
+    # The markdown links the png: all files are renamed together, the markdown last.
+    items = {out / f"{name}.csv": text_item(out / f"{name}.csv", render_csv(comparison))}
     if png is not None:
-        def write(tmp: str) -> None:
-            pathlib.Path(tmp).write_bytes(png)
-        atomic_write(out / f"{name}.png", write)
-        written.append(out / f"{name}.png")
+        items[out / f"{name}.png"] = bytes_item(out / f"{name}.png", png)
+    items[out / f"{name}.md"] = text_item(out / f"{name}.md", markdown)
+    write_set(list(items.values()))
+    written = list(items)
     return written

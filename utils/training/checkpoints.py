@@ -11,15 +11,16 @@ is the one place that composes them. The original's Keras 2 files are ``model.00
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ts_centers.hierarchical import DEFAULT_SUB_RATIO
 from utils.models.classifier import ModelConfig
 from utils.errors import UsageError
+# The code base's one atomic writer, re-exported here for older imports.
+from utils.fileio import atomic_write, atomic_write_text  # noqa: F401
 from utils.models.resnet import DEFAULT_FEATURE_DIM
 
 CHECKPOINT_RE = re.compile(r"^model\.(\d{3,})\.weights\.h5$")
@@ -136,34 +137,6 @@ def list_checkpoints(run_dir: pathlib.Path, pattern: "re.Pattern[str]" = CHECKPO
 def original_checkpoint_path(run_dir: pathlib.Path, epoch: int) -> pathlib.Path:
     """``run_dir/model.{epoch:03d}.h5``: the original's Keras 2 weights file."""
     return run_dir / f"model.{epoch:03d}.h5"
-
-
-def atomic_write(path: pathlib.Path, write: Callable[[str], None], suffix: str = "") -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: never a half-written file.
-
-    ``suffix`` is the temporary file's ending (Keras insists on ``.weights.h5``).
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path: pathlib.Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    atomic_write(path, write)
 
 
 def ensure_writable_dir(path: pathlib.Path, flag: str = "--model_dir") -> pathlib.Path:

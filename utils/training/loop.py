@@ -19,10 +19,13 @@ import tensorflow as tf
 
 from utils.training.advtrain import Adversary
 from utils.models.classifier import feature_model, head_layer
-from utils.errors import UsageError
+from utils.errors import NonFiniteError, UsageError
 from utils.losses import LossFn
 from utils.registry import Registry
 
+# What a step whose loss or gradients are NaN/inf does: its update is never applied; then
+# "stop" ends the run (NonFiniteError), "skip_batch" goes on with the next batch.
+NAN_POLICIES = ("stop", "skip_batch")
 OPTIMIZERS: Registry[Callable[[float], keras.optimizers.Optimizer]] = Registry("optimizer")
 
 
@@ -91,11 +94,30 @@ class Trainer:
             ``advtrain.py`` (``adv_ratio = 1``: adversarial examples only; the reported
             training accuracy is then on ``x_adv``).
         adv_ratio: see ``adversary``; in ``[0, 1]``.
+        nan_policy: one of :data:`NAN_POLICIES`.
+
+    ``position`` is ``(epoch, step)`` (1-based) of the step running or last run.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model, loss_fn: LossFn,
                  optimizer: keras.optimizers.Optimizer, global_batch_size: int,
-                 adversary: Optional[Adversary] = None, adv_ratio: float = 1.0) -> None:
+                 adversary: Optional[Adversary] = None, adv_ratio: float = 1.0,
+                 nan_policy: str = "stop") -> None:
+        if nan_policy not in NAN_POLICIES:
+            raise UsageError(f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, "
+                             f"got {nan_policy!r}")
+        # One device: a non-finite update is skipped in the graph (tf.cond). Mirrored and
+        # multi-worker: apply_gradients cannot sit in a cond inside the replica function
+        # (it is a synchronisation point), so the run stops after such a step, before any
+        # checkpoint; skipping needs one device.
+        self._skip_in_graph = (isinstance(strategy, tf.distribute.OneDeviceStrategy)
+                               or strategy is tf.distribute.get_strategy())
+        if nan_policy == "skip_batch" and not self._skip_in_graph:
+            raise UsageError("--nan_policy=skip_batch needs --strategy=one_device; or use "
+                             "--nan_policy=stop")
+        self.nan_policy = nan_policy
+        self._scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        self.position = (0, 0)
         self.strategy = strategy
         self.model = model
         self.loss_fn = loss_fn
@@ -110,6 +132,9 @@ class Trainer:
 
     def _replica_step(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         variables = self.model.trainable_variables
+        # BN statistics change in the forward pass: kept to undo a skipped step's update.
+        before = ([tf.identity(v) for v in self.model.non_trainable_variables]
+                  if self._skip_in_graph else [])
         x_adv = (self.adversary(x, y, self.optimizer.iterations)
                  if self.adversary is not None else None)
         with tf.GradientTape() as tape:
@@ -126,13 +151,34 @@ class Trainer:
                     tf.add_n([tf.cast(reg, tf.float32) for reg in self.model.losses]))
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        if self._after_step is not None:  # e.g. the center loss' center update
-            self._after_step(y, features)
+        # A non-finite loss or gradient: the update is skipped (one replica) or the run
+        # stops after it (several; the flag is summed over replicas by _distributed_step).
+        # (A LossScaleOptimizer handles its own non-finite gradients: only the loss here.)
+        checked = [loss] if self._scales_loss else [loss] + [g for g in grads if g is not None]
+        bad = tf.add_n([tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(t)), tf.float32))
+                        for t in checked])
+
+        def update() -> tf.Tensor:
+            self.optimizer.apply_gradients(zip(grads, variables))
+            if self._after_step is not None:  # e.g. the center loss' center update
+                self._after_step(y, features)
+            return tf.constant(0.0)
+
+        def skip() -> tf.Tensor:
+            for var, value in zip(self.model.non_trainable_variables, before):
+                var.assign(value)
+            return tf.constant(1.0)
+
+        if self._skip_in_graph:
+            skipped = tf.cond(bad > 0, skip, update)
+        else:
+            update()
+            skipped = tf.cast(bad > 0, tf.float32)
         correct = tf.reduce_sum(tf.cast(
             tf.equal(tf.argmax(logits, -1), tf.argmax(y, -1)), tf.float32))
         count = tf.cast(tf.shape(y)[0], tf.float32)
-        return tf.reduce_sum(per_example), correct, count
+        keep = 1.0 - skipped
+        return keep * tf.reduce_sum(per_example), keep * correct, keep * count, skipped
 
     def _forward_loss(self, x: tf.Tensor, y: tf.Tensor, training: bool = True
                       ) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
@@ -168,6 +214,31 @@ class Trainer:
             raise UsageError("the evaluation set is empty; check --test_size")
         return {"loss": loss_sum / count, "accuracy": correct / count}
 
+    def _run_epoch(self, iterator, epoch: int, steps: int, bar: keras.utils.Progbar) -> np.ndarray:
+        """``steps`` training steps; ``(loss sum, correct, count)`` over the applied ones."""
+        totals, skipped = np.zeros(3), 0
+        for step in range(1, steps + 1):
+            self.position = (epoch, step)
+            *sums, was_skipped = (float(t) for t in self._train_step(iterator))
+            if was_skipped:
+                if self.nan_policy == "stop":
+                    raise NonFiniteError(
+                        f"non-finite loss or gradient at epoch {epoch} step {step}; stopped "
+                        "(no checkpoint of it written); lower --lr or pass "
+                        "--nan_policy=skip_batch")
+                skipped += 1
+                continue
+            totals += np.array(sums)
+            bar.update(step, [("loss", totals[0] / totals[2]),
+                              ("accuracy", totals[1] / totals[2])])
+        if skipped == steps:
+            raise NonFiniteError(f"every batch of epoch {epoch} had a non-finite loss or "
+                                 "gradient (all skipped); lower --lr")
+        if skipped:
+            print(f"  skipped {skipped} of {steps} batches with a non-finite loss or gradient "
+                  "(--nan_policy=skip_batch)", flush=True)
+        return totals
+
     def fit(self, dist_dataset: tf.distribute.DistributedDataset, steps_per_epoch: int,
             eval_dataset: Optional[tf.data.Dataset], *, epochs: int, initial_epoch: int,
             base_lr: float, lr_boundaries: Sequence[int], verbose: int = 1,
@@ -188,11 +259,7 @@ class Trainer:
             bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose,
                                       stateful_metrics=["loss", "accuracy"])
             start = time.time()
-            totals = np.zeros(3)
-            for step in range(steps_per_epoch):
-                totals += np.array([float(t) for t in self._train_step(iterator)])
-                bar.update(step + 1, [("loss", totals[0] / totals[2]),
-                                      ("accuracy", totals[1] / totals[2])])
+            totals = self._run_epoch(iterator, epoch + 1, steps_per_epoch, bar)
             val = self.evaluate(eval_dataset) if eval_dataset is not None else {
                 "loss": float("nan"), "accuracy": float("nan")}
             log = EpochLog(epoch + 1, lr, totals[0] / totals[2], totals[1] / totals[2],
