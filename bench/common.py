@@ -23,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from utils.training.checkpoints import atomic_write_text  # noqa: E402
+from utils.fileio import atomic_write_text  # noqa: E402
 from utils.results import package_versions  # noqa: E402
 
 LOADED_EXIT = 3  # exit status when results are refused because the machine is loaded

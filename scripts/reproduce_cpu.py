@@ -398,7 +398,7 @@ def _intro(args: argparse.Namespace, budget: Budget) -> List[str]:
 
 def write_summary(args: argparse.Namespace, budget: Budget) -> pathlib.Path:
     """``<report_dir>/summary.md``: :func:`utils.reporting.summary.render_summary`."""
-    from utils.training.checkpoints import atomic_write_text
+    from utils.fileio import atomic_write_text
     from utils.reporting.compare import load_reference, load_results
     from utils.reporting.summary import render_summary, strong_columns, summary_columns
 

@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from utils.attacks import apgd as apgd_mod
-from utils.attacks.apgd import apgd, apgd_run, checkpoint_schedule, start_noise
+from utils.attacks.apgd import apgd, apgd_run, checkpoint_schedule
+from utils.attacks.threat_model import start_noise
 from utils.errors import UsageError
 from utils.evaluation.loop import evaluate_attack
 from utils.attacks.multitarget import apgd_targeted, multi_targeted_pgd, top_k_targets

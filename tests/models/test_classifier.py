@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_layers import MMCLayer
+from utils.fileio import atomic_write
 from utils.training import checkpoints as ckpt
 from utils.models.classifier import (ModelConfig, architecture_fingerprint, build_classifier,
                               feature_model)
@@ -89,7 +90,7 @@ def test_list_checkpoints_and_atomic_write(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        ckpt.atomic_write(tmp_path / "out.json", failing)
+        atomic_write(tmp_path / "out.json", failing)
     assert not (tmp_path / "out.json").exists()
     assert not [p for p in tmp_path.iterdir() if "out.json" in p.name]
 

@@ -28,18 +28,18 @@ from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import ModelFn, Seed, Tensorish, prepare_inputs, restart_seed, seed_tensor
+from utils.attacks.iterative import ModelFn, Seed, Tensorish, prepare_inputs, restart_seed
 from utils.errors import UsageError
 from utils.attacks.objectives import Objective
+from utils.attacks.threat_model import (check_norm, direction, per_sample, project,
+                                        random_start, start_noise)
 
-NORMS = ("linf", "l2")
 MOMENTUM = 0.75          # alpha: weight of the new gradient step against the last move
 RHO = 0.75               # condition 1: minimum share of loss-increasing steps per window
 INITIAL_STEP = 2.0       # first step size, in units of eps
 CHECKPOINT_FIRST = 0.22  # p_1
 CHECKPOINT_SHRINK = 0.03  # the window shrinks by this share of n_iter ...
 CHECKPOINT_MIN = 0.06    # ... down to this share
-_DIV_EPS = 1e-12         # keeps ℓ2 normalisations finite
 
 
 # ---------------------------------------------------------------- the schedule
@@ -76,47 +76,6 @@ def checkpoint_schedule(n_iter: int) -> List[int]:
 
 
 # ---------------------------------------------------------------- graph pieces
-
-def _per_sample(v: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    """``(batch,)`` -> ``(batch, 1, ..., 1)`` broadcastable to ``like``."""
-    return tf.reshape(v, tf.concat([tf.shape(v), tf.ones([tf.rank(like) - 1], tf.int32)], 0))
-
-
-def _l2(t: tf.Tensor) -> tf.Tensor:
-    """Per-sample ℓ2 norm, ``(batch, 1, ..., 1)``."""
-    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=tf.range(1, tf.rank(t)), keepdims=True))
-
-
-def _direction(grad: tf.Tensor, norm: str) -> tf.Tensor:
-    """Steepest ascent direction of unit ``norm``-length for ``grad``."""
-    if norm == "linf":
-        return tf.sign(grad)
-    return grad / (_l2(grad) + _DIV_EPS)
-
-
-def _project(x_adv: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: str, clip_min: tf.Tensor,
-             clip_max: tf.Tensor) -> tf.Tensor:
-    """Onto the ``norm`` ε-ball around ``x``, then into ``[clip_min, clip_max]``. Exact
-    for ℓ∞; for ℓ2 (AutoAttack's order) the box clip only shrinks ``|delta|``
-    coordinate-wise, so the result stays in the ball."""
-    delta = x_adv - x
-    if norm == "linf":
-        delta = tf.clip_by_value(delta, -eps, eps)
-    else:
-        delta = delta * tf.minimum(1.0, eps / (_l2(delta) + _DIV_EPS))
-    return tf.clip_by_value(x + delta, clip_min, clip_max)
-
-
-def _start(x: tf.Tensor, noise: tf.Tensor, eps: tf.Tensor, norm: str, clip_min: tf.Tensor,
-           clip_max: tf.Tensor) -> tf.Tensor:
-    """AutoAttack's random start: ``noise`` scaled to ℓ∞ (or ℓ2) length ``eps``."""
-    if norm == "linf":
-        axes = tf.range(1, tf.rank(noise))
-        scale = tf.reduce_max(tf.abs(noise), axis=axes, keepdims=True) + _DIV_EPS
-    else:
-        scale = _l2(noise) + _DIV_EPS
-    return _project(x + eps * noise / scale, x, eps, norm, clip_min, clip_max)
-
 
 def _evaluate(model_fn: ModelFn, objective: Objective, x_adv: tf.Tensor, labels: tf.Tensor,
               targets: Optional[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -163,11 +122,11 @@ def _momentum_step(s: _State, i: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: 
                    clip_min: tf.Tensor, clip_max: tf.Tensor) -> tf.Tensor:
     """``z = P(x_k + eta d)``, ``x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1}))``
     with ``a = 1`` on the first step."""
-    z = _project(s.x_adv + _per_sample(s.step, x) * _direction(s.grad, norm), x, eps, norm,
+    z = project(s.x_adv + per_sample(s.step, x) * direction(s.grad, norm), x, eps, norm,
                  clip_min, clip_max)
     a = tf.where(i > 0, MOMENTUM, 1.0)
     moved = s.x_adv + a * (z - s.x_adv) + (1.0 - a) * (s.x_adv - s.x_prev)
-    return _project(moved, x, eps, norm, clip_min, clip_max)
+    return project(moved, x, eps, norm, clip_min, clip_max)
 
 
 def _at_checkpoint(s: _State, i: tf.Tensor, checks: tf.Tensor, rho: tf.Tensor) -> _State:
@@ -177,7 +136,7 @@ def _at_checkpoint(s: _State, i: tf.Tensor, checks: tf.Tensor, rho: tf.Tensor) -
     cond1 = tf.cast(s.n_increase, tf.float32) < rho * window
     cond2 = tf.logical_and(tf.logical_not(s.reduced_last), s.loss_best <= s.loss_best_last)
     reduce = tf.logical_and(is_check, tf.logical_or(cond1, cond2))
-    back = _per_sample(reduce, s.x_adv)
+    back = per_sample(reduce, s.x_adv)
     return s._replace(
         x_adv=tf.where(back, s.x_best, s.x_adv), grad=tf.where(back, s.grad_best, s.grad),
         loss=tf.where(reduce, s.loss_best, s.loss),
@@ -201,7 +160,7 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
     ``x_adv`` the first successful iterate where there is one, else ``x_best`` (the
     iterate of largest ``f``); ``step_trace`` ``(n_iter, B)`` the step used at each step.
     """
-    x_adv = _start(x, noise, eps, norm, clip_min, clip_max)
+    x_adv = random_start(x, noise, eps, norm, clip_min, clip_max)
     logits, loss, grad = _evaluate(model_fn, objective, x_adv, labels, targets)
     hit = _success(logits, labels, targets, on_target)
     batch = tf.shape(x)[0]
@@ -215,9 +174,9 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
         x_new = _momentum_step(s, i, x, eps, norm, clip_min, clip_max)
         logits, loss, grad = _evaluate(model_fn, objective, x_new, labels, targets)
         success = _success(logits, labels, targets, on_target)
-        first = _per_sample(tf.logical_and(success, tf.logical_not(s.hit)), x)
+        first = per_sample(tf.logical_and(success, tf.logical_not(s.hit)), x)
         better = loss > s.loss_best
-        up = _per_sample(better, x)
+        up = per_sample(better, x)
         s = s._replace(
             x_adv=x_new, x_prev=s.x_adv, grad=grad, loss=loss,
             x_best=tf.where(up, x_new, s.x_best), grad_best=tf.where(up, grad, s.grad_best),
@@ -227,7 +186,7 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
         return i + 1, _at_checkpoint(s, i, checks, rho), trace
 
     _, s, trace = tf.while_loop(lambda i, *_: i < n_iter, body, (tf.constant(0), s, trace))
-    x_out = tf.where(_per_sample(s.hit, x), s.x_hit, s.x_best)
+    x_out = tf.where(per_sample(s.hit, x), s.x_hit, s.x_best)
     return x_out, s.hit, s.x_best, s.loss_best, trace.stack()
 
 
@@ -251,22 +210,6 @@ class APGDResult:
     x_best: tf.Tensor
     best_value: tf.Tensor
     step_sizes: tf.Tensor
-
-
-def start_noise(shape: Tuple[int, ...], seed: Seed, norm: str) -> tf.Tensor:
-    """Random-start noise for ``shape``: uniform in [-1, 1] (ℓ∞) or standard normal
-    (ℓ2), from a stateless seed; APGD rescales it to length ``eps``."""
-    check_norm(norm)
-    seed_t = seed_tensor(seed)
-    if norm == "linf":
-        return tf.random.stateless_uniform(shape, seed_t, -1.0, 1.0)
-    return tf.random.stateless_normal(shape, seed_t)
-
-
-def check_norm(norm: str) -> str:
-    if norm not in NORMS:
-        raise UsageError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
-    return norm
 
 
 def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
@@ -357,7 +300,7 @@ def _merge(a: APGDResult, b: APGDResult) -> APGDResult:
     """Per sample: ``a`` if it succeeded, else ``b`` if it did, else the lower value."""
     keep_a = tf.logical_or(a.success, tf.logical_and(tf.logical_not(b.success),
                                                      a.best_value <= b.best_value))
-    mask = _per_sample(keep_a, a.x_adv)
+    mask = per_sample(keep_a, a.x_adv)
 
     def pick(u, v):
         return tf.where(mask, u, v)

@@ -37,7 +37,7 @@ from typing import Any, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import _per_sample, check_norm
+from utils.attacks.threat_model import check_norm, per_sample
 from utils.attacks.iterative import (ModelFn, Tensorish, attack_succeeded, prepare_inputs)
 from utils.attacks.multitarget import (DEFAULT_TARGET_CLASSES, subset_clip,
                                        worst_case_over_targets)
@@ -132,9 +132,9 @@ def fab_graph(model_fn: ModelFn, norm: str, x: tf.Tensor, labels: tf.Tensor,
         adv = attack_succeeded(model_fn(x1), labels)
         dist = distance(x1 - x, norm)
         better = tf.logical_and(adv, dist < dist_best)
-        best = tf.where(_per_sample(better, x), x1, best)
+        best = tf.where(per_sample(better, x), x1, best)
         dist_best = tf.where(better, dist, dist_best)
-        x1 = tf.where(_per_sample(adv, x), x + (x1 - x) * beta, x1)
+        x1 = tf.where(per_sample(adv, x), x + (x1 - x) * beta, x1)
         return i + 1, x1, best, dist_best
 
     _, _, best, dist_best = tf.while_loop(lambda i, *_: i < n_iter, body,
@@ -190,7 +190,7 @@ def fab_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish,
                            tf.constant(beta, tf.float32))
     clean_wrong = attack_succeeded(model_fn(x), labels)
     dist = tf.where(clean_wrong, 0.0, dist)
-    best = tf.where(_per_sample(clean_wrong, x), x, best)
+    best = tf.where(per_sample(clean_wrong, x), x, best)
     return FABResult(best, tf.math.is_finite(dist), dist)
 
 
@@ -211,6 +211,6 @@ def fab_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, e
                       clip_min=subset_clip(clip_min, idx, shape),
                       clip_max=subset_clip(clip_max, idx, shape), n_iter=n_iter, norm=norm,
                       **hyper)
-        return tf.where(_per_sample(res.distance <= eps, sub), res.x_adv, sub)
+        return tf.where(per_sample(res.distance <= eps, sub), res.x_adv, sub)
 
     return worst_case_over_targets(model_fn, x, labels, n_target_classes, run_target)

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import _l2, _per_sample, check_norm
+from utils.attacks.threat_model import DIV_EPS, check_norm, l2_norm, per_sample
 from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, prepare_inputs,
                                      restart_seed, seed_tensor)
 from utils.attacks.multitarget import subset_clip
@@ -41,7 +41,6 @@ P_INIT = 0.8
 N_QUERIES = 5000
 # Rescaled iteration (of 10000) after which p is divided by 2, 4, ..., 512.
 P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
-_DIV_EPS = 1e-12
 
 
 # ---------------------------------------------------------------- the schedule
@@ -125,7 +124,7 @@ def l2_start(shape: Tuple[int, ...], eps: float, seed: Seed) -> tf.Tensor:
     signs = tf.sign(tf.random.stateless_uniform((b, n_h, n_w, c), seed_tensor(seed), -1., 1.))
     signs = tf.gather(tf.gather(tf.where(signs == 0, 1.0, signs), rows, axis=1), cols, axis=2)
     delta = grid[None, :, :, None] * signs
-    return eps * delta / (_l2(delta) + _DIV_EPS)
+    return eps * delta / (l2_norm(delta) + DIV_EPS)
 
 
 # ---------------------------------------------------------------- graph pieces
@@ -184,13 +183,13 @@ def _propose_l2(x: tf.Tensor, x_best: tf.Tensor, eps: tf.Tensor, side: tf.Tensor
     delta = x_best - x
     rel_r, rel_c, mask1 = _window(d.u[:, 0], d.u[:, 1], side, h, w)
     _, _, mask2 = _window(d.u[:, 2], d.u[:, 3], side, h, w)
-    room = tf.maximum(eps ** 2 - tf.square(_l2(delta)), 0.0) / float(c)
-    budget = tf.sqrt(room + tf.square(_l2(delta * tf.maximum(mask1, mask2))))
+    room = tf.maximum(eps ** 2 - tf.square(l2_norm(delta)), 0.0) / float(c)
+    budget = tf.sqrt(room + tf.square(l2_norm(delta * tf.maximum(mask1, mask2))))
     fresh = _place(pattern, rel_r, rel_c, d.u[:, 4] > 0.5, mask1) * d.signs
-    fresh += delta * mask1 / (_channel_l2(delta * mask1) + _DIV_EPS)
-    fresh = fresh / (_channel_l2(fresh) + _DIV_EPS) * budget
+    fresh += delta * mask1 / (_channel_l2(delta * mask1) + DIV_EPS)
+    fresh = fresh / (_channel_l2(fresh) + DIV_EPS) * budget
     delta = delta * (1.0 - mask2) * (1.0 - mask1) + fresh * mask1
-    return x + eps * delta / (_l2(delta) + _DIV_EPS)
+    return x + eps * delta / (l2_norm(delta) + DIV_EPS)
 
 
 _PROPOSALS = {"linf": _propose_linf, "l2": _propose_l2}
@@ -242,7 +241,7 @@ def square_graph(model_fn: ModelFn, norm: str, x: tf.Tensor, labels: tf.Tensor,
         margin = _margin(logits, pick(labels))
         better = margin < pick(s.margin)
         fooled = tf.logical_and(better, attack_succeeded(logits, pick(labels)))
-        x_keep = tf.where(_per_sample(better, x_new), x_new, pick(s.x_best))
+        x_keep = tf.where(per_sample(better, x_new), x_new, pick(s.x_best))
         return i + 1, _Loop(
             tf.tensor_scatter_nd_update(s.x_best, run, x_keep),
             tf.tensor_scatter_nd_update(s.margin, run, tf.minimum(margin, pick(s.margin))),

@@ -28,7 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import check_norm, checkpoint_schedule
+from utils.attacks.apgd import checkpoint_schedule
+from utils.attacks.threat_model import check_norm
 from utils.attacks.fab import check_fab, ALPHA_MAX, BETA, ETA
 from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES

@@ -25,7 +25,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import apgd, start_noise
+from utils.attacks.apgd import apgd
+from utils.attacks.threat_model import start_noise
 from utils.attacks.fab import fab_targeted
 from utils.attacks.iterative import ModelFn, restart_seed, worst_case_over_restarts
 from utils.attacks.multitarget import (apgd_targeted, multi_targeted_pgd, rank_seed,

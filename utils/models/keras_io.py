@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_layers import MMCLayer, PixelMean
 from utils.errors import UsageError
-from utils.training.checkpoints import atomic_write
+from utils.fileio import atomic_write
 
 
 def pixel_classifier(model: keras.Model, mean: np.ndarray) -> keras.Model:

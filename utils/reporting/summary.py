@@ -22,7 +22,8 @@ import pathlib
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from utils.training.checkpoints import atomic_write_text, ensure_writable_dir
+from utils.fileio import atomic_write_text
+from utils.training.checkpoints import ensure_writable_dir
 
 from utils.reporting.compare import Record, latest_per_setting
 from utils.reporting.markdown import markdown_table

@@ -1,4 +1,4 @@
-"""Run directories, checkpoint names and atomic file writes.
+"""Run directories and checkpoint names.
 
 Directory names follow the original repository (``trained_models/<dataset>/resnet32v2_
 meanvar10.0_mom_lr0.01_batchsize50_withBN/model.005.weights.h5``) so the attack scripts
@@ -6,7 +6,6 @@ find a checkpoint from the training flags alone; :class:`utils.training.runspec.
 is the one place that composes them. The original's Keras 2 files are ``model.005.h5``.
 
     run_dir = run_directory(".", "cifar10", cfg, "mom", 0.01, 50)
-    atomic_write_text(run_dir / "flags.json", json.dumps(flags))
 """
 from __future__ import annotations
 
@@ -19,8 +18,6 @@ from typing import Any, Dict, List, Optional
 from ts_centers.hierarchical import DEFAULT_SUB_RATIO
 from utils.models.classifier import ModelConfig
 from utils.errors import UsageError
-# The code base's one atomic writer, re-exported here for older imports.
-from utils.fileio import atomic_write, atomic_write_text  # noqa: F401
 from utils.models.resnet import DEFAULT_FEATURE_DIM
 
 CHECKPOINT_RE = re.compile(r"^model\.(\d{3,})\.weights\.h5$")
