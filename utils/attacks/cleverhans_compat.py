@@ -35,6 +35,7 @@ from cleverhans.tf2.attacks.spsa import SPSAAdam, projected_optimization
 
 from utils.errors import UsageError
 from utils.attacks.objectives import OBJECTIVES, Objective
+from utils.attacks.const_search import is_adversarial, update_const
 
 ModelFn = Callable[[tf.Tensor], tf.Tensor]
 Tensorish = Union[np.ndarray, tf.Tensor]
@@ -281,26 +282,6 @@ class CWConfig:
     abort_early: bool = True
     clip_min: float = 0.0
     clip_max: float = 1.0
-
-
-def is_adversarial(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor],
-                   confidence: float) -> tf.Tensor:
-    """C&W's success test with margin ``confidence`` (cleverhans adds it to every logit,
-    which leaves the argmax unchanged): bool ``(batch,)``."""
-    if targets is None:
-        return tf.argmax(logits + confidence * labels, -1) != tf.argmax(labels, -1)
-    return tf.argmax(logits - confidence * targets, -1) == tf.argmax(targets, -1)
-
-
-def update_const(success: tf.Tensor, const: tf.Tensor, lower: tf.Tensor,
-                 upper: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """One binary-search update of C&W's per-example constant (Carlini's ``l2_attack.py``):
-    success lowers the upper bound, failure raises the lower one; bisect once an upper
-    bound exists, else multiply by 10. Returns ``(const, lower, upper)``."""
-    upper = tf.where(success, tf.minimum(upper, const), upper)
-    lower = tf.where(success, lower, tf.maximum(lower, const))
-    const = tf.where(upper < 1e9, (lower + upper) / 2.0, const * 10.0)
-    return const, lower, upper
 
 
 class _CWRunner:

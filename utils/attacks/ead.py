@@ -5,7 +5,7 @@ Minimises ``c * max(objective + kappa, 0) + ||x' - x||_2^2 + beta ||x' - x||_1``
 rate decayed as ``lr * sqrt(1 - k / max_iterations)``), then the shrinkage-thresholding
 projection :func:`shrink`. The best successful iterate per example (by the EN distance
 ``L2^2 + beta L1``, or ``L1`` with ``decision_rule="L1"``) is kept; ``binary_search_steps``
-rounds adjust ``c`` per example (:func:`utils.attacks.cleverhans_compat.update_const`).
+rounds adjust ``c`` per example (:func:`utils.attacks.const_search.update_const`).
 
 The objective is a registered margin-type one (minimised, success at ``<= -kappa``):
 ``margin`` on SCE models, ``mmc_un2`` / ``mmc_tar2`` on MMC heads. One binary-search
@@ -23,7 +23,7 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.cleverhans_compat import is_adversarial, update_const
+from utils.attacks.const_search import is_adversarial, update_const
 from utils.attacks.iterative import ModelFn, Tensorish, prepare_batch
 from utils.attacks.objectives import Objective
 from utils.errors import UsageError

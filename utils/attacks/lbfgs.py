@@ -3,7 +3,7 @@
 Minimises ``c * objective(x', y, t) + ||x' - x||_2^2`` over the per-pixel box with
 ``scipy.optimize.minimize(method="L-BFGS-B")`` (at most ``max_iterations`` iterations),
 value and gradient from one compiled TF function; ``binary_search_steps`` rounds adjust
-``c`` per example (:func:`utils.attacks.cleverhans_compat.update_const`) and the
+``c`` per example (:func:`utils.attacks.const_search.update_const`) and the
 successful result of least L2 is kept. The objective is a registered targeted one
 (``ce``: cleverhans' cross-entropy to the target; ``mmc_tar1`` on MMC heads). Each example
 is its own L-BFGS problem (the original ran batch size 1), so results do not depend on
@@ -21,7 +21,7 @@ import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
-from utils.attacks.cleverhans_compat import update_const
+from utils.attacks.const_search import update_const
 from utils.attacks.iterative import ModelFn, Tensorish, attack_succeeded, prepare_batch
 from utils.attacks.objectives import Objective
 from utils.errors import UsageError
