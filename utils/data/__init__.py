@@ -17,6 +17,7 @@ from utils.data.sources import (  # noqa: F401
     prepare,
     register_dataset,
 )
+from utils.data import formats  # noqa: F401,E402  (registers the dataset loaders)
 from utils.data.pipeline import (  # noqa: F401
     SHIFT_FRACTION,
     augment_batch,
