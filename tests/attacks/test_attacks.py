@@ -14,7 +14,7 @@ import ts_centers
 from conftest import cluster_data
 from keras_layers import MMCLayer
 from utils.attacks import iterative as attacks_mod
-from utils.attacks.iterative import ATTACKS, RANDOM_START, worst_case_over_restarts
+from utils.attacks.iterative import ATTACK_SPECS, ATTACKS, worst_case_over_restarts
 from utils.errors import UsageError
 from utils.evaluation.loop import draw_targets, evaluate_attack
 from utils.losses import LOSSES
@@ -69,7 +69,8 @@ def _attack(name, model, x, y, **over):
 def test_registry_has_the_original_names():
     assert NAMES == sorted(["BasicIterativeMethod", "FastGradientMethod", "MadryEtAl",
                             "MomentumIterativeMethod"])
-    assert RANDOM_START["MadryEtAl"] and not RANDOM_START["BasicIterativeMethod"]
+    assert ATTACK_SPECS.get("MadryEtAl").random_start
+    assert not ATTACK_SPECS.get("BasicIterativeMethod").random_start
 
 
 # (a) eps = 0 ---------------------------------------------------------------------------

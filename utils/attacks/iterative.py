@@ -13,8 +13,9 @@ calls from inside its own compiled training step).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -31,20 +32,23 @@ AttackFn = Callable[..., tf.Tensor]
 StepFn = Callable[[tf.Tensor, tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]
 
 ATTACKS: Registry[AttackFn] = Registry("attack")
-RANDOM_START: Dict[str, bool] = {}  # attack name -> uniform random start by default
 MOMENTUM_DECAY = 1.0  # MIM's decay factor mu (Dong et al. 2018, cleverhans default)
 
 
-def register_attack(name: str, *, random_start: bool = False) -> Callable[[AttackFn], AttackFn]:
-    """Decorator registering an attack under ``name``; ``random_start`` is its default
-    ``rand_init`` (what :func:`worst_case_over_restarts` needs to know)."""
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+    """What defines one of the ℓ∞ gradient attacks: its ``step`` rule (a module-level
+    :data:`StepFn`), whether it starts uniformly at random in the ε-ball by default, and
+    whether it is a single step of size ``eps`` (FGSM). Attack scripts, restarts and
+    adversarial training read these fields instead of keeping their own tables."""
 
-    def decorator(fn: AttackFn) -> AttackFn:
-        ATTACKS.register(name)(fn)
-        RANDOM_START[name] = random_start
-        return fn
+    name: str
+    step: "StepFn"
+    random_start: bool = False
+    single_step: bool = False
 
-    return decorator
+
+ATTACK_SPECS: Registry[AttackSpec] = Registry("attack")
 
 
 # ---------------------------------------------------------------- steps (module-level, so
@@ -216,59 +220,49 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
 
 # ---------------------------------------------------------------- the registered attacks
 
-@register_attack("FastGradientMethod")
-def fast_gradient_method(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-                         objective: Objective, eps: float, eps_iter: float, nb_iter: int,
-                         clip_min: Any, clip_max: Any, targets_onehot: Optional[Tensorish] = None,
-                         rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
-    """FGSM (Goodfellow et al. 2015): one sign step of size ``eps`` from ``x``.
-    ``eps_iter`` and ``nb_iter`` are validated for a uniform interface but not used;
-    arguments otherwise as :func:`run_iterative`."""
-    prepare_inputs(x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
-    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=sign_step,
-                         eps=eps, eps_iter=max(float(eps), 1e-30), nb_iter=1,
-                         clip_min=clip_min, clip_max=clip_max, targets_onehot=targets_onehot,
-                         rand_init=bool(rand_init), seed=seed)
+def spec_attack(spec: AttackSpec) -> AttackFn:
+    """The attack of ``spec`` with the uniform signature of :data:`ATTACKS`:
+    ``(model_fn, x, labels_onehot, *, objective, eps, eps_iter, nb_iter, clip_min,
+    clip_max, targets_onehot=None, rand_init=None, seed=None) -> x_adv``; ``rand_init``
+    None means the spec's default. A single-step attack validates ``eps_iter`` and
+    ``nb_iter`` for the uniform interface but takes one step of size ``eps``; arguments
+    otherwise as :func:`run_iterative`."""
+
+    def attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
+               objective: Objective, eps: float, eps_iter: float, nb_iter: int,
+               clip_min: Any, clip_max: Any, targets_onehot: Optional[Tensorish] = None,
+               rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
+        if spec.single_step:
+            prepare_inputs(x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter,
+                           clip_min, clip_max)
+            eps_iter, nb_iter = max(float(eps), 1e-30), 1
+        return run_iterative(model_fn, x, labels_onehot, objective=objective, step=spec.step,
+                             eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
+                             clip_max=clip_max, targets_onehot=targets_onehot,
+                             rand_init=spec.random_start if rand_init is None else bool(rand_init),
+                             seed=seed)
+
+    attack.__name__ = attack.__qualname__ = spec.name
+    attack.__doc__ = f"{spec.name}: see :class:`AttackSpec` and :func:`spec_attack`."
+    return attack
 
 
-@register_attack("BasicIterativeMethod")
-def basic_iterative_method(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-                           objective: Objective, eps: float, eps_iter: float, nb_iter: int,
-                           clip_min: Any, clip_max: Any,
-                           targets_onehot: Optional[Tensorish] = None,
-                           rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
-    """BIM (Kurakin et al. 2016): ``nb_iter`` sign steps of ``eps_iter`` from ``x``."""
-    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=sign_step,
-                         eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
-                         clip_max=clip_max, targets_onehot=targets_onehot,
-                         rand_init=bool(rand_init), seed=seed)
+def register_attack(spec: AttackSpec) -> AttackFn:
+    """Register ``spec`` in :data:`ATTACK_SPECS` and its attack in :data:`ATTACKS`."""
+    ATTACK_SPECS.register(spec.name)(spec)
+    return ATTACKS.register(spec.name)(spec_attack(spec))
 
 
-@register_attack("MadryEtAl", random_start=True)
-def madry_et_al(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-                objective: Objective, eps: float, eps_iter: float, nb_iter: int,
-                clip_min: Any, clip_max: Any, targets_onehot: Optional[Tensorish] = None,
-                rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
-    """PGD (Madry et al. 2018): BIM from a uniform random start in the ε-ball
-    (``rand_init=None`` means True)."""
-    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=sign_step,
-                         eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
-                         clip_max=clip_max, targets_onehot=targets_onehot,
-                         rand_init=True if rand_init is None else bool(rand_init), seed=seed)
-
-
-@register_attack("MomentumIterativeMethod")
-def momentum_iterative_method(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-                              objective: Objective, eps: float, eps_iter: float, nb_iter: int,
-                              clip_min: Any, clip_max: Any,
-                              targets_onehot: Optional[Tensorish] = None,
-                              rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
-    """MIM (Dong et al. 2018): sign steps along the accumulated L1-normalised gradient,
-    decay :data:`MOMENTUM_DECAY`."""
-    return run_iterative(model_fn, x, labels_onehot, objective=objective, step=momentum_step,
-                         eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
-                         clip_max=clip_max, targets_onehot=targets_onehot,
-                         rand_init=bool(rand_init), seed=seed)
+# FGSM (Goodfellow et al. 2015): one sign step of size eps from x. BIM (Kurakin et al.
+# 2016): nb_iter sign steps of eps_iter from x. PGD (Madry et al. 2018): BIM from a uniform
+# random start in the eps-ball. MIM (Dong et al. 2018): sign steps along the accumulated
+# L1-normalised gradient, decay MOMENTUM_DECAY.
+fast_gradient_method = register_attack(AttackSpec("FastGradientMethod", sign_step,
+                                                  single_step=True))
+basic_iterative_method = register_attack(AttackSpec("BasicIterativeMethod", sign_step))
+madry_et_al = register_attack(AttackSpec("MadryEtAl", sign_step, random_start=True))
+momentum_iterative_method = register_attack(AttackSpec("MomentumIterativeMethod",
+                                                       momentum_step))
 
 
 # ---------------------------------------------------------------- restarts
@@ -325,7 +319,7 @@ def worst_case_over_restarts(attack_name: str, model_fn: ModelFn, x: Tensorish,
     if int(num_restarts) != num_restarts or num_restarts < 1:
         raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
     attack = get_attack(attack_name, backend)
-    random = RANDOM_START[attack_name] if rand_init is None else bool(rand_init)
+    random = ATTACK_SPECS.get(attack_name).random_start if rand_init is None else bool(rand_init)
     runs = int(num_restarts) if random else 1
     best, done = None, None
     for restart in range(runs):

@@ -20,22 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import StepFn, attack_graph, momentum_step, sign_step
+from utils.attacks.iterative import ATTACK_SPECS, attack_graph
 from utils.errors import UsageError
 from utils.attacks.objectives import OBJECTIVES, select_objective
 
-# attack_method -> (step, uniform random start, single step of size eps)
-ADVTRAIN_ATTACKS: Dict[str, Tuple[StepFn, bool, bool]] = {
-    "MadryEtAl": (sign_step, True, False),
-    "BasicIterativeMethod": (sign_step, False, False),
-    "MomentumIterativeMethod": (momentum_step, False, False),
-    "FastGradientMethod": (sign_step, False, True),
-}
+# The attacks the original advtrain.py crafted with (their specs: utils.attacks.iterative).
+ADVTRAIN_ATTACKS = ("MadryEtAl", "BasicIterativeMethod", "MomentumIterativeMethod",
+                    "FastGradientMethod")
 Adversary = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
@@ -44,7 +40,7 @@ class AdvTrainConfig:
     """The original ``advtrain.py`` settings.
 
     Attributes:
-        attack_method: a key of :data:`ADVTRAIN_ATTACKS` (the original: MadryEtAl,
+        attack_method: one of :data:`ADVTRAIN_ATTACKS` (the original: MadryEtAl,
             MomentumIterativeMethod, FastGradientMethod).
         adv_ratio: weight of the adversarial loss in ``[0, 1]``; 1.0 trains on
             adversarial examples only (then the clean forward pass is skipped).
@@ -107,7 +103,8 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
         gradient flows through it).
     """
     cfg.validate()
-    step_fn, rand_init, single_step = ADVTRAIN_ATTACKS[cfg.attack_method]
+    spec = ATTACK_SPECS.get(cfg.attack_method)
+    step_fn, rand_init, single_step = spec.step, spec.random_start, spec.single_step
     objective = OBJECTIVES.get(select_objective(loss, cfg.attack_method, cfg.use_target)).fn
     eps = tf.constant(cfg.eps_256 / 256.0, tf.float32)
     eps_iter = eps if single_step else tf.constant(cfg.eps_iter_256 / 256.0, tf.float32)
