@@ -28,7 +28,8 @@ from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import ModelFn, Seed, Tensorish, prepare_inputs, restart_seed
+from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, prepare_inputs,
+                                     restart_seed)
 from utils.errors import UsageError
 from utils.attacks.objectives import Objective
 from utils.attacks.threat_model import (check_norm, direction, per_sample, project,
@@ -92,10 +93,9 @@ def _evaluate(model_fn: ModelFn, objective: Objective, x_adv: tf.Tensor, labels:
 
 def _success(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor],
              on_target: bool) -> tf.Tensor:
-    pred = tf.argmax(logits, axis=-1)
-    if on_target:
-        return tf.equal(pred, tf.argmax(targets, axis=-1))
-    return tf.not_equal(pred, tf.argmax(labels, axis=-1))
+    """:func:`utils.attacks.iterative.attack_succeeded`; with a targeted objective, success
+    is reaching the target only when ``on_target`` (else: any misclassification)."""
+    return attack_succeeded(logits, labels, targets if on_target else None)
 
 
 class _State(NamedTuple):

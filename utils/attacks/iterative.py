@@ -267,13 +267,20 @@ momentum_iterative_method = register_attack(AttackSpec("MomentumIterativeMethod"
 
 # ---------------------------------------------------------------- restarts
 
-def attack_succeeded(logits: Tensorish, labels_onehot: Tensorish,
-                     targets_onehot: Optional[Tensorish] = None) -> tf.Tensor:
-    """``(batch,)`` bool: misclassified (untargeted) or predicted as the target."""
+def attack_succeeded(logits: Tensorish, labels: Tensorish,
+                     targets: Optional[Tensorish] = None) -> tf.Tensor:
+    """``(batch,)`` bool: misclassified (untargeted) or predicted as the target. The one
+    success test of every attack and evaluation loop; ``labels`` and ``targets`` are
+    one-hot ``(batch, L)`` or class indices ``(batch,)``."""
     pred = tf.argmax(logits, axis=-1)
-    if targets_onehot is None:
-        return tf.not_equal(pred, tf.argmax(labels_onehot, axis=-1))
-    return tf.equal(pred, tf.argmax(targets_onehot, axis=-1))
+    if targets is None:
+        return tf.not_equal(pred, _class_indices(labels))
+    return tf.equal(pred, _class_indices(targets))
+
+
+def _class_indices(t: Tensorish) -> tf.Tensor:
+    t = tf.convert_to_tensor(t)
+    return tf.argmax(t, axis=-1) if t.shape.rank == 2 else tf.cast(t, tf.int64)
 
 
 def restart_seed(seed: Seed, restart: int) -> Optional[Tuple[int, int]]:

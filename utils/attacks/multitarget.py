@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from utils.attacks.apgd import apgd_run, check_norm, start_noise
-from utils.attacks.iterative import ModelFn, Seed, Tensorish, run_iterative, sign_step
+from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, run_iterative,
+                                     sign_step)
 from utils.errors import UsageError
 from utils.attacks.objectives import OBJECTIVES, Objective
 
@@ -78,17 +79,17 @@ def worst_case_over_targets(model_fn: ModelFn, x: Tensorish, labels_onehot: Tens
     num_classes = int(labels.shape[-1])
     k = check_target_classes(n_target_classes, num_classes)
     logits = model_fn(x)
-    y = labels.numpy().argmax(-1)
     targets = top_k_targets(logits, labels, k)
     x_adv = x.numpy().copy()
-    fooled = np.asarray(logits).argmax(-1) != y
+    fooled = attack_succeeded(logits, labels).numpy()
     for rank in range(k):
         idx = np.flatnonzero(~fooled)
         if idx.size == 0:
             break
         adv = np.asarray(run_target(idx, tf.one_hot(targets[rank, idx], num_classes), rank))
         x_adv[idx] = adv
-        fooled[idx] |= np.asarray(model_fn(tf.constant(adv))).argmax(-1) != y[idx]
+        fooled[idx] |= attack_succeeded(model_fn(tf.constant(adv)),
+                                        tf.gather(labels, idx)).numpy()
     return tf.constant(x_adv)
 
 

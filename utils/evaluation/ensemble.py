@@ -31,6 +31,7 @@ import tensorflow as tf
 from utils.attacks.apgd import checkpoint_schedule
 from utils.attacks.threat_model import check_norm
 from utils.attacks.fab import check_fab, ALPHA_MAX, BETA, ETA
+from utils.attacks.iterative import attack_succeeded
 from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES
 from utils.attacks.square import check_queries
@@ -139,12 +140,13 @@ def attack_batch(model: keras.Model, eval_model: keras.Model, xb: np.ndarray, yb
     labels = tf.one_hot(yb, num_classes)
     targets = None if tb is None else tf.one_hot(tb, num_classes)
 
-    def done(pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return pred != yb[idx] if tb is None else pred == tb[idx]
+    def done(logits: tf.Tensor, idx: np.ndarray) -> np.ndarray:
+        return attack_succeeded(logits, yb[idx], None if tb is None else tb[idx]).numpy()
 
-    clean_pred = np.asarray(eval_model(x)).argmax(-1)
+    clean_logits = eval_model(x)
+    clean_pred = np.asarray(clean_logits).argmax(-1)
     everyone = np.arange(len(yb))
-    broken = np.where(done(clean_pred, everyone), CLEAN_BROKEN, ROBUST).astype(np.int8)
+    broken = np.where(done(clean_logits, everyone), CLEAN_BROKEN, ROBUST).astype(np.int8)
     x_adv = np.array(xb, dtype=np.float32)
     for m, name in enumerate(members):
         idx = np.flatnonzero(broken == ROBUST)
@@ -155,7 +157,7 @@ def attack_batch(model: keras.Model, eval_model: keras.Model, xb: np.ndarray, yb
                           tuple(x.shape), seed)
         adv = np.asarray(MEMBERS.get(name)(model, call, settings))
         x_adv[idx] = adv
-        broken[idx[done(np.asarray(eval_model(tf.constant(adv))).argmax(-1), idx)]] = m
+        broken[idx[done(eval_model(tf.constant(adv)), idx)]] = m
     adv_pred = np.asarray(eval_model(tf.constant(x_adv))).argmax(-1)
     return broken, (clean_pred == yb).astype(np.int8), (adv_pred == yb).astype(np.int8)
 

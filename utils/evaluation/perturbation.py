@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
+from utils.attacks.iterative import attack_succeeded
 from utils.attacks.perturbations import Perturb
 
 NORMS = ("l1", "l2", "linf", "changed_fraction")
@@ -78,13 +79,15 @@ def evaluate_perturbation(model_fn: Callable, x: np.ndarray, y: np.ndarray, mean
         stop = min(start + batch_size, n)
         pixels, labels = to_pixels(x[start:stop], mean), np.asarray(y[start:stop])
         tb = None if targets is None else np.asarray(targets[start:stop])
-        clean_pred = np.asarray(model_fn(pixels)).argmax(axis=-1)
-        already = clean_pred != labels if tb is None else clean_pred == tb
+        clean_logits = model_fn(pixels)
+        clean_pred = np.asarray(clean_logits).argmax(axis=-1)
+        already = attack_succeeded(clean_logits, labels, tb).numpy()
         adv = np.asarray(perturb(pixels, labels, tb), np.float32)
         if keep_already:
             adv[already] = pixels[already]
-        adv_pred = np.asarray(model_fn(adv)).argmax(axis=-1)
-        success = adv_pred != labels if tb is None else adv_pred == tb
+        adv_logits = model_fn(adv)
+        adv_pred = np.asarray(adv_logits).argmax(axis=-1)
+        success = attack_succeeded(adv_logits, labels, tb).numpy()
         dist = distortions(adv, pixels)
         c["clean_correct"] += int(np.sum(clean_pred == labels))
         c["adv_correct"] += int(np.sum(adv_pred == labels))
