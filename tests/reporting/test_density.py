@@ -40,6 +40,7 @@ def test_counts_are_non_decreasing_and_reach_the_class_sizes():
     assert np.all(np.diff(counts, axis=1) >= 0)
     np.testing.assert_array_equal(counts[:, -1], np.bincount(y, minlength=4))
     assert profile["class_sizes"] == np.bincount(y, minlength=4).tolist()
+    assert profile["median_distance_to_class_mean"] == profile["median_distance"]
     assert np.all(np.diff(profile["radii"]) >= 0) and profile["center"] == "class mean"
     # Wider classes are sparser at every radius where both have a point.
     dens = np.array([[np.nan if v is None else v for v in row] for row in profile["log_density"]])
@@ -58,6 +59,8 @@ def test_gaussian_cloud_gives_the_chi_counts_and_log_density():
     expected = stats.chi(d).cdf(radii[:2]) * n / 2
     np.testing.assert_allclose(np.array(profile["counts"])[:, :2], [expected] * 2, rtol=0.05)
     assert profile["median_distance"] == pytest.approx(stats.chi(d).median(), rel=0.03)
+    assert profile["median_distance_to_class_mean"] == pytest.approx(
+        profile["median_distance"], rel=0.01)
     assert profile["center"] == "head"
     assert profile["center_separation"] == pytest.approx(50 * math.sqrt(d))
     k0 = profile["counts"][0][1]
@@ -81,7 +84,34 @@ def test_empty_balls_are_none_and_bad_input_is_a_usage_error():
     assert profile["radii"][0] == 0.0 and profile["log_density"][0][0] is None
     for kwargs in (dict(z=z[:, :1].ravel(), y=y), dict(z=z, y=y[:3]),
                    dict(z=z, y=y, centers=np.zeros((2, 3))), dict(z=z, y=y, quantiles=(0.5, 0.2)),
-                   dict(z=z, y=y, quantiles=(0.0, 1.0)), dict(z=z, y=np.array([0, 0, 0, 0]),
-                                                              num_classes=2)):
+                   dict(z=z, y=y, quantiles=(0.0, 1.0)), dict(z=z, y=y + 1, num_classes=2)):
         with pytest.raises(UsageError):
             dn.density_profile(**kwargs)
+    # A class without features (small subsets): counted as 0, left out of the separation.
+    lone = dn.density_profile(z, np.array([0, 0, 2, 2]), num_classes=3, quantiles=(1.0,))
+    assert lone["class_sizes"] == [2, 0, 2] and lone["counts"] == [[2], [0], [2]]
+    assert lone["log_density"][1] == [None] and lone["median_distance_per_class"][1] is None
+    assert lone["center_separation"] == pytest.approx(np.hypot(9.5, 1))
+
+
+def test_render_density_table_and_png():
+    from utils.reporting.analyses_render import render_density, render_density_png
+
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 30)
+    z = rng.normal(size=(60, 3)) + 5 * y[:, None]
+    models = [{"model": "SCE", "run_name": "r", "clean_accuracy": 0.5,
+               "profile": dn.density_profile(z, y)},
+              {"model": "MMC-10", "run_name": "m", "clean_accuracy": 0.75,
+               "profile": dn.density_profile(z / 4, y, centers=np.eye(2, 3) * 4)}]
+    payload = {"command": "scripts/analyses.py --which=sample_density", "arch": "ResNet-8",
+               "dataset": "fashion_mnist", "epoch": 2, "n": 60, "models": models}
+    md = render_density(payload, "sample_density.png")
+    assert md.startswith("# Sample density") and "![sample density](sample_density.png)" in md
+    p = models[0]["profile"]
+    i = p["quantiles"].index(0.5)
+    assert (f"| SCE | class mean | 3 | {p['median_distance']:.3g} | "
+            f"{p['center_separation']:.3g} |") in md
+    assert f"| {p['mean_log_density'][i]:.1f} | " in md and "| 50.0 |" in md
+    assert md.count("| MMC-10 | ") == 3  # summary row + one row per class
+    assert render_density_png(models).startswith(b"\x89PNG")

@@ -48,11 +48,9 @@ def log_ball_volume(d: int, r: "float | np.ndarray") -> np.ndarray:
 
 
 def class_means(z: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
-    """Mean feature of each class: ``(num_classes, d)``; every class needs a feature."""
-    missing = sorted(set(range(num_classes)) - set(np.unique(y).tolist()))
-    if missing:
-        raise UsageError(f"classes {missing} have no features; cannot take their mean")
-    return np.stack([z[y == k].mean(axis=0) for k in range(num_classes)])
+    """Mean feature of each class: ``(num_classes, d)``; nan rows for classes without one."""
+    return np.stack([z[y == k].mean(axis=0) if np.any(y == k) else np.full(z.shape[1], np.nan)
+                     for k in range(num_classes)])
 
 
 def counts_within(distances: np.ndarray, y: np.ndarray, radii: np.ndarray,
@@ -74,7 +72,9 @@ def log_density(counts: np.ndarray, log_volume: np.ndarray) -> np.ndarray:
 
 
 def center_separation(centers: np.ndarray) -> float:
-    """Mean distance between two of the ``(L, d)`` centers (nan for ``L < 2``)."""
+    """Mean distance between two of the ``(L, d)`` centers, nan rows (classes without
+    features) left out; nan for fewer than 2."""
+    centers = centers[np.all(np.isfinite(centers), axis=1)]
     pairs = np.linalg.norm(centers[:, None] - centers[None], axis=-1)
     pairs = pairs[np.triu_indices(len(centers), 1)]
     return float(pairs.mean()) if len(pairs) else float("nan")
@@ -86,7 +86,8 @@ def finite(a: np.ndarray) -> list:
 
 
 def _checked(z: np.ndarray, y: np.ndarray, centers: Optional[np.ndarray],
-             num_classes: Optional[int]) -> "tuple[np.ndarray, np.ndarray, int]":
+             num_classes: Optional[int], quantiles: Sequence[float]
+             ) -> "tuple[np.ndarray, np.ndarray, int, np.ndarray]":
     z = np.asarray(z, np.float64)
     y = np.asarray(y).astype(np.int64).ravel()
     if z.ndim != 2 or y.shape != (len(z),) or len(z) < 2 or not np.all(np.isfinite(z)):
@@ -99,7 +100,10 @@ def _checked(z: np.ndarray, y: np.ndarray, centers: Optional[np.ndarray],
     if centers is not None and np.shape(centers) != (num_classes, z.shape[1]):
         raise UsageError(f"centers must be ({num_classes}, {z.shape[1]}), got "
                          f"{np.shape(centers)}")
-    return z, y, num_classes
+    q = np.asarray(quantiles, np.float64)
+    if q.ndim != 1 or not len(q) or q.min() <= 0 or q.max() > 1 or np.any(np.diff(q) <= 0):
+        raise UsageError(f"quantiles must increase within (0, 1], got {list(quantiles)}")
+    return z, y, num_classes, q
 
 
 def density_profile(z: np.ndarray, y: np.ndarray, *, centers: Optional[np.ndarray] = None,
@@ -120,16 +124,13 @@ def density_profile(z: np.ndarray, y: np.ndarray, *, centers: Optional[np.ndarra
         ``quantiles``, ``radii`` ``[R]``, ``class_sizes`` ``[L]``, ``counts`` ``[L][R]``
         (``N_k(r)``), ``log_volume`` ``[R]`` (``ln V_d(r)``), ``log_density`` ``[L][R]``
         (``ln(N_k(r) / V_d(r))``, None where ``N_k(r) = 0``), ``mean_log_density`` ``[R]``
-        (ln of the class-averaged density ``mean_k N_k(r) / V_d(r)``), ``median_distance``
-        and ``median_distance_per_class`` ``[L]``, ``center_separation`` (mean distance
-        between two centers, ``D``), and the scale-free ``radii_over_separation`` ``[R]``
-        and ``normalized_mean_log_density`` ``[R]`` (``ln`` of the density with lengths
-        in units of ``D``: ``mean_log_density + d ln D``).
+        (ln of the class-averaged density ``mean_k N_k(r) / V_d(r)``), ``median_distance``,
+        ``median_distance_per_class`` ``[L]``, ``median_distance_to_class_mean``
+        (around the class means, as SCE's), ``center_separation`` ``D`` (mean distance
+        between two centers), scale-free ``radii_over_separation`` ``[R]`` and
+        ``normalized_mean_log_density`` ``[R]`` (lengths in units of D: ``+ d ln D``).
     """
-    z, y, num_classes = _checked(z, y, centers, num_classes)
-    q = np.asarray(quantiles, np.float64)
-    if q.ndim != 1 or not len(q) or q.min() <= 0 or q.max() > 1 or np.any(np.diff(q) <= 0):
-        raise UsageError(f"quantiles must increase within (0, 1], got {list(quantiles)}")
+    z, y, num_classes, q = _checked(z, y, centers, num_classes, quantiles)
     mu = class_means(z, y, num_classes) if centers is None else np.asarray(centers, np.float64)
     distances = np.linalg.norm(z - mu[y], axis=1)
     radii = np.quantile(distances, q)
@@ -146,6 +147,8 @@ def density_profile(z: np.ndarray, y: np.ndarray, *, centers: Optional[np.ndarra
         "log_density": finite(log_density(counts, log_v[None])),
         "mean_log_density": finite(mean_log),
         "median_distance": float(np.median(distances)),
+        "median_distance_to_class_mean": float(np.median(np.linalg.norm(
+            z - class_means(z, y, num_classes)[y], axis=1))),
         "median_distance_per_class": [float(np.median(distances[y == k])) if sizes[k] else None
                                       for k in range(num_classes)],
         "center_separation": separation,
@@ -153,3 +156,13 @@ def density_profile(z: np.ndarray, y: np.ndarray, *, centers: Optional[np.ndarra
         "normalized_mean_log_density": finite(
             mean_log + d * math.log(separation) if separation > 0 else mean_log * np.nan),
     }
+
+
+def model_density(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int,
+                  quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Dict[str, Any]:
+    """:func:`density_profile` of a classifier's features of ``x`` ``(N, H, W, C)``
+    (preprocessed as it was trained) with labels ``y`` ``(N,)``, around its head's
+    centers (MMC/MMLDA) or, for a dense head, the class means."""
+    from utils.reporting.analyses import centers_of, features_of
+    return density_profile(features_of(model, x), y, centers=centers_of(model),
+                           num_classes=num_classes, quantiles=quantiles)
