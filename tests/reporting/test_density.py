@@ -40,7 +40,7 @@ def test_counts_are_non_decreasing_and_reach_the_class_sizes():
     assert np.all(np.diff(counts, axis=1) >= 0)
     np.testing.assert_array_equal(counts[:, -1], np.bincount(y, minlength=4))
     assert profile["class_sizes"] == np.bincount(y, minlength=4).tolist()
-    assert profile["median_distance_to_class_mean"] == profile["median_distance"]
+    assert profile["class_mean_spread"]["median_distance"] == profile["median_distance"]
     assert np.all(np.diff(profile["radii"]) >= 0) and profile["center"] == "class mean"
     # Wider classes are sparser at every radius where both have a point.
     dens = np.array([[np.nan if v is None else v for v in row] for row in profile["log_density"]])
@@ -59,8 +59,10 @@ def test_gaussian_cloud_gives_the_chi_counts_and_log_density():
     expected = stats.chi(d).cdf(radii[:2]) * n / 2
     np.testing.assert_allclose(np.array(profile["counts"])[:, :2], [expected] * 2, rtol=0.05)
     assert profile["median_distance"] == pytest.approx(stats.chi(d).median(), rel=0.03)
-    assert profile["median_distance_to_class_mean"] == pytest.approx(
-        profile["median_distance"], rel=0.01)
+    spread = profile["class_mean_spread"]
+    assert spread["median_distance"] == pytest.approx(profile["median_distance"], rel=0.01)
+    assert spread["ratio"] == pytest.approx(profile["median_distance"] / (50 * math.sqrt(d)),
+                                            rel=0.02)
     assert profile["center"] == "head"
     assert profile["center_separation"] == pytest.approx(50 * math.sqrt(d))
     k0 = profile["counts"][0][1]

@@ -183,19 +183,21 @@ def render_density(payload: Payload, png_name: Optional[str]) -> str:
               "features' distances to their center (each model's own scale). Because "
               "V_d ∝ r^d, absolute densities mostly compare feature scales; the normalized "
               "column measures lengths in units of D, the mean distance between two "
-              "centers (scale-free: higher = tighter classes for their separation).", ""]
+              "centers (scale-free: higher = tighter classes for their separation). The "
+              "class-means column measures every model the SCE way (spread around the "
+              "class means over the distance between class means).", ""]
     rows = []
     for m in payload["models"]:
         p, i = m["profile"], _at(m["profile"], 0.5)
         rows.append((m["model"], p["center"], p["d"], f"{p['median_distance']:.3g}",
                      f"{p['center_separation']:.3g}",
                      f"{p['median_distance'] / p['center_separation']:.3f}",
-                     f"{p['median_distance_to_class_mean'] / p['center_separation']:.3f}",
+                     f"{p['class_mean_spread']['ratio']:.3f}",
                      _ln(p["mean_log_density"][i]), _ln(p["normalized_mean_log_density"][i]),
                      _pct(m.get("clean_accuracy"))))
     lines += markdown_table(("model", "center", "d", "median distance r50", "D", "r50 / D",
-                             "median distance to the class means / D",
-                             "ln ρ(r50), class mean", "ln ρ(r50), units of D",
+                             "same around the class means / their separation",
+                             "ln ρ(r50), avg. over classes", "ln ρ(r50), units of D",
                              "clean % (test)"), rows)
     lines += ["", "Per class (r25, r50, r100: the model's 25 %, 50 %, 100 % distance "
               "quantiles):", ""]

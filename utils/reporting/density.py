@@ -80,6 +80,16 @@ def center_separation(centers: np.ndarray) -> float:
     return float(pairs.mean()) if len(pairs) else float("nan")
 
 
+def class_mean_spread(z: np.ndarray, y: np.ndarray, num_classes: int) -> Dict[str, float]:
+    """Median distance of the features ``(N, d)`` to their class mean, the mean distance
+    between two class means, and their ratio (scale-free; lower = tighter classes)."""
+    means = class_means(z, y, num_classes)
+    median = float(np.median(np.linalg.norm(z - means[y], axis=1)))
+    separation = center_separation(means)
+    return {"median_distance": median, "separation": separation,
+            "ratio": median / separation if separation > 0 else float("nan")}
+
+
 def finite(a: np.ndarray) -> list:
     """``a`` as (nested) lists with None for -inf / nan (JSON has neither)."""
     return np.where(np.isfinite(a), a, None).tolist()
@@ -125,8 +135,8 @@ def density_profile(z: np.ndarray, y: np.ndarray, *, centers: Optional[np.ndarra
         (``N_k(r)``), ``log_volume`` ``[R]`` (``ln V_d(r)``), ``log_density`` ``[L][R]``
         (``ln(N_k(r) / V_d(r))``, None where ``N_k(r) = 0``), ``mean_log_density`` ``[R]``
         (ln of the class-averaged density ``mean_k N_k(r) / V_d(r)``), ``median_distance``,
-        ``median_distance_per_class`` ``[L]``, ``median_distance_to_class_mean``
-        (around the class means, as SCE's), ``center_separation`` ``D`` (mean distance
+        ``median_distance_per_class`` ``[L]``, ``class_mean_spread`` (around the class
+        means whatever the centers: :func:`class_mean_spread`), ``center_separation`` ``D`` (mean distance
         between two centers), scale-free ``radii_over_separation`` ``[R]`` and
         ``normalized_mean_log_density`` ``[R]`` (lengths in units of D: ``+ d ln D``).
     """
@@ -147,8 +157,7 @@ def density_profile(z: np.ndarray, y: np.ndarray, *, centers: Optional[np.ndarra
         "log_density": finite(log_density(counts, log_v[None])),
         "mean_log_density": finite(mean_log),
         "median_distance": float(np.median(distances)),
-        "median_distance_to_class_mean": float(np.median(np.linalg.norm(
-            z - class_means(z, y, num_classes)[y], axis=1))),
+        "class_mean_spread": class_mean_spread(z, y, num_classes),
         "median_distance_per_class": [float(np.median(distances[y == k])) if sizes[k] else None
                                       for k in range(num_classes)],
         "center_separation": separation,
