@@ -41,7 +41,7 @@ def test_every_analysis_writes_its_outputs(tmp_path, fake_mnist_dir, capsys):
     assert all(0 <= m["non_true"]["share"] <= 1 for m in gsce["models"])
     sweep = json.loads((out / "cmm_sweep.json").read_text())
     assert [r["c_mm"] for r in sweep["rows"]] == [1.0, 10.0]
-    assert "meanvar1_" in sweep["rows"][0]["run_name"]
+    assert "meanvar1.0_" in sweep["rows"][0]["run_name"]  # float C_MM (runspec)
     density = json.loads((out / "sample_density.json").read_text())
     assert [m["model"] for m in density["models"]] == ["SCE", "MMLDA", "MMC-10"]
     assert [m["profile"]["center"] for m in density["models"]] == ["class mean", "head", "head"]
