@@ -11,6 +11,7 @@ r"""The reproducibility report's (paper 000) analyses on our models; outputs JSO
                  scores are within --gsce_factor (5) of each other (--gsce_models).
   cmm_sweep      000 Table 4: MMC with C_MM in --cmm_values, clean and adaptive PGD accuracy.
   features_2d    000 Figure 2: 2-d features (is_2d_demo) of SCE and MMC-10, as a PNG.
+  sample_density 002 section 3: training features within r of their class center / ball volume.
 Models are found from the usual training flags (``--model_dir``, ``--epoch`` = the
 checkpoint to load); a missing one is an error unless ``--train_missing`` trains it
 (``--epoch`` epochs on ``--train_size`` images). cmm_sweep and features_2d use their own
@@ -27,7 +28,7 @@ import os
 import pathlib
 import sys
 import types
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -38,19 +39,21 @@ from absl import flags  # noqa: E402
 
 from utils.cli.common import run_main  # noqa: E402
 from utils.cli.flags import define_model_flags, define_once  # noqa: E402
+from scripts.analyses_models import get_model  # noqa: E402
 
 FLAGS = flags.FLAGS
-WHICH = ("training_time", "ood", "gsce", "cmm_sweep", "features_2d")
+WHICH = ("training_time", "ood", "gsce", "cmm_sweep", "features_2d", "sample_density")
 OUTPUT_NAMES = {"training_time": "training_time", "ood": "ood_uncertainty",
                 "gsce": "gsce_dependency", "cmm_sweep": "cmm_sweep",
-                "features_2d": "features_2d"}
+                "features_2d": "features_2d", "sample_density": "sample_density"}
 # The flags that decide an analysis' result (stored with it; --skip_done compares them).
 SETTING_FLAGS = (
     "dataset", "data_dir", "version", "n", "optimizer", "lr", "batch_size", "seed",
     "model_dir", "epoch", "train_size", "num_examples", "mean_var", "use_BN", "use_dense",
     "use_leaky", "feature_dim", "ood_models", "ood_dataset", "ood_examples", "gsce_models",
     "gsce_factor", "timing_steps", "timing_rounds", "timing_advtrain", "timing_train_images",
-    "cmm_values", "cmm_pgd_examples", "cmm_pgd_iter", "features_examples", "train_missing")
+    "cmm_values", "cmm_pgd_examples", "cmm_pgd_iter", "features_examples", "train_missing",
+    "density_models", "density_examples")
 
 
 def define_flags() -> None:
@@ -85,6 +88,10 @@ def define_flags() -> None:
     d(flags.DEFINE_integer, "cmm_pgd_iter", 10, "PGD iterations of the sweep.", lower_bound=1)
     d(flags.DEFINE_integer, "features_examples", 2000, "Test images in the 2-d plot.",
       lower_bound=10)
+    d(flags.DEFINE_list, "density_models", ["SCE", "MMLDA", "MMC-10"], "Models for "
+      "sample_density.")
+    d(flags.DEFINE_integer, "density_examples", 10000, "Training images (a seeded subset of "
+      "the models') whose features sample_density counts.", lower_bound=2)
     d(flags.DEFINE_bool, "skip_done", False, "Skip an analysis whose JSON in --out_dir was "
       "made with the same settings.")
     d(flags.DEFINE_integer, "verbose", 0, "Training progress: 0 quiet, 1 progress bar.")
@@ -105,37 +112,10 @@ def _values(variant: str, **extra: Any) -> Any:
                                         **extra))
 
 
-def get_model(values: Any, data: Any) -> Any:
-    """``(keras model, run name)`` of checkpoint ``values.epoch`` of the run ``values``
-    name; trained first with ``--train_missing`` when absent, else a UsageError."""
-    from utils.errors import UsageError
-    from utils.cli.flags import model_config_from_flags
-    from utils.models.loading import checkpoint_location, load_checkpoint_model
-    from utils.training.run import RunConfig, train
-
-    cfg = model_config_from_flags(values)
-    where = dict(model_dir=values.model_dir, dataset=values.dataset,
-                 optimizer=values.optimizer, lr=values.lr, batch_size=values.batch_size,
-                 epoch=values.epoch)
-    name, _, path = checkpoint_location(cfg, **where)
-    if not path.exists() and values.train_missing:
-        print(f"training {name} ({values.epoch} epochs)", flush=True)
-        result = train(RunConfig(
-            dataset=values.dataset, data_dir=values.data_dir, model_dir=values.model_dir,
-            model=cfg, optimizer=values.optimizer, lr=values.lr, batch_size=values.batch_size,
-            epochs=values.epoch, checkpoint_every=values.epoch, seed=values.seed,
-            train_size=values.train_size, test_size=values.num_examples,
-            verbose=values.verbose, flags={"argv": sys.argv, **vars(values)}))
-        return result.model, name
-    if not path.exists():
-        raise UsageError(f"no checkpoint {path}; train it (train_models.py with the same "
-                         "flags and --epochs=EPOCH) or pass --train_missing")
-    return load_checkpoint_model(cfg, data.input_shape, data.num_classes, **where).model, name
-
-
-def _test_data(dataset: str) -> Any:
+def _test_data(dataset: str, train_size: "int | None" = None) -> Any:
     from utils.data import load_dataset
-    return load_dataset(dataset, FLAGS.data_dir, test_size=FLAGS.num_examples, seed=FLAGS.seed)
+    return load_dataset(dataset, FLAGS.data_dir, train_size=train_size,
+                        test_size=FLAGS.num_examples, seed=FLAGS.seed)
 
 
 def _common(**extra: Any) -> Dict[str, Any]:
@@ -292,6 +272,26 @@ def run_features_2d() -> "tuple[Dict[str, Any], bytes]":
     return payload, render_features_png(panels)
 
 
+def run_sample_density() -> "tuple[Dict[str, Any], bytes]":
+    """Training features (a seeded subset) around the class centers: payload, PNG."""
+    import numpy as np
+
+    from utils.reporting import analyses_render, density
+    from utils.reporting.analyses import accuracy
+
+    data = _test_data(FLAGS.dataset, FLAGS.train_size or FLAGS.density_examples)
+    keep = np.sort(np.random.default_rng(FLAGS.seed).permutation(len(data.x_train))[
+        :FLAGS.density_examples])
+    models = []
+    for variant in FLAGS.density_models:
+        model, name = get_model(_values(variant), data)
+        models.append({"model": variant, "run_name": name, "profile": density.model_density(
+            model, data.x_train[keep], data.y_train[keep], data.num_classes),
+            "clean_accuracy": accuracy(model, data.x_test, data.y_test)})
+    return (_common(models=models, n=int(len(keep)), train_images=_train_images()),
+            analyses_render.render_density_png(models))
+
+
 # ------------------------------------------------------------------ main
 
 def _settings() -> Dict[str, Any]:
@@ -310,19 +310,17 @@ def run_one(which: str) -> List[pathlib.Path]:
     from utils.reporting import analyses_render as render
     from utils.results import provenance
 
-    png = None
-    if which == "features_2d":
-        payload, png = run_features_2d()
-    else:
-        runners: Dict[str, Callable[[], Dict[str, Any]]] = {
-            "training_time": run_training_time, "ood": run_ood, "gsce": run_gsce,
-            "cmm_sweep": run_cmm_sweep}
-        payload = runners[which]()
-    payload.update(analysis=which, settings=_settings(), **provenance())
     name = OUTPUT_NAMES[which]
-    markdown = {"training_time": render.render_training_time, "ood": render.render_ood,
-                "gsce": render.render_gsce, "cmm_sweep": render.render_cmm,
-                "features_2d": lambda p: render.render_features(p, f"{name}.png")}[which](payload)
+    runner, renderer = {  # a runner returns the payload, or (payload, PNG bytes)
+        "training_time": (run_training_time, render.render_training_time),
+        "ood": (run_ood, render.render_ood), "gsce": (run_gsce, render.render_gsce),
+        "cmm_sweep": (run_cmm_sweep, render.render_cmm),
+        "features_2d": (run_features_2d, render.render_features),
+        "sample_density": (run_sample_density, render.render_density)}[which]
+    out: Any = runner()
+    payload, png = out if isinstance(out, tuple) else (out, None)
+    payload.update(analysis=which, settings=_settings(), **provenance())
+    markdown = renderer(payload) if png is None else renderer(payload, f"{name}.png")
     return render.write_analysis(FLAGS.out_dir, name, payload, markdown, png)
 
 
@@ -335,7 +333,7 @@ def main(argv: Sequence[str]) -> None:
     unknown = [w for w in FLAGS.which if w not in WHICH]
     if unknown or not FLAGS.which:
         raise UsageError(f"--which={','.join(FLAGS.which)}: choose from {', '.join(WHICH)}")
-    for variant in list(FLAGS.ood_models) + list(FLAGS.gsce_models):
+    for variant in list(FLAGS.ood_models) + list(FLAGS.gsce_models) + list(FLAGS.density_models):
         _values(variant)
     if not FLAGS.gsce_factor > 1:
         raise UsageError(f"gsce_factor must be > 1, got {FLAGS.gsce_factor}")

@@ -19,11 +19,11 @@ def test_every_analysis_writes_its_outputs(tmp_path, fake_mnist_dir, capsys):
     args = [f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path / 'runs'}",
             f"--out_dir={out}", *TINY, "--timing_steps=1", "--timing_rounds=1",
             "--timing_advtrain=False", "--cmm_values=1,10", "--cmm_pgd_examples=3",
-            "--cmm_pgd_iter=1", "--features_examples=10", "--skip_done"]
+            "--cmm_pgd_iter=1", "--features_examples=10", "--density_examples=20", "--skip_done"]
     code, stdout, err = run_entry("scripts.analyses", args, capsys)
     assert code == 0, err
     names = ("training_time", "ood_uncertainty", "gsce_dependency", "cmm_sweep",
-             "features_2d")
+             "features_2d", "sample_density")
     for name in names:
         payload = json.loads((out / f"{name}.json").read_text())
         assert payload["command"] and payload["settings"]["dataset"] == "mnist"
@@ -41,10 +41,31 @@ def test_every_analysis_writes_its_outputs(tmp_path, fake_mnist_dir, capsys):
     assert all(0 <= m["non_true"]["share"] <= 1 for m in gsce["models"])
     sweep = json.loads((out / "cmm_sweep.json").read_text())
     assert [r["c_mm"] for r in sweep["rows"]] == [1.0, 10.0]
-    assert "meanvar1_" in sweep["rows"][0]["run_name"]
+    assert "meanvar1.0_" in sweep["rows"][0]["run_name"]  # float C_MM (runspec)
+    density = json.loads((out / "sample_density.json").read_text())
+    assert [m["model"] for m in density["models"]] == ["SCE", "MMLDA", "MMC-10"]
+    assert [m["profile"]["center"] for m in density["models"]] == ["class mean", "head", "head"]
+    assert all(sum(m["profile"]["class_sizes"]) == 20 for m in density["models"])
+    assert (out / "sample_density.png").read_bytes().startswith(b"\x89PNG")
     # Same settings again: everything is skipped, nothing is retrained.
     code, stdout, _ = run_entry("scripts.analyses", args, capsys)
     assert code == 0 and stdout.count("skipped") == len(names)
+
+
+def test_sample_density_writes_its_outputs_on_a_tiny_model(tmp_path, fake_mnist_dir, capsys):
+    out = tmp_path / "an"
+    code, stdout, err = run_entry("scripts.analyses", [
+        f"--data_dir={fake_mnist_dir}", f"--model_dir={tmp_path / 'runs'}", f"--out_dir={out}",
+        *TINY, "--which=sample_density", "--density_models=MMC-10", "--density_examples=30"],
+        capsys)
+    assert code == 0, err
+    payload = json.loads((out / "sample_density.json").read_text())
+    profile = payload["models"][0]["profile"]
+    assert payload["n"] == 30 and profile["n"] == 30 and profile["center"] == "head"
+    assert all(row[-1] == size for row, size in zip(profile["counts"], profile["class_sizes"]))
+    assert profile["center_separation"] > 0 and len(profile["radii"]) == 20
+    assert (out / "sample_density.md").read_text().startswith("# Sample density")
+    assert (out / "sample_density.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_missing_checkpoint_without_train_missing_is_exit_2(tmp_path, fake_mnist_dir, capsys):
@@ -59,7 +80,8 @@ def test_missing_checkpoint_without_train_missing_is_exit_2(tmp_path, fake_mnist
 
 
 def test_bad_flags_are_exit_2(tmp_path, capsys):
-    for bad in (["--which=foo"], ["--ood_models=SCE,Foo"], ["--gsce_factor=1"]):
+    for bad in (["--which=foo"], ["--ood_models=SCE,Foo"], ["--gsce_factor=1"],
+                ["--density_models=Foo"], ["--density_examples=1"]):
         code, _, err = run_entry("scripts.analyses", [f"--out_dir={tmp_path / 'x'}", *bad],
                                  capsys)
         assert code == 2 and err.startswith("error:"), bad

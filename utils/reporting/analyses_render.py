@@ -160,10 +160,97 @@ def render_features_png(panels: Sequence[Dict[str, Any]]) -> bytes:
         ax.set_ylabel("z[1]")
         ax.set_aspect("equal", adjustable="datalim")
     fig.colorbar(points, ax=list(axes[0]), ticks=range(10), label="class")
+    return _png_bytes(fig)
+
+
+def _at(profile: Payload, q: float) -> int:
+    """Index of the grid quantile nearest ``q``."""
+    return int(np.argmin(np.abs(np.asarray(profile["quantiles"]) - q)))
+
+
+def _ln(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def render_density(payload: Payload, png_name: Optional[str]) -> str:
+    """002 section 3: sample density around the class centers, per model and per class."""
+    lines = _head(payload, "Sample density of training features (002 section 3)")
+    lines += [f"{payload['arch']} on {payload['dataset']}, checkpoint epoch "
+              f"{payload['epoch']}; features of {payload['n']:,} training images. "
+              "N_k(r): class-k features within r of the class center (the head's mu_k for "
+              "MMC/MMLDA, the class mean for SCE); density ρ_k(r) = N_k(r) / V_d(r), "
+              "V_d(r) = π^(d/2) r^d / Γ(d/2+1), as natural logs. Radii: quantiles of all "
+              "features' distances to their center (each model's own scale). Because "
+              "V_d ∝ r^d, absolute densities mostly compare feature scales; the normalized "
+              "column measures lengths in units of D, the mean distance between two "
+              "centers (scale-free: higher = tighter classes for their separation). The "
+              "class-means column measures every model the SCE way (spread around the "
+              "class means over the distance between class means).", ""]
+    rows = []
+    for m in payload["models"]:
+        p, i = m["profile"], _at(m["profile"], 0.5)
+        rows.append((m["model"], p["center"], p["d"], f"{p['median_distance']:.3g}",
+                     f"{p['center_separation']:.3g}",
+                     f"{p['median_distance'] / p['center_separation']:.3f}",
+                     f"{p['class_mean_spread']['ratio']:.3f}",
+                     _ln(p["mean_log_density"][i]), _ln(p["normalized_mean_log_density"][i]),
+                     _pct(m.get("clean_accuracy"))))
+    lines += markdown_table(("model", "center", "d", "median distance r50", "D", "r50 / D",
+                             "same around the class means / their separation",
+                             "ln ρ(r50), avg. over classes", "ln ρ(r50), units of D",
+                             "clean % (test)"), rows)
+    lines += ["", "Per class (r25, r50, r100: the model's 25 %, 50 %, 100 % distance "
+              "quantiles):", ""]
+    rows = []
+    for m in payload["models"]:
+        p = m["profile"]
+        at = [_at(p, q) for q in (0.25, 0.5, 1.0)]
+        for k, size in enumerate(p["class_sizes"]):
+            rows.append((m["model"], k, size, f"{p['median_distance_per_class'][k]:.3g}",
+                         p["counts"][k][at[1]], *(_ln(p["log_density"][k][i]) for i in at)))
+    lines += markdown_table(("model", "class", "N_k", "median distance", "N_k(r50)",
+                             "ln ρ_k(r25)", "ln ρ_k(r50)", "ln ρ_k(r100)"), rows)
+    if png_name:
+        lines += ["", f"![sample density]({png_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def render_density_png(models: Sequence[Payload]) -> bytes:
+    """PNG: class-averaged ln density against r (left, log axis) and against r / D in
+    units of D (right), one curve per model (``{"model", "profile"}`` dicts)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for m in models:
+        p = m["profile"]
+        left.plot(p["radii"], _nan(p["mean_log_density"]), marker=".", label=m["model"])
+        right.plot(_nan(p["radii_over_separation"]), _nan(p["normalized_mean_log_density"]),
+                   marker=".", label=m["model"])
+    left.set(xscale="log", xlabel="radius r (feature units)",
+             ylabel="ln mean_k N_k(r) / V_d(r)", title="density, own units")
+    right.set(xlabel="r / D (D: mean distance between centers)",
+              ylabel="ln density in units of D^-d", title="density, scale-free")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png_bytes(fig)
+
+
+def _png_bytes(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (90 dpi); closes it."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _nan(values: Sequence[Optional[float]]) -> List[float]:
+    return [float("nan") if v is None else v for v in values]
 
 
 def write_analysis(out_dir: "str | pathlib.Path", name: str, payload: Payload,
