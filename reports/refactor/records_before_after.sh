@@ -31,6 +31,6 @@ done
 status=0
 for f in pgd.jsonl aa.jsonl cw.jsonl demo/summary.json; do
   echo "== $f"
-  $PY "$AFTER/scripts/diff_records.py" "$OUT/before/$f" "$OUT/after/$f" || status=1
+  $PY "$AFTER/scripts/diff_records.py" --shared_only "$OUT/before/$f" "$OUT/after/$f" || status=1
 done
 exit $status

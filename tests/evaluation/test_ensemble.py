@@ -14,7 +14,7 @@ from utils.evaluation.state import ROBUST, EvalState, save_state
 from utils.errors import UsageError
 from conftest import cluster_data
 from utils.evaluation.ensemble import (MEMBERS, PRESETS, EnsembleSettings, evaluate_ensemble,
-                            parse_members)
+                                       parse_members)
 from utils.evaluation.loop import draw_targets
 
 SHAPE, NUM_CLASSES = (4, 4, 1), 4

@@ -11,8 +11,8 @@ from utils.evaluation import loop as evaluation
 
 from utils.evaluation import masking_checks
 from utils.evaluation.masking_checks import (accuracy_trend, batch_checks, blackbox_from_records,
-                                  blackbox_stronger, input_gradients, nondeterminism,
-                                  probability_outputs)
+                                             blackbox_stronger, input_gradients, nondeterminism,
+                                             probability_outputs)
 from utils.attacks.objectives import OBJECTIVES
 
 SHAPE, NUM_CLASSES = (4, 4, 1), 4

@@ -10,7 +10,7 @@ from keras_layers import MMCLayer
 from utils.fileio import atomic_write
 from utils.training import checkpoints as ckpt
 from utils.models.classifier import (ModelConfig, architecture_fingerprint, build_classifier,
-                              feature_model)
+                                     feature_model)
 from utils.errors import UsageError
 
 

@@ -85,7 +85,7 @@ ORIGINAL_FLAGS = ["--mean_var=100", "--batch_size=50", "--attack_method=MadryEtA
 @pytest.mark.slow
 @pytest.mark.parametrize("version,head", [(1, "mmc"), (2, "mmc"), (1, "sce"), (2, "sce")])
 def test_advtest_finds_attacks_and_exports_an_original_checkpoint(tmp_path, fake_mnist_dir,
-                                                                    capsys, version, head):
+                                                                  capsys, version, head):
     """The original README's advtest flags (n=1, MNIST-shaped data) on a model.180.h5 in
     the original's run directory: found and attacked (eps 0 gives clean accuracy), exported
     to .keras with the reference's logits; a truncated file: one line, exit 2."""

@@ -1,2 +1,3 @@
-"""Attacks: objectives (adaptive losses), iterative ℓ∞ attacks (native or cleverhans backend), APGD,
-multi-targeted, EAD, DeepFool, L-BFGS, JSMA, cleverhans wrappers, corruptions."""
+"""Attacks: objectives (adaptive losses), the ℓ∞/ℓ2 threat model, iterative ℓ∞ attacks
+(native or cleverhans backend), APGD, multi-targeted, FAB-T, Square, EAD, DeepFool,
+L-BFGS, JSMA, cleverhans wrappers, corruptions."""

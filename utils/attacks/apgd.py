@@ -123,7 +123,7 @@ def _momentum_step(s: _State, i: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: 
     """``z = P(x_k + eta d)``, ``x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1}))``
     with ``a = 1`` on the first step."""
     z = project(s.x_adv + per_sample(s.step, x) * direction(s.grad, norm), x, eps, norm,
-                 clip_min, clip_max)
+                clip_min, clip_max)
     a = tf.where(i > 0, MOMENTUM, 1.0)
     moved = s.x_adv + a * (z - s.x_adv) + (1.0 - a) * (s.x_adv - s.x_prev)
     return project(moved, x, eps, norm, clip_min, clip_max)

@@ -340,4 +340,3 @@ def square_attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         x_adv[idx[won]] = run.x_adv.numpy()[won]
         fooled[idx[won]] = True
     return tf.constant(x_adv)
-

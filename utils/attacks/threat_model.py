@@ -46,7 +46,7 @@ def direction(grad: tf.Tensor, norm: str) -> tf.Tensor:
 
 
 def project(x_adv: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: str, clip_min: tf.Tensor,
-             clip_max: tf.Tensor) -> tf.Tensor:
+            clip_max: tf.Tensor) -> tf.Tensor:
     """Onto the ``norm`` ε-ball around ``x``, then into ``[clip_min, clip_max]``. Exact
     for ℓ∞; for ℓ2 (AutoAttack's order) the box clip only shrinks ``|delta|``
     coordinate-wise, so the result stays in the ball."""

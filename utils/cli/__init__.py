@@ -1,1 +1,2 @@
-"""Command-line plumbing of the entry scripts: absl flag definitions and one-line errors (the only absl users)."""
+"""Command-line plumbing of the entry scripts: absl flag definitions and one-line errors
+(the only absl users in utils/)."""

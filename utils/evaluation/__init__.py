@@ -1,1 +1,2 @@
-"""Evaluation: the streaming loop, the resumable attack ensemble, its state, masking checks, detection."""
+"""Evaluation: the streaming loops, the resumable attack ensemble and its members and
+state, masking checks, detection."""

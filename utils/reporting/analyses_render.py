@@ -51,13 +51,13 @@ def render_training_time(payload: Payload) -> str:
              PAPER_000_TABLE1_MIN.get(("MNIST", r["label"].replace("-10", "")), "–"))
             for r in payload["rows"]]
     lines += markdown_table(("setup", "ms / step", "images / s", "est. min, 50 epochs",
-                     "000 Table 1, MNIST (min, RTX 2080 Ti)"), rows)
+                             "000 Table 1, MNIST (min, RTX 2080 Ti)"), rows)
     paper = {"MMC/SCE": "1.21 (MNIST), 1.02 (CIFAR-10), 1.06 (CIFAR-100)",
              "AT-MMC/AT-SCE": "1.03 (MNIST)", "AT-SCE/SCE": "6.8 (MNIST)",
              "AT-MMC/MMC": "5.8 (MNIST)"}
     lines += ["", *markdown_table(("ratio of step times", "ours", "000 Table 1"),
-                          [(k, f"{v:.3f}", paper.get(k, "–"))
-                           for k, v in payload["ratios"].items()])]
+                                  [(k, f"{v:.3f}", paper.get(k, "–"))
+                                   for k, v in payload["ratios"].items()])]
     return "\n".join(lines) + "\n"
 
 
@@ -78,11 +78,11 @@ def render_ood(payload: Payload) -> str:
                          f"{r['mean_max_softmax_ood']:.3f} / {r['mean_max_softmax_in']:.3f}",
                          f"{r['auroc_max_score']:.3f}"))
     lines += markdown_table(("model", "OOD input (n)", "score", "first OOD top-3",
-                     "mean OOD top-3", "mean in-dist. top-3", "max softmax OOD / in",
-                     "AUROC"), rows)
+                             "mean OOD top-3", "mean in-dist. top-3", "max softmax OOD / in",
+                             "AUROC"), rows)
     lines += ["", "000 Table 3 (one image):", ""]
     lines += markdown_table(("000 model", "dataset", "top-3"),
-                    [(m, d, _scores(v)) for (d, m), v in PAPER_000_TABLE3.items()])
+                            [(m, d, _scores(v)) for (d, m), v in PAPER_000_TABLE3.items()])
     return "\n".join(lines) + "\n"
 
 
@@ -100,7 +100,7 @@ def render_cmm(payload: Payload) -> str:
                                   "–"))
             for r in payload["rows"]]
     lines += markdown_table(("C_MM", "clean %", "PGD %", "000 Table 4 clean % (CIFAR-10, "
-                     "ResNet-32, 200 epochs)"), rows)
+                             "ResNet-32, 200 epochs)"), rows)
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +121,7 @@ def render_gsce(payload: Payload) -> str:
              f"{m['non_true']['lse_error_mean']:.3f} / {m['non_true']['lse_error_median']:.3f}")
             for m in payload["models"]]
     lines += markdown_table(("model", "n", "share % (non-true)", "share % (overall)",
-                     "median gap (logits)", "LSE error mean / median"), rows)
+                             "median gap (logits)", "LSE error mean / median"), rows)
     return "\n".join(lines) + "\n"
 
 

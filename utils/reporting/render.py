@@ -57,7 +57,7 @@ def _matched_lines(rows: Sequence[Record]) -> List[str]:
              f"{r['ours_model']} ({r['ours_dataset']}, epoch {r['ours_epoch']})",
              r["ours_n"], r["differs"] or "–") for r in rows]
     return markdown_table(("paper source", "method", "column", "paper", "ours", "Δ",
-                   "our model", "n", "differs"), body)
+                           "our model", "n", "differs"), body)
 
 
 def _not_run_lines(rows: Sequence[Record]) -> List[str]:
@@ -67,8 +67,8 @@ def _not_run_lines(rows: Sequence[Record]) -> List[str]:
         groups.setdefault(key, []).append(
             f"{r['column']} ({_PREFIX[r['relation']]}{r['paper']})")
     body = [(*key, "; ".join(columns)) for key, columns in groups.items()]
-    return markdown_table(("paper source", "method", "dataset", "arch", "cells not run (paper value)"),
-                  body)
+    return markdown_table(("paper source", "method", "dataset", "arch",
+                           "cells not run (paper value)"), body)
 
 
 def _ours_only_lines(rows: Sequence[Record]) -> List[str]:
@@ -77,7 +77,7 @@ def _ours_only_lines(rows: Sequence[Record]) -> List[str]:
              r["ours_nb_iter"] or "–",
              r["ours_objective"] or "–", r["ours_n"]) for r in rows]
     return markdown_table(("method", "model", "dataset", "attack", "targeted", "ε (/256)", "steps",
-                   "objective", "n"), body)
+                           "objective", "n"), body)
 
 
 def render_markdown(comparison: Comparison, header: Sequence[str] = (),
