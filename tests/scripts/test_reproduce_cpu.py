@@ -46,7 +46,7 @@ def test_full_plan_command_lines(tmp_path, capsys):
     assert all({"--target=False", "--num_iter=50", "--eps_256=8,16", "--num_examples=500"} <= a
                and any(f.startswith("--state_file=") for f in a) for a in strong)
     full = [a for a in strong if "--ensemble=autoattack" in a]  # AutoAttack's FAB-T, Square
-    assert len(full) == 5 and all({"--fab_n_iter=100", "--square_n_queries=5000",
+    assert len(full) == 5 and all({"--fab_n_iter=100", "--square_n_queries=1000",
                                    "--results_file=" + str(tmp_path) + "/rep/autoattack.jsonl"}
                                   <= a for a in full)
     assert len({next(f for f in a if f.startswith("--state_file=")) for a in strong}) == 20
@@ -120,10 +120,12 @@ def test_dry_run_writes_report_and_resumes(tmp_path, fake_mnist_dir, capsys):
     assert (rep / "report.csv").exists()
     summary = (rep / "summary.md").read_text()
     assert "Reduced C&W budget" in summary and "| AT-un (MMC-10) | ours |" in summary
+    assert "Reduced Square budget** in full AutoAttack: 5 queries" in summary
     assert "ε8 AA-lite" in summary and "ε8 AutoAttack (Square 5 q.)" in summary
-    assert "ε16 PGD2-un − AutoAttack (Square 5 q.)" in summary
+    assert "ε16 PGD2-un − AA-lite" in summary
     assert "| 55.0 | – | – | – | 43.48 |" in summary  # AT-MMC: claimed PGD-50 vs RobustBench
-    assert "| after FAB-T | after Square | AA-lite − full | made the difference |" in summary
+    assert "| after FAB-T | after Square | after APGD-T − full | made the difference |" \
+        in summary and "| AT-un (MMC-10) | 16 |" in summary
     timings = json.loads((rep / "timings.json").read_text())
     assert {t["step"] for t in timings} == {"train SCE", "train AT-MMC-10", "eval SCE",
                                             "eval AT-MMC-10", "report"}

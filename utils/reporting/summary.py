@@ -241,11 +241,13 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
 def render_strong(records: Sequence[Record], cells: Sequence[Record],
                   cols: Sequence[Column], methods: Sequence[str]) -> List[str]:
     """Markdown lines: per method, the paper's and our value of each ``cols`` column
-    (:func:`strong_columns`) and, per ε, by how many points the strongest attack (the
-    last column of that ε: full AutoAttack, else the cascade) lowers our PGD accuracy
-    (– where either is missing)."""
+    (:func:`strong_columns`) and, per ε, by how many points the cascade
+    (``autoattack-lite``) lowers our PGD accuracy (– where either is missing). Full
+    AutoAttack is compared with the cascade in :func:`render_members`, within its own
+    record (the same checkpoint)."""
     header = ["method", "", *[c.label for c in cols]]
-    gaps = [(c, [d for d in cols if d.eps_256 == c.eps_256][-1])
+    gaps = [(c, next(d for d in cols if d.eps_256 == c.eps_256
+                     and dict(d.where).get("members") == LITE))
             for c in cols if c.attack == "MadryEtAl"]
     header += [f"{c.label} − {d.label.split(' ', 1)[1]}" for c, d in gaps]
     lines = ["Beyond the paper: the same models and images under APGD-CE, APGD-T, the "
@@ -271,35 +273,45 @@ def render_strong(records: Sequence[Record], cells: Sequence[Record],
 def render_members(records: Sequence[Record], cols: Sequence[Column],
                    methods: Sequence[str]) -> List[str]:
     """Markdown lines: per method and ε with a full-AutoAttack record (a ``cols`` column
-    whose members are :data:`FULL_AA`), the ``autoattack-lite`` record's accuracy, the
-    full run's robust accuracy after each member (its record's ``robust_accuracy_after``),
-    lite − full, and the members after APGD-T that broke points, with the points each
-    took (– when none did). Empty when no full run is recorded."""
+    whose members are :data:`FULL_AA`), its clean accuracy, the robust accuracy after each
+    member (its ``robust_accuracy_after``; after APGD-T is what ``autoattack-lite`` leaves,
+    as the first two members run alike), that minus the full accuracy, the members after
+    APGD-T that broke points (with the points each took; – when none did), and, for
+    reference, the separate ``autoattack-lite`` record's clean and robust accuracy (it
+    may come from another checkpoint of the same run name). Empty when no full run."""
     fulls = [c for c in cols if dict(c.where).get("members") == FULL_AA]
-    rows = []
+    rows, differ = [], []
     for method in methods:
         for col in fulls:
             full = ours_record(records, method, col)
             if full is None or not full.get("after"):
                 continue
-            lite = ours_value(records, method, next(
+            lite = ours_record(records, method, next(
                 c for c in cols if c.eps_256 == col.eps_256
                 and dict(c.where).get("members") == LITE))
             after = [full["after"].get(m) for m in FULL_AA]
+            if lite is not None and abs(lite["clean"] - full["clean"]) > 1e-9:
+                differ.append(f"{method} ε{col.eps_256:g}")
             extra = [f"{m} {a - b:.1f}" for m, a, b in zip(FULL_AA[2:], after[1:], after[2:])
                      if a is not None and b is not None and a - b > 0]
-            rows.append([method, f"{col.eps_256:g}", _fmt(lite, "accuracy"),
+            rows.append([method, f"{col.eps_256:g}", _fmt(full["clean"], "accuracy"),
                          *[_fmt(a, "accuracy") for a in after],
-                         "–" if lite is None else f"{lite - full['accuracy']:.1f}",
-                         ", ".join(extra) or "–"])
+                         "–" if after[1] is None else f"{after[1] - full['accuracy']:.1f}",
+                         ", ".join(extra) or "–",
+                         "–" if lite is None else f"{lite['clean']:.1f} / {lite['accuracy']:.1f}"])
     if not rows:
         return []
-    return ["Full AutoAttack member by member (robust accuracy % after each member of the "
-            "full run, which attacks the points every earlier member left robust; AA-lite is "
-            "its own record of the APGD-CE + APGD-T cascade; the last column names the "
-            "members after APGD-T that lowered the accuracy, by how many points):", "",
-            *markdown_table(["method", "ε (/256)", "AA-lite", *[f"after {m}" for m in FULL_AA],
-                             "AA-lite − full", "made the difference"], rows)]
+    return ["Full AutoAttack member by member (accuracy % on the same images; each member "
+            "attacks only the points every earlier one left robust, so 'after APGD-T' is "
+            "what autoattack-lite leaves on the same checkpoint; 'made the difference' names "
+            "the members after APGD-T that lowered the accuracy, by how many points):", "",
+            *markdown_table(["method", "ε (/256)", "clean", *[f"after {m}" for m in FULL_AA],
+                             "after APGD-T − full", "made the difference",
+                             "AA-lite record: clean / robust"], rows),
+            *(["", f"Clean accuracy differs between the full run and the AA-lite record "
+                   f"({', '.join(differ)}): they were made on different checkpoints of the "
+                   "same run name (a retrained model); compare full AutoAttack with 'after "
+                   "APGD-T' of its own run."] if differ else [])]
 
 
 def write_reference_subset(reference: pathlib.Path, out: pathlib.Path, *, source: str,
