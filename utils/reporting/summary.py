@@ -310,8 +310,9 @@ def render_members(records: Sequence[Record], cols: Sequence[Column],
                              "AA-lite record: clean / robust"], rows),
             *(["", f"Clean accuracy differs between the full run and the AA-lite record "
                    f"({', '.join(differ)}): they were made on different checkpoints of the "
-                   "same run name (a retrained model); compare full AutoAttack with 'after "
-                   "APGD-T' of its own run."] if differ else [])]
+                   "same run name (retrained; the training table describes the checkpoints "
+                   "trained last); compare full AutoAttack with 'after APGD-T' of its own "
+                   "run, not with the other tables' figures."] if differ else [])]
 
 
 def write_reference_subset(reference: pathlib.Path, out: pathlib.Path, *, source: str,
