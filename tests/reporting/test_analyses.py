@@ -186,29 +186,41 @@ def test_summary_ordering_check():
 
 
 def test_strong_attack_table_sets_pgd_beside_the_cascade():
-    from utils.reporting.summary import ordering, render_strong, strong_columns
+    from utils.reporting.summary import (FULL_AA, LITE, ordering, render_members,
+                                         render_strong, strong_columns)
 
-    cols = strong_columns(steps=50, pgd_steps=50, eps=(8,))
+    cols = strong_columns(steps=50, pgd_steps=50, eps=(8,), full=(100, 1000))
     assert [(c.label, c.attack, c.targeted, c.steps) for c in cols] == [
         ("ε8 PGD50-un", "MadryEtAl", False, 50), ("ε8 APGD-CE", "APGD", False, 50),
-        ("ε8 APGD-T", "APGD-T", False, 50), ("ε8 AutoAttack", "AutoAttack", False, 50)]
+        ("ε8 APGD-T", "APGD-T", False, 50), ("ε8 AA-lite", "AutoAttack", False, 50),
+        ("ε8 AutoAttack (Square 1000 q.)", "AutoAttack", False, 50)]
     assert cols[0].paper_steps == 50 and cols[1].paper_steps is None
 
-    def record(attack, accuracy):
+    def record(attack, accuracy, members=None, after=None, queries=None):
         return dict(method="MMC-10", attack=attack, targeted=False, eps_256=8.0, nb_iter=50,
                     accuracy=accuracy, clean=90.0, transfer=False, n=500, time="t",
                     dataset="d", model="m", epoch=1, objective="o", noise_sigma=None,
-                    rotation_degrees=None)
+                    rotation_degrees=None, members=members, after=after,
+                    fab_n_iter=100 if queries else None, square_n_queries=queries)
 
+    full = record("AutoAttack", 13.8, FULL_AA, dict(zip(FULL_AA, (19.4, 14.2, 14.0, 13.8))),
+                  1000)
     records = [record("MadryEtAl", 20.6), record("APGD", 19.4), record("APGD-T", 15.0),
-               record("AutoAttack", 14.2)]
+               record("AutoAttack", 14.2, LITE), full]
     cells = [dict(method="MMC-10", attack="MadryEtAl", targeted=False, eps_256=8.0, nb_iter=50,
-                  metric="accuracy", relation="=", value_text="24.8")]
+                  metric="accuracy", relation="=", value_text="24.8"),
+             dict(method="MMC-10", attack="AutoAttack", targeted=False, eps_256=8.0,
+                  nb_iter=None, metric="accuracy", relation="=", value_text="9.9")]
     lines = render_strong(records, cells, cols, ["MMC-10", "SCE"])
-    assert "| ε8 PGD50-un − AutoAttack |" in lines[2]
-    assert "| MMC-10 | ours | 20.6 | 19.4 | 15.0 | 14.2 | 6.4 |" in lines
-    assert "|  | paper | 24.8 | – | – | – | – |" in lines
-    assert "| SCE | ours | – | – | – | – | – |" in lines  # not run: no made-up numbers
+    assert "| ε8 PGD50-un − AA-lite |" in lines[2]
+    # lite and full keep their own records; PGD's gap is to the cascade (its checkpoint)
+    assert "| MMC-10 | ours | 20.6 | 19.4 | 15.0 | 14.2 | 13.8 | 6.4 |" in lines
+    assert "|  | paper | 24.8 | – | – | – | 9.9 | – |" in lines  # published AA: full only
+    assert "| SCE | ours | – | – | – | – | – | – |" in lines  # not run: no made-up numbers
+    table = render_members(records, cols, ["MMC-10", "SCE"])
+    assert "| MMC-10 | 8 | 90.0 | 19.4 | 14.2 | 14.0 | 13.8 | 0.4 | FAB-T 0.2, Square 0.2 | " \
+        "90.0 / 14.2 |" in table and not any(line.startswith("| SCE") for line in table)
+    assert render_members(records[:4], cols, ["MMC-10"]) == []  # no full run: no table
     # The ordering check reads the strong columns too (here: one method, not all run).
     assert [c[0] for c in ordering(records, cells, cols)] == [c.label for c in cols]
 

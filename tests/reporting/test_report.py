@@ -124,6 +124,28 @@ def test_latest_run_of_a_setting_wins(reference):
     assert [r["ours"] for r in rows] == [pytest.approx(20.0)]
 
 
+def test_ensemble_presets_are_separate_settings():
+    """autoattack-lite and full AutoAttack of one model and ε are two settings (neither
+    replaces the other), told apart in the report; Square's budget is part of the key."""
+    lite, full = ["APGD-CE", "APGD-T"], ["APGD-CE", "APGD-T", "FAB-T", "Square"]
+
+    def aa(members, acc, queries=5000, time="2026-01-01T00:00:00Z"):
+        return pgd(MMC, "mmc", acc=acc, attack_name="AutoAttack", members=members,
+                   fab_n_iter=100, square_n_queries=queries, time=time,
+                   robust_accuracy_after=dict(zip(members, [0.4, acc, acc, acc])))
+
+    records = [R.normalize_record(r, "f") for r in (
+        aa(lite, 0.3), aa(full, 0.2), aa(full, 0.25, 1000, "2026-02-01T00:00:00Z"))]
+    assert (records[0]["members"], records[0]["square_n_queries"]) == (tuple(lite), None)
+    assert records[1]["after"] == {"APGD-CE": 40.0, "APGD-T": 20.0, "FAB-T": 20.0,
+                                   "Square": 20.0}
+    kept = R.latest_per_setting(records)
+    assert sorted(r["accuracy"] for r in kept) == pytest.approx([20.0, 25.0, 30.0])
+    rows = R.compare([], kept).rows
+    assert sorted(r["ours_attack"] for r in rows)[::2] == [
+        "AutoAttack (APGD-CE+APGD-T)", "AutoAttack (APGD-CE+APGD-T+FAB-T+Square)"]
+
+
 def test_mean_l2_and_advtrain(reference):
     cw = dict(dataset="cifar10", model=AT_TAR_MMC, loss="mmc", attack_name="CarliniWagnerL2",
               targeted=True, CW_max_iterations=1000, adaptive=True, objective="mmc_tar2",

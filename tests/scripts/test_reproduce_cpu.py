@@ -23,7 +23,7 @@ def test_full_plan_command_lines(tmp_path, capsys):
     cmds = listed(capsys, f"--runs_dir={tmp_path}/runs", f"--report_dir={tmp_path}/rep",
                   "--stages=train,eval,report,analyses")
     programs = collections.Counter(c[0] for c in cmds)
-    assert programs == {"train_models.py": 5, "advtest_iterative.py": 35,
+    assert programs == {"train_models.py": 5, "advtest_iterative.py": 40,
                         "advtest_others.py": 20, "scripts/compare_results.py": 1,
                         "scripts/analyses.py": 2}
     train = [set(c) for c in cmds if c[0] == "train_models.py"]
@@ -42,9 +42,14 @@ def test_full_plan_command_lines(tmp_path, capsys):
               and "--attack_method=MadryEtAl" not in c]
     assert collections.Counter(next(f for f in a if f.startswith("--attack_method="))
                                for a in strong) == {
-        "--attack_method=APGD": 5, "--attack_method=APGD-T": 5, "--attack_method=AutoAttack": 5}
+        "--attack_method=APGD": 5, "--attack_method=APGD-T": 5, "--attack_method=AutoAttack": 10}
     assert all({"--target=False", "--num_iter=50", "--eps_256=8,16", "--num_examples=500"} <= a
                and any(f.startswith("--state_file=") for f in a) for a in strong)
+    full = [a for a in strong if "--ensemble=autoattack" in a]  # AutoAttack's FAB-T, Square
+    assert len(full) == 5 and all({"--fab_n_iter=100", "--square_n_queries=1000",
+                                   "--results_file=" + str(tmp_path) + "/rep/autoattack.jsonl"}
+                                  <= a for a in full)
+    assert len({next(f for f in a if f.startswith("--state_file=")) for a in strong}) == 20
     cw = [set(c) for c in cmds if "--attack_method=CarliniWagnerL2" in c]
     assert len(cw) == 10 and all({"--num_examples=100", "--CW_max_iterations=100",
                                   "--CW_binary_search_steps=5"} <= a for a in cw)
@@ -99,6 +104,11 @@ def test_dry_run_writes_report_and_resumes(tmp_path, fake_mnist_dir, capsys):
     assert collections.Counter(r["attack_name"] for r in strong) == {
         "APGD": 4, "APGD-T": 4, "AutoAttack": 4}  # models x eps 8, 16
     assert all(not r["targeted"] and r["adaptive"] for r in strong)
+    full = [json.loads(line) for line in (rep / "autoattack.jsonl").read_text().splitlines()]
+    assert len(full) == 4 and all(  # models x eps 8, 16; tiny budgets in the dry run
+        r["members"] == ["APGD-CE", "APGD-T", "FAB-T", "Square"] and not r["targeted"]
+        and (r["fab_n_iter"], r["square_n_queries"], r["n_iter"]) == (2, 5, 2)
+        and list(r["robust_accuracy_after"]) == r["members"] for r in full)
     assert sorted(r["attack_name"] for r in others) == sorted(
         ["CarliniWagnerL2", "CarliniWagnerL2", "Gaussian", "Rotation"] * 2)
     assert all(r["command"].startswith(("advtest_iterative.py ", "advtest_others.py "))
@@ -110,8 +120,12 @@ def test_dry_run_writes_report_and_resumes(tmp_path, fake_mnist_dir, capsys):
     assert (rep / "report.csv").exists()
     summary = (rep / "summary.md").read_text()
     assert "Reduced C&W budget" in summary and "| AT-un (MMC-10) | ours |" in summary
-    assert "ε8 AutoAttack" in summary and "ε16 PGD2-un − AutoAttack" in summary
-    assert "| 55.0 | – | – | 43.48 |" in summary  # AT-MMC: claimed PGD-50 vs RobustBench
+    assert "Reduced Square budget** in full AutoAttack: 5 queries" in summary
+    assert "ε8 AA-lite" in summary and "ε8 AutoAttack (Square 5 q.)" in summary
+    assert "ε16 PGD2-un − AA-lite" in summary
+    assert "| 55.0 | – | – | – | 43.48 |" in summary  # AT-MMC: claimed PGD-50 vs RobustBench
+    assert "| after FAB-T | after Square | after APGD-T − full | made the difference |" \
+        in summary and "| AT-un (MMC-10) | 16 |" in summary
     timings = json.loads((rep / "timings.json").read_text())
     assert {t["step"] for t in timings} == {"train SCE", "train AT-MMC-10", "eval SCE",
                                             "eval AT-MMC-10", "report"}

@@ -247,8 +247,22 @@ def normalize_record(record: Record, where: str) -> Record:
                epoch=record.get("epoch"), objective=record.get("objective"),
                time=record.get("time", ""), where=where,
                accuracy=accuracy, clean=clean, mean_l2=record.get("l2_mean"))
+    out.update(_ensemble_fields(record))
     out["method"] = method_label(loss, out["centers"], out["c_mm"], out["advtrain"])
     return out
+
+
+def _ensemble_fields(record: Record) -> Record:
+    """An ensemble record's ``members`` (tuple, in order), the budgets of its FAB-T /
+    Square members (None when absent) and ``after`` (member -> robust accuracy % after
+    it); all None for other records."""
+    members = tuple(record.get("members") or ()) or None
+    after = record.get("robust_accuracy_after")
+    return dict(members=members,
+                fab_n_iter=record.get("fab_n_iter") if "FAB-T" in (members or ()) else None,
+                square_n_queries=(record.get("square_n_queries")
+                                  if "Square" in (members or ()) else None),
+                after=None if after is None else {m: 100.0 * float(v) for m, v in after.items()})
 
 
 def _expand(patterns: Iterable[str]) -> List[pathlib.Path]:
@@ -290,15 +304,17 @@ def load_results(patterns: Sequence[str]) -> List[Record]:
 
 
 def latest_per_setting(records: Sequence[Record]) -> List[Record]:
-    """One record per (dataset, model, epoch, attack, settings, objective): the one on
-    most examples, then the latest; transfer (black-box) records are left out."""
+    """One record per (dataset, model, epoch, attack, settings, objective, ensemble
+    members and their FAB-T / Square budgets): the one on most examples, then the latest;
+    transfer (black-box) records are left out."""
     best: Dict[Tuple, Record] = {}
     for r in records:
         if r["transfer"]:
             continue
-        key = tuple(str(r[k]) for k in ("dataset", "model", "epoch", "attack", "targeted",
-                                        "eps_256", "nb_iter", "objective", "noise_sigma",
-                                        "rotation_degrees"))
+        key = tuple(str(r.get(k)) for k in (
+            "dataset", "model", "epoch", "attack", "targeted", "eps_256", "nb_iter",
+            "objective", "noise_sigma", "rotation_degrees", "members", "fab_n_iter",
+            "square_n_queries"))
         old = best.get(key)
         if old is None or (r["n"] or 0, r["time"]) >= (old["n"] or 0, old["time"]):
             best[key] = r
@@ -385,6 +401,8 @@ def _row(status: str, cell: Optional[Record], ours: Optional[Record],
         row.update({f"ours_{k}": ours[k] for k in ("method", "dataset", "model", "epoch", "n",
                                                    "attack", "targeted", "eps_256", "nb_iter",
                                                    "objective")})
+        if ours.get("members") and ours["attack"] == "AutoAttack":  # which preset
+            row["ours_attack"] += f" ({'+'.join(ours['members'])})"
         row["ours_record"] = ours["where"]
     if cell is not None and ours is not None:
         value = ours[cell["metric"]]

@@ -39,7 +39,8 @@ _RELATION = {"<=": "≤", ">": ">", "~": "≈", "=": ""}
 class Column:
     """One summary column: ``label``; what our record and the paper cell must be
     (``attack``, ``targeted``, ``eps_256``, ``steps`` ours / ``paper_steps``); ``metric``
-    ``accuracy`` (%) or ``mean_l2``."""
+    ``accuracy`` (%) or ``mean_l2``; ``where``: further ``(field, value)`` pairs our
+    normalized record must have (e.g. the ensemble ``members``)."""
 
     label: str
     attack: str
@@ -48,6 +49,7 @@ class Column:
     steps: Optional[int] = None
     paper_steps: Optional[int] = None
     metric: str = "accuracy"
+    where: Tuple[Tuple[str, Any], ...] = ()
 
 
 def summary_columns(pgd_steps: Sequence[int] = PAPER_PGD_STEPS) -> List[Column]:
@@ -66,28 +68,45 @@ def summary_columns(pgd_steps: Sequence[int] = PAPER_PGD_STEPS) -> List[Column]:
     return cols
 
 
-def strong_columns(steps: int, pgd_steps: int, eps: Sequence[int] = (8, 16)
-                   ) -> List[Column]:
+LITE = ("APGD-CE", "APGD-T")  # utils.evaluation.members.PRESETS["autoattack-lite"]
+FULL_AA = ("APGD-CE", "APGD-T", "FAB-T", "Square")  # PRESETS["autoattack"]
+SQUARE_QUERIES = 5000  # AutoAttack's standard Square budget
+
+
+def strong_columns(steps: int, pgd_steps: int, eps: Sequence[int] = (8, 16),
+                   full: Optional[Tuple[int, int]] = None) -> List[Column]:
     """Per ε (/256): untargeted PGD-``pgd_steps`` (the paper's PGD-50 beside it), then
     APGD-CE, APGD-T and the AutoAttack-style cascade (``autoattack-lite``), each with
-    ``steps`` iterations (APGD-T: per target class) -- all untargeted, adaptive."""
+    ``steps`` iterations (APGD-T: per target class) -- all untargeted, adaptive -- and,
+    with ``full = (fab_n_iter, square_n_queries)``, full AutoAttack (preset ``autoattack``:
+    also FAB-T and Square with those budgets; a Square budget other than 5000 is in the
+    label)."""
     cols: List[Column] = []
     for e in eps:
         cols.append(Column(f"ε{e} PGD{pgd_steps}-un", "MadryEtAl", False, float(e), pgd_steps,
                            PAPER_PGD_STEPS[-1]))
-        cols += [Column(f"ε{e} {label}", attack, False, float(e), steps)
-                 for label, attack in (("APGD-CE", "APGD"), ("APGD-T", "APGD-T"),
-                                       ("AutoAttack", "AutoAttack"))]
+        cols += [Column(f"ε{e} {label}", attack, False, float(e), steps, where=where)
+                 for label, attack, where in (
+                     ("APGD-CE", "APGD", ()), ("APGD-T", "APGD-T", ()),
+                     ("AA-lite", "AutoAttack", (("members", LITE),)))]
+        if full is not None:
+            label = f"ε{e} AutoAttack" + ("" if full[1] == SQUARE_QUERIES
+                                          else f" (Square {full[1]} q.)")
+            cols.append(Column(label, "AutoAttack", False, float(e), steps, where=(
+                ("members", FULL_AA), ("fab_n_iter", full[0]), ("square_n_queries", full[1]))))
     return cols
 
 
-def _matches(item: Record, method: str, col: Column, steps: Optional[int]) -> bool:
+def _matches(item: Record, method: str, col: Column, steps: Optional[int],
+             where: bool = True) -> bool:
     if item["method"] != method or item["attack"] != col.attack:
         return False
     if col.targeted is not None and bool(item["targeted"]) != col.targeted:
         return False
     if col.eps_256 is not None and (item["eps_256"] is None
                                     or abs(float(item["eps_256"]) - col.eps_256) > 1e-6):
+        return False
+    if where and any(item.get(field) != value for field, value in col.where):
         return False
     return steps is None or item["nb_iter"] == steps
 
@@ -96,21 +115,29 @@ def ours_value(records: Sequence[Record], method: str, col: Column) -> Optional[
     """Our value of ``col`` for ``method`` (normalized records, :mod:`utils.reporting.compare`):
     accuracy % or mean L2; the clean column takes the clean accuracy of the record on
     most images. None when not run."""
-    records = [r for r in latest_per_setting(records) if not r["transfer"]]
     if col.attack == "clean":
-        own = [r for r in records if r["method"] == method]
+        own = [r for r in latest_per_setting(records) if r["method"] == method]
         return max(own, key=lambda r: (r["n"] or 0, r["time"]))["clean"] if own else None
-    hits = [r for r in records if _matches(r, method, col, col.steps)]
-    if not hits:
-        return None
-    best = max(hits, key=lambda r: (r["n"] or 0, r["time"]))
-    return best[col.metric]
+    best = ours_record(records, method, col)
+    return None if best is None else best[col.metric]
+
+
+def ours_record(records: Sequence[Record], method: str, col: Column) -> Optional[Record]:
+    """Our (normalized) record behind ``col`` for ``method``: on most images, then the
+    latest; None when not run."""
+    hits = [r for r in latest_per_setting(records) if _matches(r, method, col, col.steps)]
+    return max(hits, key=lambda r: (r["n"] or 0, r["time"])) if hits else None
 
 
 def paper_value(cells: Sequence[Record], method: str, col: Column) -> Optional[str]:
-    """The paper's printed value of ``col`` for ``method`` (``≤1`` for bounds), or None."""
+    """The paper's printed value of ``col`` for ``method`` (``≤1`` for bounds), or None.
+    A published AutoAttack figure is full AutoAttack's: not shown beside a column of
+    other ensemble members (``autoattack-lite``)."""
+    if dict(col.where).get("members", FULL_AA) != FULL_AA:
+        return None
     for cell in cells:
-        if cell["metric"] == col.metric and _matches(cell, method, col, col.paper_steps):
+        if cell["metric"] == col.metric and _matches(cell, method, col, col.paper_steps,
+                                                     where=False):
             return _RELATION[cell["relation"]] + cell["value_text"]
     return None
 
@@ -194,6 +221,8 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
                              "evaluation min", "test accuracy % (all test images)"], rows)
     if strong:
         lines += ["", *render_strong(records, cells, strong, methods)]
+        members = render_members(records, strong, methods)
+        lines += ["", *members] if members else []
     checks = ordering(records, cells, [*cols, *[c for c in strong if c not in cols]])
     held = [c for c in checks if c[2]]
 
@@ -213,16 +242,21 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
 def render_strong(records: Sequence[Record], cells: Sequence[Record],
                   cols: Sequence[Column], methods: Sequence[str]) -> List[str]:
     """Markdown lines: per method, the paper's and our value of each ``cols`` column
-    (:func:`strong_columns`) and, per ε, by how many points the AutoAttack-style cascade
-    lowers our PGD accuracy (– where either is missing)."""
+    (:func:`strong_columns`) and, per ε, by how many points the cascade
+    (``autoattack-lite``) lowers our PGD accuracy (– where either is missing). Full
+    AutoAttack is compared with the cascade in :func:`render_members`, within its own
+    record (the same checkpoint)."""
     header = ["method", "", *[c.label for c in cols]]
-    gaps = [(c, next(d for d in cols if d.eps_256 == c.eps_256 and d.attack == "AutoAttack"))
+    gaps = [(c, next(d for d in cols if d.eps_256 == c.eps_256
+                     and dict(d.where).get("members") == LITE))
             for c in cols if c.attack == "MadryEtAl"]
-    header += [f"{c.label} − AutoAttack" for c, _ in gaps]
-    lines = ["Beyond the paper: the same models and images under APGD-CE, APGD-T and the "
-             "AutoAttack-style cascade (utils/attacks/apgd.py, utils/evaluation/ensemble.py; "
-             "untargeted, adaptive objectives, accuracy %). The paper's row has its PGD-50 and, where "
-             "one was published later, the AutoAttack re-evaluation of the paper's model "
+    header += [f"{c.label} − {d.label.split(' ', 1)[1]}" for c, d in gaps]
+    lines = ["Beyond the paper: the same models and images under APGD-CE, APGD-T, the "
+             "AutoAttack-style cascade `autoattack-lite` (AA-lite: APGD-CE then APGD-T) and, "
+             "where run, full AutoAttack (`--ensemble=autoattack`: APGD-CE, APGD-T, FAB-T, "
+             "Square) (utils/attacks/, utils/evaluation/ensemble.py; untargeted, adaptive "
+             "objectives, accuracy %). The paper's row has its PGD-50 and, where one was "
+             "published later, the AutoAttack re-evaluation of the paper's model "
              "(RobustBench, full AutoAttack, CIFAR-10).", ""]
     rows = []
     for method in methods:
@@ -235,6 +269,51 @@ def render_strong(records: Sequence[Record], cells: Sequence[Record],
         rows.append(["", "paper", *[paper_value(cells, method, c) or "–" for c in cols],
                      *["–"] * len(gaps)])
     return lines + markdown_table(header, rows)
+
+
+def render_members(records: Sequence[Record], cols: Sequence[Column],
+                   methods: Sequence[str]) -> List[str]:
+    """Markdown lines: per method and ε with a full-AutoAttack record (a ``cols`` column
+    whose members are :data:`FULL_AA`), its clean accuracy, the robust accuracy after each
+    member (its ``robust_accuracy_after``; after APGD-T is what ``autoattack-lite`` leaves,
+    as the first two members run alike), that minus the full accuracy, the members after
+    APGD-T that broke points (with the points each took; – when none did), and, for
+    reference, the separate ``autoattack-lite`` record's clean and robust accuracy (it
+    may come from another checkpoint of the same run name). Empty when no full run."""
+    fulls = [c for c in cols if dict(c.where).get("members") == FULL_AA]
+    rows, differ = [], []
+    for method in methods:
+        for col in fulls:
+            full = ours_record(records, method, col)
+            if full is None or not full.get("after"):
+                continue
+            lite = ours_record(records, method, next(
+                c for c in cols if c.eps_256 == col.eps_256
+                and dict(c.where).get("members") == LITE))
+            after = [full["after"].get(m) for m in FULL_AA]
+            if lite is not None and abs(lite["clean"] - full["clean"]) > 1e-9:
+                differ.append(f"{method} ε{col.eps_256:g}")
+            extra = [f"{m} {a - b:.1f}" for m, a, b in zip(FULL_AA[2:], after[1:], after[2:])
+                     if a is not None and b is not None and a - b > 0]
+            rows.append([method, f"{col.eps_256:g}", _fmt(full["clean"], "accuracy"),
+                         *[_fmt(a, "accuracy") for a in after],
+                         "–" if after[1] is None else f"{after[1] - full['accuracy']:.1f}",
+                         ", ".join(extra) or "–",
+                         "–" if lite is None else f"{lite['clean']:.1f} / {lite['accuracy']:.1f}"])
+    if not rows:
+        return []
+    return ["Full AutoAttack member by member (accuracy % on the same images; each member "
+            "attacks only the points every earlier one left robust, so 'after APGD-T' is "
+            "what autoattack-lite leaves on the same checkpoint; 'made the difference' names "
+            "the members after APGD-T that lowered the accuracy, by how many points):", "",
+            *markdown_table(["method", "ε (/256)", "clean", *[f"after {m}" for m in FULL_AA],
+                             "after APGD-T − full", "made the difference",
+                             "AA-lite record: clean / robust"], rows),
+            *(["", f"Clean accuracy differs between the full run and the AA-lite record "
+                   f"({', '.join(differ)}): they were made on different checkpoints of the "
+                   "same run name (retrained; the training table describes the checkpoints "
+                   "trained last); compare full AutoAttack with 'after APGD-T' of its own "
+                   "run, not with the other tables' figures."] if differ else [])]
 
 
 def write_reference_subset(reference: pathlib.Path, out: pathlib.Path, *, source: str,
