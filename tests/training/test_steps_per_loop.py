@@ -11,7 +11,7 @@ from conftest import cluster_data
 STEPS = 7  # not a multiple of 3: the epoch ends with a partial loop
 
 
-def _train(k, x, y, policy="stop", epochs=1):
+def _train(k, x, y, policy="stop", epochs=1, jit=False):
     """``(trainer, model, history)`` after ``epochs`` of ``STEPS`` steps of 10, one device."""
     import keras
 
@@ -27,7 +27,7 @@ def _train(k, x, y, policy="stop", epochs=1):
         optimizer = make_optimizer("mom", 0.01)
         optimizer.build(model.trainable_variables)
     trainer = Trainer(strategy, model, training_loss(cfg, model), optimizer, 10,
-                      nan_policy=policy, steps_per_loop=k)
+                      nan_policy=policy, steps_per_loop=k, jit_compile=jit)
     with strategy.scope():
         data = make_distributed_train_dataset(strategy, x, y, global_batch_size=10,
                                               num_classes=4, augment=False, repeat=True,
@@ -68,3 +68,13 @@ def test_nan_batch_inside_a_loop():
     for a, b in zip(one.get_weights(), three.get_weights()):
         np.testing.assert_array_equal(a, b)
         assert np.all(np.isfinite(b))
+
+
+@pytest.mark.slow
+def test_jit_compiled_training_matches_within_float_tolerance():
+    x, y = cluster_data(10 * STEPS, 0, shape=(8, 8, 3), num_classes=4)
+    _, plain, _ = _train(3, x, y)
+    trainer, compiled, _ = _train(3, x, y, jit=True)
+    assert int(trainer.optimizer.iterations) == STEPS
+    for a, b in zip(plain.get_weights(), compiled.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
