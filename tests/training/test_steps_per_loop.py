@@ -40,7 +40,8 @@ def _train(k, x, y, policy="stop", epochs=1, jit=False):
 def test_steps_per_loop_3_is_bit_identical_to_1():
     x, y = cluster_data(10 * STEPS, 0, shape=(8, 8, 3), num_classes=4)
     _, one, h1 = _train(1, x, y)
-    _, three, h3 = _train(3, x, y)
+    trainer, three, h3 = _train(3, x, y)
+    assert trainer._train_loop.experimental_get_tracing_count() == 1  # 3, 3, then 1 step
     for a, b in zip(one.get_weights(), three.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert h1[0].loss == pytest.approx(h3[0].loss, rel=1e-6)
