@@ -16,7 +16,8 @@ fi
 if [[ "${DRY_RUN:-0}" == "1" ]]; then
   OUT="${OUT:-$(mktemp -d)}"
   export CUDA_VISIBLE_DEVICES=""
-  TRAIN=(--n=1 --train_size=100 --test_size=20 --epochs=2 --steps_per_loop=1,50 --force)
+  # (float16 convolutions are emulated on a CPU: tiny batches keep mixed_float16 short)
+  TRAIN=(--n=1 --batch_size=10 --train_size=20 --test_size=10 --epochs=2 --steps_per_loop=1,50 --force)
   ATTACK=(--n=1 --rounds=1 --reps=1 --apgd_iter=2 --force)
   BATCHES=(4 8)
 else

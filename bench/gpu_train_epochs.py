@@ -31,6 +31,9 @@ from bench.common import finish, require_idle  # noqa: E402
 from utils.models.classifier import ModelConfig  # noqa: E402
 from utils.training.run import RunConfig, train  # noqa: E402
 
+# Each configuration builds its own Trainer: TF's "retracing" warning counts them all.
+tf.get_logger().setLevel("ERROR")
+
 
 def run_one(args: argparse.Namespace, loss: str, precision: str, k: int,
             model_dir: str) -> Dict[str, Any]:
