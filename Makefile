@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED := 1
 
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-fast bench venv data clean reproduce-cpu
+.PHONY: demo test test-fast bench bench-gpu venv data clean reproduce-cpu
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/train_step.py
 	$(PY) bench/attack_throughput.py
+
+## GPU suite (issue 17; <= 8 min on one GPU): bench/results/gpu_*.json. DRY_RUN=1: tiny, CPU.
+bench-gpu: $(STAMP) data
+	PYTHON=$(PY) DATA_DIR=$${DATA_DIR:-$(FASHION_DIR)} bench/gpu_suite.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info build .pytest_cache

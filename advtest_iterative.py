@@ -294,20 +294,24 @@ def _evaluate(plan: Plan, eps: float, loaded: Any, target: Any, data: Any,
     from utils.evaluation.detection import SCORES
     from utils.evaluation.ensemble import evaluate_ensemble
     from utils.evaluation.loop import evaluate_attack
+    from utils.models.jit import jit_model
 
+    attacked, evaluated = loaded.model, target.model
+    if FLAGS.jit_compile:
+        attacked, evaluated = jit_model(attacked), jit_model(evaluated)
     if plan.members is None:
         return evaluate_attack(
-            loaded.model, data.x_test, data.y_test, attack_name=plan.attack,
+            attacked, data.x_test, data.y_test, attack_name=plan.attack,
             objective_name=plan.objective, eps=eps / 256, eps_iter=FLAGS.eps_iter_256 / 256,
             nb_iter=FLAGS.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
             batch_size=FLAGS.batch_size, targets=targets, num_restarts=FLAGS.num_restarts,
-            seed=FLAGS.seed, progress=FLAGS.progress, eval_model=target.model,
+            seed=FLAGS.seed, progress=FLAGS.progress, eval_model=evaluated,
             score_fn=SCORES.get(auc_score) if auc_score else None,
             backend=FLAGS.attack_backend)
     result = evaluate_ensemble(
-        loaded.model, data.x_test, data.y_test, members=plan.members,
+        attacked, data.x_test, data.y_test, members=plan.members,
         settings=_settings(plan, eps, data), batch_size=FLAGS.batch_size, targets=targets,
-        eval_model=target.model, state_file=_state_path(eps), progress=FLAGS.progress)
+        eval_model=evaluated, state_file=_state_path(eps), progress=FLAGS.progress)
     # The objective of the first member (APGD-T alone: its targeted objective).
     return dict(result, attack_name=plan.attack,
                 objective_name=result["member_objectives"][plan.members[0]])

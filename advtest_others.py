@@ -310,7 +310,9 @@ def main(argv: Sequence[str]) -> None:
         print("note: DeepFool with --DeepFool_nb_candidate=1 (the original's setting) has no "
               "other class to move toward and returns the inputs unchanged; use >= 2",
               flush=True)
-    model_fn = pixel_model(loaded.model, data.mean)
+    from utils.models.jit import jit_model
+    model_fn = pixel_model(jit_model(loaded.model) if FLAGS.jit_compile else loaded.model,
+                           data.mean)
     try:
         result = evaluate_perturbation(model_fn, x, y, data.mean,
                                        make_perturbation(settings, model_fn),

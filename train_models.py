@@ -48,6 +48,9 @@ def define_flags() -> None:
     d(flags.DEFINE_enum, "nan_policy", "stop", "A batch with a NaN/inf loss or gradient is "
       "never applied; stop: end the run (exit 3), skip_batch: go on.",
       enum_values=["stop", "skip_batch"])
+    d(flags.DEFINE_integer, "steps_per_loop", 1, "Training steps per tf.function call (one "
+      "host sync per call; e.g. 50 on a GPU); weights do not depend on it.", lower_bound=1)
+    d(flags.DEFINE_bool, "jit_compile", False, "XLA-compile the training step.")
 
 
 define_flags()
@@ -74,6 +77,7 @@ def main(argv: Sequence[str]) -> None:
         train_size=FLAGS.train_size, test_size=FLAGS.test_size,
         augment=FLAGS.augment, verbose=FLAGS.verbose,
         advtrain=spec.advtrain, nan_policy=FLAGS.nan_policy,
+        steps_per_loop=FLAGS.steps_per_loop, jit_compile=FLAGS.jit_compile,
         flags={"argv": sys.argv, **FLAGS.flag_values_dict()})
     result = train(cfg)
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "

@@ -37,6 +37,7 @@ CASES = {
         (["--strategy=tpu"], 2, "--strategy"),
         (["--epochs=0"], 2, "--epochs"),
         (["--nan_policy=maybe"], 2, "--nan_policy"),
+        (["--steps_per_loop=0"], 2, "steps_per_loop"),
         (["--mixed_precision=fp8"], 2, "--mixed_precision"),
         (["--version=3"] + MNIST, 2, "version"),
         (["--lr_boundaries=a,b"], 2, "lr_boundaries"),

@@ -302,3 +302,18 @@ def test_transfer_models_load_their_own_epochs(trained_sce, capsys):
     code, _, err, _ = _advtest(trained_sce, capsys, "--eps_256=0", "--model_1=SCE",
                                "--model_2=MMC-10", "--epoch_1=9")
     assert code == 2 and "model.009.weights.h5" in err and "resnet" in err
+
+
+@pytest.mark.slow
+def test_jit_compile_gives_the_same_accuracies(trained, capsys):
+    """--jit_compile (XLA on the model call the attacks use): eps 0 still gives the clean
+    accuracy, and PGD's accuracies equal the uncompiled run's."""
+    args = ["--attack_method=MadryEtAl", "--target=False", "--eps_256=0,16", "--num_iter=5"]
+    runs = []
+    for jit in ("--jit_compile=False", "--jit_compile=True"):
+        code, _, err, results = _advtest(trained, capsys, *args, jit)
+        assert code == 0, err
+        runs.append([json.loads(line) for line in results.read_text().splitlines()][-2:])
+    (zero, pgd), (zero_jit, pgd_jit) = runs
+    assert zero_jit["adv_accuracy"] == zero_jit["clean_accuracy"] == zero["clean_accuracy"]
+    assert pgd_jit["adv_accuracy"] == pgd["adv_accuracy"] < pgd["clean_accuracy"]

@@ -111,6 +111,8 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
     d(flags.DEFINE_string, "results_file", results_file,
       "JSON-lines results file (a .csv beside it is rewritten).")
     d(flags.DEFINE_bool, "progress", True, "Progress bar.")
+    d(flags.DEFINE_bool, "jit_compile", False, "XLA-compile the model's forward pass the "
+      "attacks call (logits within float tolerance of without).")
 
 
 def model_config_from_flags(values: Any) -> ModelConfig:

@@ -95,14 +95,22 @@ class Trainer:
             training accuracy is then on ``x_adv``).
         adv_ratio: see ``adversary``; in ``[0, 1]``.
         nan_policy: one of :data:`NAN_POLICIES`.
+        steps_per_loop: training steps per ``tf.function`` call (a ``tf.while_loop``);
+            loss/accuracy sums stay on the device, one host sync per call; the last call
+            of an epoch runs the remaining steps. Weights do not depend on it.
+        jit_compile: XLA-compile the per-replica step (forward, backward, update).
 
-    ``position`` is ``(epoch, step)`` (1-based) of the step running or last run.
+    ``position`` is ``(epoch, step)`` (1-based) of the step running or last run (with
+    ``steps_per_loop > 1``: the last step of the running loop).
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model, loss_fn: LossFn,
                  optimizer: keras.optimizers.Optimizer, global_batch_size: int,
                  adversary: Optional[Adversary] = None, adv_ratio: float = 1.0,
-                 nan_policy: str = "stop") -> None:
+                 nan_policy: str = "stop", steps_per_loop: int = 1,
+                 jit_compile: bool = False) -> None:
+        if int(steps_per_loop) < 1:
+            raise UsageError(f"--steps_per_loop must be >= 1, got {steps_per_loop}")
         if nan_policy not in NAN_POLICIES:
             raise UsageError(f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, "
                              f"got {nan_policy!r}")
@@ -127,7 +135,12 @@ class Trainer:
         self.global_batch_size = int(global_batch_size)
         self.adversary = adversary
         self.adv_ratio = float(adv_ratio)
+        self.steps_per_loop = int(steps_per_loop)
+        # As Keras: XLA on the replica step only (the iterator's ops do not compile).
+        self._replica_fn = (tf.function(self._replica_step, jit_compile=True)
+                            if jit_compile else self._replica_step)
         self._train_step = tf.function(self._distributed_step)
+        self._train_loop = tf.function(self._distributed_loop)
         self._eval_step = tf.function(self._eval_batch)
 
     def _replica_step(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -193,8 +206,32 @@ class Trainer:
 
     def _distributed_step(self, iterator: tf.data.Iterator) -> Tuple[tf.Tensor, ...]:
         x, y = next(iterator)
-        sums = self.strategy.run(self._replica_step, args=(x, y))
+        sums = self.strategy.run(self._replica_fn, args=(x, y))
         return tuple(self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
+
+    def _distributed_loop(self, iterator: tf.data.Iterator, steps: tf.Tensor
+                          ) -> Tuple[tf.Tensor, ...]:
+        """Up to ``steps`` training steps in one graph: ``(loss sum, correct, count)`` of the
+        applied steps (float64), the number of non-finite steps and the 0-based index of
+        the first (-1: none). Under ``nan_policy="stop"`` the loop ends after that step."""
+        stop_on_bad = self.nan_policy == "stop"
+
+        def cond(i, sums, bad_count, first_bad):
+            more = i < steps
+            return tf.logical_and(more, first_bad < 0) if stop_on_bad else more
+
+        def body(i, sums, bad_count, first_bad):
+            *step_sums, skipped = self._distributed_step(iterator)
+            bad = skipped > 0
+            first_bad = tf.where(tf.logical_and(bad, first_bad < 0), i, first_bad)
+            sums = [a + tf.cast(b, tf.float64) for a, b in zip(sums, step_sums)]
+            return i + 1, sums, bad_count + tf.cast(bad, tf.int32), first_bad
+
+        zero = tf.constant(0.0, tf.float64)
+        _, sums, bad_count, first_bad = tf.while_loop(
+            cond, body, (tf.constant(0), [zero, zero, zero], tf.constant(0), tf.constant(-1)),
+            parallel_iterations=1)
+        return (*sums, bad_count, first_bad)
 
     def _eval_batch(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         per_example, logits, _ = self._forward_loss(x, y, training=False)
@@ -215,22 +252,24 @@ class Trainer:
         return {"loss": loss_sum / count, "accuracy": correct / count}
 
     def _run_epoch(self, iterator, epoch: int, steps: int, bar: keras.utils.Progbar) -> np.ndarray:
-        """``steps`` training steps; ``(loss sum, correct, count)`` over the applied ones."""
-        totals, skipped = np.zeros(3), 0
-        for step in range(1, steps + 1):
-            self.position = (epoch, step)
-            *sums, was_skipped = (float(t) for t in self._train_step(iterator))
-            if was_skipped:
-                if self.nan_policy == "stop":
-                    raise NonFiniteError(
-                        f"non-finite loss or gradient at epoch {epoch} step {step}; stopped "
-                        "(no checkpoint of it written); lower --lr or pass "
-                        "--nan_policy=skip_batch")
-                skipped += 1
-                continue
-            totals += np.array(sums)
-            bar.update(step, [("loss", totals[0] / totals[2]),
-                              ("accuracy", totals[1] / totals[2])])
+        """``steps`` training steps, ``steps_per_loop`` per call; ``(loss sum, correct,
+        count)`` over the applied ones."""
+        totals, skipped, done = np.zeros(3), 0, 0
+        while done < steps:
+            k = min(self.steps_per_loop, steps - done)
+            self.position = (epoch, done + k)
+            *sums, bad, first_bad = (t.numpy() for t in self._train_loop(iterator, tf.constant(k)))
+            if bad and self.nan_policy == "stop":
+                self.position = (epoch, done + int(first_bad) + 1)
+                raise NonFiniteError(
+                    f"non-finite loss or gradient at epoch {epoch} step {self.position[1]}; "
+                    "stopped (no checkpoint of it written); lower --lr or pass "
+                    "--nan_policy=skip_batch")
+            skipped, done = skipped + int(bad), done + k
+            totals += np.array(sums, dtype=np.float64)
+            if totals[2]:
+                bar.update(done, [("loss", totals[0] / totals[2]),
+                                  ("accuracy", totals[1] / totals[2])])
         if skipped == steps:
             raise NonFiniteError(f"every batch of epoch {epoch} had a non-finite loss or "
                                  "gradient (all skipped); lower --lr")

@@ -76,6 +76,8 @@ class RunConfig:
     verbose: int = 1
     advtrain: Optional[AdvTrainConfig] = None
     nan_policy: str = "stop"
+    steps_per_loop: int = 1
+    jit_compile: bool = False
     flags: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -108,6 +110,8 @@ def validate(cfg: RunConfig) -> None:
         (cfg.model.feature_dim is None or cfg.model.feature_dim >= 1,
          f"--feature_dim must be >= 1, got {cfg.model.feature_dim}"),
         (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be >= 1, got {cfg.epochs}"),
+        (cfg.steps_per_loop >= 1,
+         f"--steps_per_loop must be >= 1, got {cfg.steps_per_loop}"),
         (cfg.checkpoint_every >= 1,
          f"--checkpoint_every must be >= 1, got {cfg.checkpoint_every}"),
         (cfg.nan_policy in NAN_POLICIES,
@@ -246,7 +250,8 @@ def train(cfg: RunConfig) -> RunResult:
     trainer = Trainer(strategy, model, training_loss(cfg.model, model), optimizer,
                       cfg.batch_size, adversary=adversary,
                       adv_ratio=cfg.advtrain.adv_ratio if cfg.advtrain is not None else 1.0,
-                      nan_policy=cfg.nan_policy)
+                      nan_policy=cfg.nan_policy, steps_per_loop=cfg.steps_per_loop,
+                      jit_compile=cfg.jit_compile)
     hook = _epoch_end_hook(cfg, run_dir, state, strategy, history, epochs, chief)
     try:
         trainer.fit(dist_ds, steps, eval_ds, epochs=epochs, initial_epoch=initial_epoch,
