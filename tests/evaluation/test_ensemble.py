@@ -138,6 +138,7 @@ def test_interrupted_run_resumes_to_the_identical_record(model_data, tmp_path, m
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_full_autoattack_names_its_members_and_resumes_after_an_interruption(
         model_data, tmp_path, monkeypatch):
     settings = _settings(eps=0.2, fab_n_iter=5, square_n_queries=40)

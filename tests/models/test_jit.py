@@ -36,6 +36,7 @@ def test_jit_logits_match(models):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_jit_one_pgd_step_matches(models):
     from utils.attacks.iterative import ATTACKS
     from utils.attacks.objectives import OBJECTIVES

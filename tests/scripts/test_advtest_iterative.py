@@ -7,6 +7,8 @@ import pytest
 
 from conftest import run_entry, write_fake_mnist_npz
 
+pytestmark = pytest.mark.slow  # end to end: trains models, runs entry points
+
 ARCH = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--optimizer=Adam",
         "--lr=0.001"]
 

@@ -80,6 +80,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data_dir, extra
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_exit_3_and_no_checkpoint(tmp_path, data_dir, capsys):
     code, _, err = run_entry("train_models", TINY + [
         f"--data_dir={data_dir}", f"--model_dir={tmp_path}", "--epochs=2", "--lr=1e9",
@@ -91,6 +92,7 @@ def test_nan_loss_stops_with_exit_3_and_no_checkpoint(tmp_path, data_dir, capsys
     assert not list(tmp_path.glob("**/state.*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["stop", "skip_batch"])
 def test_nan_batch_is_never_applied(policy):
     """A batch holding a NaN image: "stop" raises naming epoch and step, "skip_batch"
@@ -124,6 +126,7 @@ def test_nan_batch_is_never_applied(policy):
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
+@pytest.mark.slow
 def test_disk_full_during_checkpoint_exit_4_and_set_consistent(tmp_path, data_dir, capsys,
                                                                monkeypatch):
     import utils.fileio as fileio

@@ -37,6 +37,7 @@ def _train(k, x, y, policy="stop", epochs=1, jit=False):
     return trainer, model, history
 
 
+@pytest.mark.slow
 def test_steps_per_loop_3_is_bit_identical_to_1():
     x, y = cluster_data(10 * STEPS, 0, shape=(8, 8, 3), num_classes=4)
     _, one, h1 = _train(1, x, y)
@@ -48,6 +49,7 @@ def test_steps_per_loop_3_is_bit_identical_to_1():
     assert h1[0].accuracy == h3[0].accuracy
 
 
+@pytest.mark.slow
 def test_nan_batch_inside_a_loop():
     """One NaN image: "stop" names the same (first bad) step with K=1 and K=3;
     "skip_batch" then gives the same weights with either K."""

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import run_entry, write_fake_mnist_npz
 
+pytestmark = pytest.mark.slow  # end to end: trains models, runs entry points
+
 TINY = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--verbose=0",
         "--test_size=40", "--optimizer=mom", "--lr=0.01", "--epochs=1", "--train_size=100"]
 BASE = "resnet8v1_mom_lr0.01_batchsize20_withBN"
