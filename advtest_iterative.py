@@ -304,13 +304,15 @@ def _evaluate(plan: Plan, eps: float, loaded: Any, target: Any, data: Any,
             attacked, data.x_test, data.y_test, attack_name=plan.attack,
             objective_name=plan.objective, eps=eps / 256, eps_iter=FLAGS.eps_iter_256 / 256,
             nb_iter=FLAGS.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
-            batch_size=FLAGS.batch_size, targets=targets, num_restarts=FLAGS.num_restarts,
+            batch_size=cli_flags.eval_batch_size(FLAGS), targets=targets,
+            num_restarts=FLAGS.num_restarts,
             seed=FLAGS.seed, progress=FLAGS.progress, eval_model=evaluated,
             score_fn=SCORES.get(auc_score) if auc_score else None,
             backend=FLAGS.attack_backend)
     result = evaluate_ensemble(
         attacked, data.x_test, data.y_test, members=plan.members,
-        settings=_settings(plan, eps, data), batch_size=FLAGS.batch_size, targets=targets,
+        settings=_settings(plan, eps, data), batch_size=cli_flags.eval_batch_size(FLAGS),
+        targets=targets,
         eval_model=evaluated, state_file=_state_path(eps), progress=FLAGS.progress)
     # The objective of the first member (APGD-T alone: its targeted objective).
     return dict(result, attack_name=plan.attack,

@@ -316,7 +316,8 @@ def main(argv: Sequence[str]) -> None:
     try:
         result = evaluate_perturbation(model_fn, x, y, data.mean,
                                        make_perturbation(settings, model_fn),
-                                       batch_size=FLAGS.batch_size, targets=targets,
+                                       batch_size=cli_flags.eval_batch_size(FLAGS),
+                                       targets=targets,
                                        keep_already=settings.attack_method in MINIMAL,
                                        progress=FLAGS.progress)
     except KeyboardInterrupt:

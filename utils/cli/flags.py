@@ -111,6 +111,10 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
     d(flags.DEFINE_string, "results_file", results_file,
       "JSON-lines results file (a .csv beside it is rewritten).")
     d(flags.DEFINE_bool, "progress", True, "Progress bar.")
+    d(flags.DEFINE_integer, "eval_batch_size", None, "Images attacked per batch (default: "
+      "--batch_size, which also names the checkpoint). Deterministic attacks give the same "
+      "results at any value; random starts are drawn per batch (seed, batch index).",
+      lower_bound=1)
     d(flags.DEFINE_bool, "jit_compile", False, "XLA-compile the model's forward pass the "
       "attacks call (logits within float tolerance of without).")
 
@@ -206,6 +210,11 @@ def model_path_config(values: Any) -> ModelConfig:
         raise UsageError(f"--model_path={values.model_path} has a {head} head but the loss "
                          f"flags say {cfg.loss}: drop --loss/--use_MMLDA/--use_ball")
     return cfg
+
+
+def eval_batch_size(values: Any) -> int:
+    """Images per attacked batch: ``--eval_batch_size``, else the run's ``--batch_size``."""
+    return values.eval_batch_size or values.batch_size
 
 
 def check_eval_flags(values: Any, results_file: str) -> None:
