@@ -50,10 +50,10 @@ OUTPUT_NAMES = {"training_time": "training_time", "ood": "ood_uncertainty",
 SETTING_FLAGS = (
     "dataset", "data_dir", "version", "n", "optimizer", "lr", "batch_size", "seed",
     "model_dir", "epoch", "train_size", "num_examples", "mean_var", "use_BN", "use_dense",
-    "use_leaky", "feature_dim", "ood_models", "ood_dataset", "ood_examples", "gsce_models",
-    "gsce_factor", "timing_steps", "timing_rounds", "timing_advtrain", "timing_train_images",
-    "cmm_values", "cmm_pgd_examples", "cmm_pgd_iter", "features_examples", "train_missing",
-    "density_models", "density_examples")
+    "use_leaky", "feature_dim", "ood_models", "ood_dataset", "ood_data_dir", "ood_examples",
+    "gsce_models", "gsce_factor", "timing_steps", "timing_rounds", "timing_advtrain",
+    "timing_train_images", "cmm_values", "cmm_pgd_examples", "cmm_pgd_iter",
+    "features_examples", "train_missing", "density_models", "density_examples")
 
 
 def define_flags() -> None:
@@ -72,6 +72,8 @@ def define_flags() -> None:
     d(flags.DEFINE_integer, "num_examples", None, "Test images for clean accuracy, g-SCE, "
       "in-distribution scores and the feature plot (default all).", lower_bound=1)
     d(flags.DEFINE_list, "ood_models", ["SCE", "MMC-10"], "Models for ood.")
+    d(flags.DEFINE_string, "ood_data_dir", None, "Directory of --ood_dataset's files "
+      "(default: that dataset's usual places; --data_dir is searched only for --dataset).")
     d(flags.DEFINE_string, "ood_dataset", "mnist", "Dataset whose test images are the OOD "
       "inputs (generated inputs stand in when it is missing).")
     d(flags.DEFINE_integer, "ood_examples", 500, "OOD inputs per kind.", lower_bound=1)
@@ -172,7 +174,7 @@ def ood_inputs(data: Any) -> "tuple[Dict[str, Any], List[str]]":
     n, notes, sets = FLAGS.ood_examples, [], {}
     height, width, channels = data.input_shape
     try:
-        raw = load_raw_dataset(FLAGS.ood_dataset, FLAGS.data_dir)
+        raw = load_raw_dataset(FLAGS.ood_dataset, FLAGS.ood_data_dir)
         x = raw.x_test[:n].astype(np.float32) / 255
         if x.shape[1:] == (height, width, channels):
             sets[f"{FLAGS.ood_dataset} test images (real)"] = x
