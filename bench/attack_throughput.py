@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--out",
                         default=str(ROOT / "bench" / "results" / "attack_throughput.json"))
     args = parser.parse_args()
-    require_idle(args.force)
+    load = require_idle(args.force)
     keras.utils.set_random_seed(0)
     num_classes = 10
     model = build_classifier(ModelConfig(version=1, n=args.n, loss="sce"), (32, 32, 3),
@@ -157,7 +157,7 @@ def main() -> None:
                 "work between steps; where the ResNet's forward+backward dominates (CPU, "
                 "batch 50) that ratio stays near 1",
     }
-    finish(result, args.out, args.force)
+    finish(result, args.out, load)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """What every benchmark shares: the load check, the gradient floor, provenance, the write.
 
-    require_idle(args.force)              # at start: refuse on a loaded machine
+    load = require_idle(args.force)       # at start: refuse on a loaded machine
     floor = gradient_floor(model, objective, k)   # k forward+backward passes, compiled
-    finish(result, args.out, args.force)  # adds versions, command, load; writes atomically
+    finish(result, args.out, load)        # adds versions, command, loads; writes atomically
 
 A benchmark's absolute times mean nothing on a shared machine; every benchmark therefore
 times, in the same run, the floor of the same work (``k`` forward+backward passes of the
@@ -17,7 +17,7 @@ import pathlib
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -86,14 +86,17 @@ def medians(times: Dict[str, List[float]]) -> Dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def finish(result: Dict[str, Any], out: "str | pathlib.Path", force: bool = False) -> None:
-    """Record versions, the command line and the load average in ``result``; write it to
-    ``out`` unless the machine became loaded during the run (then exit as
-    :func:`require_idle` does, printing the figures but writing nothing)."""
+def finish(result: Dict[str, Any], out: "str | pathlib.Path",
+           load_at_start: Optional[float] = None) -> None:
+    """Record versions, the command line and the load averages in ``result``, print it and
+    write it to ``out``. The load is checked at the start only (:func:`require_idle`): at
+    the end it includes the benchmark's own threads (about one per core), so it is
+    recorded, not judged."""
     result["versions"] = package_versions()
     result["command"] = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    result["load_average_at_start"] = (None if load_at_start is None
+                                       else round(load_at_start, 2))
     result["load_average_at_end"] = round(load_average(), 2)
     result["cores"] = os.cpu_count()
     print(json.dumps(result, indent=1))
-    require_idle(force)
     atomic_write_text(pathlib.Path(out), json.dumps(result, indent=1) + "\n")

@@ -68,7 +68,7 @@ def main() -> None:
                         help="write results even when the machine is loaded")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu_train.json"))
     args = parser.parse_args()
-    require_idle(args.force)
+    load = require_idle(args.force)
     ks = [int(k) for k in args.steps_per_loop.split(",")]
     runs: List[Dict[str, Any]] = []
     wall = time.perf_counter()
@@ -93,7 +93,7 @@ def main() -> None:
                   "val_images",
         "runs": runs, "mmc_over_sce": ratios, "wall_s": time.perf_counter() - wall,
         "device": gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)",
-    }, args.out, args.force)
+    }, args.out, load)
 
 
 if __name__ == "__main__":

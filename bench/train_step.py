@@ -103,7 +103,7 @@ def main() -> None:
                         help="write results even when the machine is loaded")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_step.json"))
     args = parser.parse_args()
-    require_idle(args.force)
+    load = require_idle(args.force)
     if args.mixed_precision != "off":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
     keras.utils.set_random_seed(0)
@@ -153,7 +153,7 @@ def main() -> None:
         "mixed_precision": args.mixed_precision,
         "device": gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)",
     }
-    finish(result, args.out, args.force)
+    finish(result, args.out, load)
 
 
 if __name__ == "__main__":
