@@ -36,6 +36,20 @@ def cluster_data(n: int, seed: int, shape=(4, 4, 1), num_classes: int = 4):
     return x.astype(np.float32).reshape((n,) + tuple(shape)), y
 
 
+def fit_cluster_mlp(x_train, y_train, num_classes: int = 4):
+    """A tiny Dense net (Flatten, 16 relu, logits) fitted for 5 epochs on ``cluster_data``:
+    the shared small undefended model of the attack and evaluation tests."""
+    import keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(x_train.shape[1:]), keras.layers.Flatten(),
+                              keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(num_classes)])
+    model.compile(keras.optimizers.Adam(0.01),
+                  keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.fit(x_train, np.eye(num_classes)[y_train], epochs=5, batch_size=64, verbose=0)
+    return model
+
+
 def write_fake_mnist_npz(directory: pathlib.Path, n_train: int = 120, n_test: int = 40,
                          seed: int = 0) -> pathlib.Path:
     """A learnable fake ``mnist.npz`` (Keras layout): class = brightest quadrant pattern."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import keras
 from utils.evaluation import ensemble as ens
 from utils.evaluation.state import ROBUST, EvalState, save_state
 from utils.errors import UsageError
-from conftest import cluster_data
+from conftest import cluster_data, fit_cluster_mlp
 from utils.evaluation.ensemble import (MEMBERS, PRESETS, EnsembleSettings, evaluate_ensemble,
                                        parse_members)
 from utils.evaluation.loop import draw_targets
@@ -27,14 +26,7 @@ def _clusters(n, seed):
 @pytest.fixture(scope="module")
 def model_data():
     (x_train, y_train), (x, y) = _clusters(512, 0), _clusters(64, 1)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
-                              keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(NUM_CLASSES)])
-    model.compile(keras.optimizers.Adam(0.01),
-                  keras.losses.CategoricalCrossentropy(from_logits=True))
-    model.fit(x_train, np.eye(NUM_CLASSES)[y_train], epochs=5, batch_size=64, verbose=0)
-    return model, x, y
+    return fit_cluster_mlp(x_train, y_train, NUM_CLASSES), x, y
 
 
 def _settings(**over):

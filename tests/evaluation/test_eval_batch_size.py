@@ -1,11 +1,9 @@
 """--eval_batch_size: deterministic attacks measure the same at any attack batch size."""
 from __future__ import annotations
 
-import keras
-import numpy as np
 import pytest
 
-from conftest import cluster_data
+from conftest import cluster_data, fit_cluster_mlp
 from utils.evaluation.loop import evaluate_attack
 
 SHAPE, NUM_CLASSES = (4, 4, 1), 4
@@ -15,14 +13,7 @@ SHAPE, NUM_CLASSES = (4, 4, 1), 4
 def model_data():
     (x_train, y_train), (x, y) = (cluster_data(512, 0, SHAPE, NUM_CLASSES),
                                   cluster_data(60, 1, SHAPE, NUM_CLASSES))
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
-                              keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(NUM_CLASSES)])
-    model.compile(keras.optimizers.Adam(0.01),
-                  keras.losses.CategoricalCrossentropy(from_logits=True))
-    model.fit(x_train, np.eye(NUM_CLASSES)[y_train], epochs=5, batch_size=64, verbose=0)
-    return model, x, y
+    return fit_cluster_mlp(x_train, y_train, NUM_CLASSES), x, y
 
 
 @pytest.mark.parametrize("attack", ["FastGradientMethod", "BasicIterativeMethod",
