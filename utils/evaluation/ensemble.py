@@ -41,6 +41,7 @@ from utils.evaluation.members import (MEMBER_OBJECTIVE, MEMBERS, PRESETS,  # noq
                                       register_member)
 from utils.evaluation.state import (CLEAN_BROKEN, ROBUST, EvalState, digest, load_state,
                                     save_state)
+from utils.evaluation.stream import BatchOutcome, accuracy_fields, check_examples, stream
 
 
 # ---------------------------------------------------------------- validation
@@ -195,7 +196,11 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
     eval_model = eval_model or model
     num_classes = int(model.output_shape[-1])
     members = parse_members(list(members))
-    _validate_run(x, y, targets, num_classes, eval_model, batch_size)
+    check_examples(x, y, None if targets is None else np.asarray(targets), num_classes,
+                   batch_size)
+    if int(eval_model.output_shape[-1]) != num_classes:
+        raise UsageError(f"eval_model has {eval_model.output_shape[-1]} classes, the attacked "
+                         f"model {num_classes}")
     check_settings(members, settings, num_classes, targets is not None)
     fp = fingerprint(model, eval_model, x, y, targets, members, settings, batch_size)
     state = (load_state(state_file, fp, len(x)) if state_file else None) or \
@@ -203,36 +208,41 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
     if state.next_batch:
         print(f"resumed from {state_file}: {min(state.next_batch * batch_size, len(x))} of "
               f"{len(x)} examples already evaluated", flush=True)
-    starts = list(range(0, len(x), batch_size))
-    bar = keras.utils.Progbar(len(x), unit_name="example") if progress else None
-    for batch in range(state.next_batch, len(starts)):
-        part = slice(starts[batch], min(starts[batch] + batch_size, len(x)))
-        out = attack_batch(model, eval_model, x[part], y[part],
-                           None if targets is None else targets[part], members, settings,
-                           (int(settings.seed), batch))
-        state.broken_by[part], state.clean_correct[part], state.adv_correct[part] = out
-        state.next_batch = batch + 1
+
+    def run_batch(b: int, part: slice) -> BatchOutcome:
+        tb = None if targets is None else targets[part]
+        broken, clean, adv = attack_batch(model, eval_model, x[part], y[part], tb, members,
+                                          settings, (int(settings.seed), b))
+        return BatchOutcome(part, y[part], clean_correct=clean == 1, adv_correct=adv == 1,
+                            targets=tb, extra={"broken_by": broken})
+
+    def save(b: int, out: BatchOutcome) -> None:
+        state.next_batch = b + 1
         if state_file:
             save_state(state_file, fp, state)
-        if bar is not None:
-            bar.update(part.stop)
-    return ensemble_summary(state, members, settings, targets is not None)
+
+    return stream(len(x), batch_size, run_batch,
+                  [CascadeRecord(state, members, settings, targets is not None)],
+                  first_batch=state.next_batch, after_batch=save, progress=progress)
 
 
-def _validate_run(x: np.ndarray, y: np.ndarray, targets: Optional[np.ndarray],
-                  num_classes: int, eval_model: keras.Model, batch_size: int) -> None:
-    if len(x) != len(y) or len(x) == 0:
-        raise UsageError(f"need as many labels as images (> 0), got {len(x)} and {len(y)}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise UsageError(f"batch_size must be an integer >= 1, got {batch_size}")
-    if y.min() < 0 or y.max() >= num_classes:
-        raise UsageError(f"labels must lie in [0, {num_classes}) for this model")
-    if int(eval_model.output_shape[-1]) != num_classes:
-        raise UsageError(f"eval_model has {eval_model.output_shape[-1]} classes, the attacked "
-                         f"model {num_classes}")
-    if targets is not None and (np.shape(targets) != y.shape or np.any(targets == y)
-                                or np.min(targets) < 0 or np.max(targets) >= num_classes):
-        raise UsageError("targets must be (N,) valid classes other than the true labels")
+@dataclasses.dataclass
+class CascadeRecord:
+    """The cascade's metric hook: keeps the per-example :class:`EvalState` (``(N,)`` int8
+    arrays, resumable) and summarises it with :func:`ensemble_summary`."""
+
+    state: EvalState
+    members: Sequence[str]
+    settings: EnsembleSettings
+    targeted: bool
+
+    def update(self, out: BatchOutcome) -> None:
+        self.state.broken_by[out.part] = out.extra["broken_by"]
+        self.state.clean_correct[out.part] = out.clean_correct.astype(np.int8)
+        self.state.adv_correct[out.part] = out.adv_correct.astype(np.int8)
+
+    def fields(self, n: int) -> Dict[str, Any]:
+        return ensemble_summary(self.state, self.members, self.settings, self.targeted)
 
 
 def ensemble_summary(state: EvalState, members: Sequence[str], settings: EnsembleSettings,
@@ -244,13 +254,12 @@ def ensemble_summary(state: EvalState, members: Sequence[str], settings: Ensembl
     fields = {k: v for k, v in dataclasses.asdict(settings).items()
               if k not in ("clip_min", "clip_max")}
     clean, adv = int(np.sum(state.clean_correct == 1)), int(np.sum(state.adv_correct == 1))
+    hits = int(np.sum(broken >= 0)) if targeted else None
     result: Dict[str, Any] = dict(
         fields, members=list(members), member_objectives=member_objectives(members, settings),
-        targeted=targeted, n=n, clean_correct=clean, clean_accuracy=clean / n,
-        adv_correct=adv, adv_accuracy=adv / n, broken_by_member=per_member)
+        **accuracy_fields(n, clean, adv, hits), broken_by_member=per_member)
     if targeted:
-        hits = int(np.sum(broken >= 0))
-        result.update(target_hits=hits, target_success=hits / n, target_success_after={
+        result.update(target_success_after={
             m: float(np.sum((broken >= 0) & (broken <= j)) / n) for j, m in enumerate(members)})
     else:
         result["robust_accuracy_after"] = {

@@ -21,6 +21,9 @@ import tensorflow as tf
 from utils.attacks.iterative import get_attack, worst_case_over_restarts
 from utils.errors import UsageError
 from utils.evaluation.masking_checks import probability_outputs
+from utils.evaluation.detection import DetectionAuc
+from utils.evaluation.stream import (Accuracy, BatchOutcome, Metric, check_examples,
+                                     class_indices, logits_outcome, stream)
 from utils.attacks.objectives import OBJECTIVES
 
 
@@ -37,21 +40,11 @@ def draw_targets(y: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
     """
     if int(num_classes) < 2:
         raise UsageError(f"targeted attacks need at least 2 classes, got {num_classes}")
-    y = _class_indices(y, "y")
+    y = class_indices(y, "y")
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise UsageError(f"labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
     shift = np.random.default_rng(seed).integers(1, num_classes, size=y.shape)
     return ((y + shift) % num_classes).astype(np.int32)
-
-
-def _class_indices(y: Any, name: str) -> np.ndarray:
-    """``(N,)`` int64 class indices from indices or one-hot rows."""
-    y = np.asarray(y)
-    if y.ndim == 2:
-        y = y.argmax(axis=-1)
-    if y.ndim != 1:
-        raise UsageError(f"{name} must be class indices (N,) or one-hot (N, L), got {y.shape}")
-    return y.astype(np.int64)
 
 
 def _check_logits(logits: np.ndarray) -> None:
@@ -61,30 +54,18 @@ def _check_logits(logits: np.ndarray) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def _validate(x: np.ndarray, y: np.ndarray, targets: Optional[np.ndarray], num_classes: int,
-              batch_size: int, num_restarts: int, attack_name: str,
-              objective_name: str, backend: str) -> None:
+def _validate(num_restarts: int, targeted: bool, attack_name: str, objective_name: str,
+              backend: str) -> None:
+    """What :func:`utils.evaluation.stream.check_examples` does not check: the attack,
+    the restarts, and that the objective suits a (un)targeted attack."""
     get_attack(attack_name, backend)
     spec = OBJECTIVES.get(objective_name)
-    if len(x) != len(y) or len(x) == 0:
-        raise UsageError(f"need as many labels as images (> 0), got {len(x)} images and "
-                         f"{len(y)} labels")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise UsageError(f"batch_size must be an integer >= 1, got {batch_size}")
     if int(num_restarts) != num_restarts or num_restarts < 1:
         raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
-    if y.min() < 0 or y.max() >= num_classes:
-        raise UsageError(f"labels must lie in [0, {num_classes}) for this model")
-    targeted = targets is not None
     if spec.targeted is not None and spec.targeted != targeted:
         mode = "targeted" if spec.targeted else "untargeted"
         raise UsageError(f"objective {objective_name} is {mode}; "
                          f"{'pass' if spec.targeted else 'drop'} targets or pick another")
-    if targeted:
-        if targets.shape != y.shape:
-            raise UsageError(f"targets shape {targets.shape} != labels shape {y.shape}")
-        if np.any(targets == y) or targets.min() < 0 or targets.max() >= num_classes:
-            raise UsageError("every target must be a valid class other than the true label")
 
 
 def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_name: str,
@@ -128,65 +109,37 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         rates are fractions in [0, 1]. Also echoes the attack settings.
     """
     x = np.asarray(x)
-    y = _class_indices(y, "y")
+    y = class_indices(y, "y")
     num_classes = int(model.output_shape[-1])
-    targets = None if targets is None else _class_indices(targets, "targets")
-    _validate(x, y, targets, num_classes, batch_size, num_restarts, attack_name,
-              objective_name, backend)
+    targets = None if targets is None else class_indices(targets, "targets")
+    check_examples(x, y, targets, num_classes, batch_size)
+    _validate(num_restarts, targets is not None, attack_name, objective_name, backend)
     if eval_model is None:
         eval_model = model
     elif int(eval_model.output_shape[-1]) != num_classes:
         raise UsageError(f"eval_model has {eval_model.output_shape[-1]} classes, the attacked "
                          f"model {num_classes}")
-    scores: Dict[str, List[np.ndarray]] = {"clean": [], "adv": []}
     objective = OBJECTIVES.get(objective_name).fn
-    n = len(x)
-    counts = {"clean_correct": 0, "adv_correct": 0, "target_hits": 0}
-    bar = (keras.utils.Progbar(n, stateful_metrics=["adv_acc"], unit_name="example")
-           if progress else None)
-    for batch, start in enumerate(range(0, n, batch_size)):
-        stop = min(start + batch_size, n)
-        xb = tf.convert_to_tensor(x[start:stop], dtype=tf.float32)
-        labels = tf.one_hot(y[start:stop], num_classes)
-        tb = None if targets is None else tf.one_hot(targets[start:stop], num_classes)
+
+    def attack_batch(b: int, part: slice) -> BatchOutcome:
+        xb = tf.convert_to_tensor(x[part], dtype=tf.float32)
+        tb = None if targets is None else tf.one_hot(targets[part], num_classes)
         clean_logits = eval_model(xb).numpy()
-        if batch == 0:
+        if b == 0:
             _check_logits(clean_logits)
         x_adv = worst_case_over_restarts(
-            attack_name, model, xb, labels, num_restarts=num_restarts, seed=(seed, batch),
-            targets_onehot=tb, objective=objective, eps=eps, eps_iter=eps_iter,
-            nb_iter=nb_iter, clip_min=clip_min, clip_max=clip_max, backend=backend)
-        adv_logits = eval_model(x_adv).numpy()
-        adv_pred = adv_logits.argmax(axis=-1)
-        if score_fn is not None:
-            scores["clean"].append(score_fn(clean_logits))
-            scores["adv"].append(score_fn(adv_logits))
-        counts["clean_correct"] += int(np.sum(clean_logits.argmax(axis=-1) == y[start:stop]))
-        counts["adv_correct"] += int(np.sum(adv_pred == y[start:stop]))
-        if targets is not None:
-            counts["target_hits"] += int(np.sum(adv_pred == targets[start:stop]))
-        if bar is not None:
-            bar.update(stop, values=[("adv_acc", counts["adv_correct"] / stop)], finalize=False)
-    if bar is not None:
-        bar.update(n, finalize=True)
-    result = _summary(counts, n, targets is not None, attack_name=attack_name,
-                      objective_name=objective_name, eps=float(eps), eps_iter=float(eps_iter),
-                      nb_iter=int(nb_iter), num_restarts=int(num_restarts), seed=int(seed),
-                      attack_backend=backend)
+            attack_name, model, xb, tf.one_hot(y[part], num_classes),
+            num_restarts=num_restarts, seed=(seed, b), targets_onehot=tb,
+            objective=objective, eps=eps, eps_iter=eps_iter, nb_iter=nb_iter,
+            clip_min=clip_min, clip_max=clip_max, backend=backend)
+        return logits_outcome(part, y[part], None if targets is None else targets[part],
+                              clean_logits, eval_model(x_adv).numpy())
+
+    metrics: List[Metric] = [Accuracy(targeted=targets is not None)]
     if score_fn is not None:
-        from utils.evaluation.detection import roc_auc
-        result["auc"] = roc_auc(np.concatenate(scores["clean"]), np.concatenate(scores["adv"]))
-    return result
-
-
-def _summary(counts: Dict[str, int], n: int, targeted: bool, **settings: Any) -> Dict[str, Any]:
-    """Counts to the returned dict (rates as fractions)."""
-    result: Dict[str, Any] = dict(settings, targeted=targeted, n=n,
-                                  clean_correct=counts["clean_correct"],
-                                  clean_accuracy=counts["clean_correct"] / n,
-                                  adv_correct=counts["adv_correct"],
-                                  adv_accuracy=counts["adv_correct"] / n)
-    if targeted:
-        result.update(target_hits=counts["target_hits"],
-                      target_success=counts["target_hits"] / n)
-    return result
+        metrics.append(DetectionAuc(score_fn))
+    fields = stream(len(x), batch_size, attack_batch, metrics, progress=progress)
+    return dict(attack_name=attack_name, objective_name=objective_name, eps=float(eps),
+                eps_iter=float(eps_iter), nb_iter=int(nb_iter),
+                num_restarts=int(num_restarts), seed=int(seed), attack_backend=backend,
+                **fields)

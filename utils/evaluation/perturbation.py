@@ -7,12 +7,14 @@ of features changed (``|x' - x| > 0``).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
 from utils.attacks.iterative import attack_succeeded
 from utils.attacks.perturbations import Perturb
+from utils.evaluation.stream import Accuracy, BatchOutcome, logits_outcome, stream
 
 NORMS = ("l1", "l2", "linf", "changed_fraction")
 
@@ -68,51 +70,64 @@ def evaluate_perturbation(model_fn: Callable, x: np.ndarray, y: np.ndarray, mean
         successes ``<norm>_mean_success`` (None if none); targeted also
         ``target_hits``/``target_success``. Rates are fractions in [0, 1].
     """
-    import keras
-
     n = len(x)
-    c: Dict[str, Any] = dict(clean_correct=0, adv_correct=0, success=0, already_adversarial=0,
-                             l2_sum=0.0, l2_max=0.0, **{f"{k}_success_sum": 0.0 for k in NORMS})
-    bar = keras.utils.Progbar(n, stateful_metrics=["adv_acc"], unit_name="example") \
-        if progress else None
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        pixels, labels = to_pixels(x[start:stop], mean), np.asarray(y[start:stop])
-        tb = None if targets is None else np.asarray(targets[start:stop])
-        clean_logits = model_fn(pixels)
-        clean_pred = np.asarray(clean_logits).argmax(axis=-1)
+    targeted = targets is not None
+
+    def attack_batch(b: int, part: slice) -> BatchOutcome:
+        pixels, labels = to_pixels(x[part], mean), np.asarray(y[part])
+        tb = None if targets is None else np.asarray(targets[part])
+        clean_logits = np.asarray(model_fn(pixels))
         already = attack_succeeded(clean_logits, labels, tb).numpy()
         adv = np.asarray(perturb(pixels, labels, tb), np.float32)
         if keep_already:
             adv[already] = pixels[already]
-        adv_logits = model_fn(adv)
-        adv_pred = np.asarray(adv_logits).argmax(axis=-1)
-        success = attack_succeeded(adv_logits, labels, tb).numpy()
-        dist = distortions(adv, pixels)
-        c["clean_correct"] += int(np.sum(clean_pred == labels))
-        c["adv_correct"] += int(np.sum(adv_pred == labels))
-        c["success"] += int(np.sum(success))
-        c["already_adversarial"] += int(np.sum(already))
-        c["l2_sum"] += float(dist["l2"].sum())
-        c["l2_max"] = max(c["l2_max"], float(dist["l2"].max()))
+        out = logits_outcome(part, labels, tb, clean_logits, np.asarray(model_fn(adv)))
+        out.x, out.x_adv, out.extra["already"] = pixels, adv, already
+        return out
+
+    fields = stream(n, batch_size, attack_batch, [Accuracy(targeted), Distortion()],
+                    progress=progress)
+    return _reorder(fields, targeted)
+
+
+@dataclasses.dataclass
+class Distortion:
+    """Success and distortion statistics of a perturbation (a metric hook of
+    :func:`utils.evaluation.stream.stream`): success = misclassified, or predicted as the
+    target when targeted; distortions per :func:`distortions` of ``out.x_adv - out.x`` in
+    [0, 1] pixel units. Needs ``out.extra["already"]`` (clean inputs that already
+    succeed)."""
+
+    success: int = 0
+    already_adversarial: int = 0
+    l2_sum: float = 0.0
+    l2_max: float = 0.0
+    success_sums: Dict[str, float] = dataclasses.field(
+        default_factory=lambda: {k: 0.0 for k in NORMS})
+
+    def update(self, out: BatchOutcome) -> None:
+        success = out.target_hit if out.targets is not None else ~out.adv_correct
+        dist = distortions(out.x_adv, out.x)
+        self.success += int(np.sum(success))
+        self.already_adversarial += int(np.sum(out.extra["already"]))
+        self.l2_sum += float(dist["l2"].sum())
+        self.l2_max = max(self.l2_max, float(dist["l2"].max()))
         for k in NORMS:
-            c[f"{k}_success_sum"] += float(dist[k][success].sum())
-        if bar is not None:
-            bar.update(stop, values=[("adv_acc", c["adv_correct"] / stop)], finalize=False)
-    if bar is not None:
-        bar.update(n, finalize=True)
-    return _summary(c, n, targets is not None)
+            self.success_sums[k] += float(dist[k][success].sum())
+
+    def fields(self, n: int) -> Dict[str, Any]:
+        result: Dict[str, Any] = dict(success=self.success, success_rate=self.success / n,
+                                      already_adversarial=self.already_adversarial,
+                                      l2_mean=self.l2_sum / n, l2_max=self.l2_max)
+        for k in NORMS:
+            result[f"{k}_mean_success"] = (self.success_sums[k] / self.success
+                                           if self.success else None)
+        return result
 
 
-def _summary(c: Dict[str, Any], n: int, targeted: bool) -> Dict[str, Any]:
-    result = dict(n=n, targeted=targeted, clean_correct=c["clean_correct"],
-                  clean_accuracy=c["clean_correct"] / n, adv_correct=c["adv_correct"],
-                  adv_accuracy=c["adv_correct"] / n, success=c["success"],
-                  success_rate=c["success"] / n, already_adversarial=c["already_adversarial"],
-                  l2_mean=c["l2_sum"] / n, l2_max=c["l2_max"])
-    for k in NORMS:
-        result[f"{k}_mean_success"] = (c[f"{k}_success_sum"] / c["success"] if c["success"]
-                                       else None)
-    if targeted:
-        result.update(target_hits=c["success"], target_success=c["success"] / n)
-    return result
+def _reorder(fields: Dict[str, Any], targeted: bool) -> Dict[str, Any]:
+    """The record's historical key order (n first, target fields last)."""
+    first = ("n", "targeted", "clean_correct", "clean_accuracy", "adv_correct", "adv_accuracy")
+    last = ("target_hits", "target_success") if targeted else ()
+    middle = [k for k in fields if k not in first + last]
+    return {k: fields[k] for k in first + tuple(middle) + last}
