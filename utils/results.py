@@ -9,13 +9,14 @@ traces back to the command that measured it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import pathlib
 import platform
 import sys
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from utils.fileio import check_can_create, text_item, write_set
 from utils.errors import UsageError
@@ -37,6 +38,44 @@ def provenance() -> Dict[str, Any]:
     """Command line, versions and time for a record."""
     return {"command": " ".join(sys.argv), "versions": package_versions(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalRecord:
+    """One evaluation's result record, the same shape for ``advtest_iterative.py`` and
+    ``advtest_others.py``: what was measured (``outcome``: the evaluation loop's fields,
+    e.g. ``n``, ``clean_accuracy``, ``adv_accuracy``, rates as fractions in [0, 1]), on
+    which model (``model`` the run name, ``model_fields`` its identity from
+    :meth:`utils.models.loading.LoadedModel.record_fields`), with which settings
+    (``settings``: the script's attack settings, e.g. ``eps_256`` in /256 units), and
+    (:func:`provenance`) by which command. :meth:`to_dict` is the JSON/CSV record."""
+
+    script: str
+    dataset: str
+    model: str
+    model_fields: Mapping[str, Any]
+    loss: str
+    epoch: Optional[int]
+    adaptive: bool
+    objective: str
+    normalize_output_for_ball: bool
+    outcome: Mapping[str, Any]
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The flat record: outcome, identity, settings, then provenance (later keys of the
+        same name never overwrite an outcome field: a clash raises ValueError)."""
+        head = dict(script=self.script, dataset=self.dataset, model=self.model,
+                    **self.model_fields, loss=self.loss, epoch=self.epoch,
+                    adaptive=self.adaptive, objective=self.objective,
+                    normalize_output_for_ball=self.normalize_output_for_ball)
+        record = dict(self.outcome)
+        for part in (head, dict(self.settings), provenance()):
+            clash = set(part) & set(record)
+            if clash:
+                raise ValueError(f"record fields given twice: {sorted(clash)}")
+            record.update(part)
+        return record
 
 
 def read_records(path: pathlib.Path) -> List[Dict[str, Any]]:
