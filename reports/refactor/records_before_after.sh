@@ -18,6 +18,7 @@ mkdir -p "$OUT"
 for side in before after; do
   dir=$BEFORE; [ $side = after ] && dir=$AFTER
   R=$OUT/$side; mkdir -p "$R"
+  [ -f "$R/done" ] && continue  # a side already run (delete OUT/after to rerun it)
   (cd "$dir" &&
    $PY advtest_iterative.py $M --epoch=1 --attack_method=MadryEtAl --target=False --num_iter=10 \
      --eps_256=8 --num_examples=100 --results_file="$R/pgd.jsonl" &&
@@ -26,7 +27,7 @@ for side in before after; do
    $PY advtest_others.py $M --epoch=1 --attack_method=CarliniWagnerL2 --target=False \
      --num_examples=20 --CW_binary_search_steps=2 --CW_max_iterations=30 \
      --results_file="$R/cw.jsonl" &&
-   $PY scripts/demo.py --out_dir="$R/demo") > "$R/log.txt" 2>&1
+   $PY scripts/demo.py --out_dir="$R/demo") > "$R/log.txt" 2>&1 && touch "$R/done"
 done
 status=0
 for f in pgd.jsonl aa.jsonl cw.jsonl demo/summary.json; do
