@@ -1,4 +1,4 @@
-"""utils/attacks/cleverhans_compat.py: the objective adapter, and one regression test per breakage.
+"""utils/attacks/cleverhans_compat/: the objective adapter, and one regression test per breakage.
 
 Each breakage test first calls the shipped cleverhans 4.0.0 code and asserts that it
 raises or misbehaves on Keras 3 / NumPy 2 (so the test documents it), then that our
