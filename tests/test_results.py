@@ -22,3 +22,4 @@ def test_a_field_given_twice_is_an_error():
         EvalRecord(**BASE, outcome={"loss": "sce"}).to_dict()
     with pytest.raises(ValueError, match="n"):
         EvalRecord(**BASE, outcome={"n": 1}, settings={"n": 2}).to_dict()
+

@@ -19,6 +19,18 @@ class UsageError(ValueError):
     exit_status = EXIT_USAGE
 
 
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` as an int when it is a whole number ``>= minimum`` (iterations, restarts,
+    queries, batch sizes); :class:`UsageError` naming ``name`` otherwise."""
+    try:
+        whole = int(value) == value  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or value < minimum:  # type: ignore[operator]
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)  # type: ignore[call-overload]
+
+
 class NonFiniteError(ArithmeticError):
     """A loss, weight or logit is NaN or inf; nothing non-finite was saved."""
 

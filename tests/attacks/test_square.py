@@ -68,7 +68,7 @@ def test_eps_zero_gives_clean_accuracy_and_bad_input_raises():
     res = square_run(model, x, labels, eps=0.0, clip_min=0.0, clip_max=1.0, seed=0)
     np.testing.assert_array_equal(res.x_adv.numpy(), x)
     assert res.success.numpy().sum() == 5
-    for kw, match in ((dict(n_queries=0), "n_queries >= 1"), (dict(norm="l1"), "unknown norm"),
+    for kw, match in ((dict(n_queries=0), "n_queries must be an integer >= 1"), (dict(norm="l1"), "unknown norm"),
                       (dict(p_init=0.0), "p_init")):
         with pytest.raises(UsageError, match=match):
             square_run(model, x, labels, eps=0.1, clip_min=0.0, clip_max=1.0, **kw)

@@ -194,8 +194,8 @@ def test_state_round_trip(tmp_path):
     ("APGD-T", dict(settings=_settings(n_target_classes=0)), "n_target_classes"),
     ("APGD-CE", dict(batch_size=0), "batch_size"),
     ("APGD-CE", dict(settings=_settings(objective="nope")), "unknown objective"),
-    ("autoattack", dict(settings=_settings(square_n_queries=0)), "n_queries >= 1"),
-    ("autoattack", dict(settings=_settings(fab_n_iter=0)), "FAB needs n_iter >= 1"),
+    ("autoattack", dict(settings=_settings(square_n_queries=0)), "n_queries must be an integer >= 1"),
+    ("autoattack", dict(settings=_settings(fab_n_iter=0)), "FAB n_iter must be an integer >= 1"),
     ("autoattack", dict(settings=_settings(norm="l1")), "unknown norm"),
     ("FAB-T", dict(targets="draw"), "untargeted attack"),
     ("Square", dict(targets="draw"), "untargeted attack")])

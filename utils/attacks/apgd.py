@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, prepare_inputs,
                                      restart_seed)
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 from utils.attacks.objectives import Objective
 from utils.attacks.threat_model import (check_norm, direction, per_sample, project,
                                         random_start, start_noise)
@@ -66,8 +66,7 @@ def checkpoint_schedule(n_iter: int) -> List[int]:
     schedule. (AutoAttack's code floors instead, with windows of at least one step; the
     two agree whenever ``p_j n_iter`` is an integer.)
     """
-    if int(n_iter) != n_iter or n_iter < 1:
-        raise UsageError(f"n_iter must be an integer >= 1, got {n_iter}")
+    check_count("n_iter", n_iter)
     points: List[int] = []
     for p in checkpoint_fractions():
         w = math.ceil(round(p * n_iter, 6))
@@ -279,8 +278,7 @@ def apgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, objective
     Restart ``r`` starts from ``noise_for_restart(r)`` ``(B, ...)`` if given, else from
     :func:`start_noise` with :func:`utils.attacks.iterative.restart_seed` ``(seed, r)``. Other
     arguments as :func:`apgd_run`; returns ``x_adv`` ``(B, ...)`` float32."""
-    if int(num_restarts) != num_restarts or num_restarts < 1:
-        raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
+    check_count("num_restarts", num_restarts)
     if seed is None:
         seed = tuple(int(s) for s in np.random.randint(0, 2**31 - 1, size=2))
     best: Optional[APGDResult] = None

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.attacks.iterative import ModelFn, Tensorish, prepare_batch
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 
 DIV_EPS = 1e-5  # cleverhans' guard against f_k = 0
 
@@ -75,8 +75,7 @@ def deepfool(model_fn: ModelFn, x: Tensorish, *, clip_min: Any, clip_max: Any,
     Returns:
         float32 ``x_adv`` like ``x`` within the clip bounds.
     """
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise UsageError(f"DeepFool max_iter must be an integer >= 1, got {max_iter}")
+    check_count("DeepFool max_iter", max_iter)
     if not math.isfinite(overshoot) or overshoot < 0:
         raise UsageError(f"DeepFool overshoot must be >= 0, got {overshoot}")
     x0 = tf.convert_to_tensor(x, tf.float32)

@@ -41,7 +41,7 @@ from utils.attacks.threat_model import check_norm, per_sample
 from utils.attacks.iterative import (ModelFn, Tensorish, attack_succeeded, prepare_inputs)
 from utils.attacks.multitarget import (DEFAULT_TARGET_CLASSES, subset_clip,
                                        worst_case_over_targets)
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 
 N_ITER = 100
 ALPHA_MAX = 0.1
@@ -154,8 +154,7 @@ class FABResult:
 
 
 def check_fab(n_iter: int, alpha_max: float, eta: float, beta: float) -> None:
-    if int(n_iter) != n_iter or n_iter < 1:
-        raise UsageError(f"FAB needs n_iter >= 1 (an integer), got {n_iter}")
+    check_count("FAB n_iter", n_iter)
     if not (0.0 <= alpha_max <= 1.0 and eta >= 1.0 and 0.0 < beta < 1.0):
         raise UsageError(f"FAB needs 0 <= alpha_max <= 1, eta >= 1, 0 < beta < 1; got "
                          f"{alpha_max}, {eta}, {beta}")

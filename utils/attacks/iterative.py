@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 from utils.attacks.objectives import Objective
 from utils.registry import Registry
 
@@ -151,8 +151,7 @@ def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optio
     clip_max)`` shared by every attack loop; :class:`UsageError` on any impossible value."""
     eps = _check_number("eps", eps, positive=False)
     eps_iter = _check_number("eps_iter", eps_iter, positive=True)
-    if int(nb_iter) != nb_iter or nb_iter < 1:
-        raise UsageError(f"nb_iter must be an integer >= 1, got {nb_iter}")
+    check_count("nb_iter", nb_iter)
     x, labels, targets, low, high = prepare_batch(x, labels_onehot, targets_onehot, clip_min,
                                                   clip_max)
     return x, labels, targets, eps, eps_iter, int(nb_iter), low, high
@@ -323,8 +322,7 @@ def worst_case_over_restarts(attack_name: str, model_fn: ModelFn, x: Tensorish,
     Returns:
         ``x_adv`` float32, shape of ``x``.
     """
-    if int(num_restarts) != num_restarts or num_restarts < 1:
-        raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
+    check_count("num_restarts", num_restarts)
     attack = get_attack(attack_name, backend)
     random = ATTACK_SPECS.get(attack_name).random_start if rand_init is None else bool(rand_init)
     runs = int(num_restarts) if random else 1

@@ -24,7 +24,7 @@ import tensorflow as tf
 from utils.attacks.const_search import update_const
 from utils.attacks.iterative import ModelFn, Tensorish, attack_succeeded, prepare_batch
 from utils.attacks.objectives import Objective
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 
 
 @tf.function(reduce_retracing=True)
@@ -84,8 +84,7 @@ def lbfgs(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish,
         raise UsageError("L-BFGS is a targeted attack; pass targets")
     for name, value in (("binary_search_steps", binary_search_steps),
                         ("max_iterations", max_iterations)):
-        if int(value) != value or value < 1:
-            raise UsageError(f"L-BFGS {name} must be an integer >= 1, got {value}")
+        check_count(f"L-BFGS {name}", value)
     if not math.isfinite(initial_const) or initial_const <= 0:
         raise UsageError(f"L-BFGS initial_const must be > 0, got {initial_const}")
     x0, labels, targets, low, high = prepare_batch(x, labels_onehot, targets_onehot,

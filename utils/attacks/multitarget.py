@@ -24,7 +24,7 @@ import tensorflow as tf
 from utils.attacks.apgd import apgd_run, check_norm, start_noise
 from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, run_iterative,
                                      sign_step)
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 from utils.attacks.objectives import OBJECTIVES, Objective
 
 DEFAULT_TARGET_CLASSES = 9  # AutoAttack's APGD-T default
@@ -36,8 +36,7 @@ NoiseFn = Callable[[int], tf.Tensor]
 
 def check_target_classes(n_target_classes: int, num_classes: int) -> int:
     """``n_target_classes`` capped at ``L - 1``; UsageError below 1."""
-    if int(n_target_classes) != n_target_classes or n_target_classes < 1:
-        raise UsageError(f"n_target_classes must be an integer >= 1, got {n_target_classes}")
+    check_count("n_target_classes", n_target_classes)
     if num_classes < 2:
         raise UsageError(f"targeted sweeps need at least 2 classes, got {num_classes}")
     return min(int(n_target_classes), int(num_classes) - 1)

@@ -35,7 +35,7 @@ from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded,
                                      restart_seed, seed_tensor)
 from utils.attacks.multitarget import subset_clip
 from utils.attacks.objectives import OBJECTIVES
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 
 P_INIT = 0.8
 N_QUERIES = 5000
@@ -270,9 +270,7 @@ class SquareResult:
 
 
 def check_queries(n_queries: int) -> int:
-    if int(n_queries) != n_queries or n_queries < 1:
-        raise UsageError(f"Square needs n_queries >= 1 (an integer), got {n_queries}")
-    return int(n_queries)
+    return check_count("Square n_queries", n_queries)
 
 
 def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps: float,
@@ -323,8 +321,7 @@ def square_attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
     """Square with ``num_restarts`` runs; restart ``r`` (seed :func:`restart_seed`) attacks
     only the examples no earlier run fooled. ``kwargs`` as :func:`square_run`. Returns
     ``x_adv`` ``(B, ...)``."""
-    if int(num_restarts) != num_restarts or num_restarts < 1:
-        raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
+    check_count("num_restarts", num_restarts)
     if seed is None:
         seed = tuple(int(v) for v in np.random.randint(0, 2**31 - 1, size=2))
     best = square_run(model_fn, x, labels_onehot, seed=seed, **kwargs)

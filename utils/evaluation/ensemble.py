@@ -35,7 +35,7 @@ from utils.attacks.iterative import attack_succeeded
 from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES
 from utils.attacks.square import check_queries
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 from utils.evaluation.members import (MEMBER_OBJECTIVE, MEMBERS, PRESETS,  # noqa: F401
                                       TARGETED_OK, EnsembleSettings, MemberCall, MemberFn,
                                       register_member)
@@ -81,8 +81,7 @@ def check_settings(members: Sequence[str], s: EnsembleSettings, num_classes: int
             raise UsageError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}"
                              f", got {value}")
     for name, value in (("nb_iter", s.nb_iter), ("num_restarts", s.num_restarts)):
-        if int(value) != value or value < 1:
-            raise UsageError(f"{name} must be an integer >= 1, got {value}")
+        check_count(name, value)
     check_target_classes(s.n_target_classes, num_classes)
     if "Square" in members:
         check_queries(s.square_n_queries)

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.attacks.iterative import get_attack, worst_case_over_restarts
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 from utils.evaluation.masking_checks import probability_outputs
 from utils.evaluation.detection import DetectionAuc
 from utils.evaluation.stream import (Accuracy, BatchOutcome, Metric, check_examples,
@@ -60,8 +60,7 @@ def _validate(num_restarts: int, targeted: bool, attack_name: str, objective_nam
     the restarts, and that the objective suits a (un)targeted attack."""
     get_attack(attack_name, backend)
     spec = OBJECTIVES.get(objective_name)
-    if int(num_restarts) != num_restarts or num_restarts < 1:
-        raise UsageError(f"num_restarts must be an integer >= 1, got {num_restarts}")
+    check_count("num_restarts", num_restarts)
     if spec.targeted is not None and spec.targeted != targeted:
         mode = "targeted" if spec.targeted else "untargeted"
         raise UsageError(f"objective {objective_name} is {mode}; "

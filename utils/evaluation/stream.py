@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional, Protocol, Sequence
 
 import numpy as np
 
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 
 
 @dataclasses.dataclass
@@ -151,9 +151,7 @@ def stream(n: int, batch_size: int, attack_batch: Callable[[int, slice], BatchOu
 # ---------------------------------------------------------------- validation, once
 
 def check_batch_size(batch_size: Any) -> int:
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise UsageError(f"batch_size must be an integer >= 1, got {batch_size}")
-    return int(batch_size)
+    return check_count("batch_size", batch_size)
 
 
 def class_indices(y: Any, name: str) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from utils.errors import UsageError
+from utils.errors import UsageError, check_count
 
 # Radii of the grid: these quantiles of the distances of all features to their class center.
 DEFAULT_QUANTILES = tuple(float(q) for q in np.round(np.linspace(0.05, 1.0, 20), 2))
@@ -37,8 +37,7 @@ def log_ball_volume(d: int, r: "float | np.ndarray") -> np.ndarray:
     """``ln V_d(r) = (d/2) ln(pi) + d ln(r) - ln Gamma(d/2 + 1)`` of the d-ball of radius
     ``r`` (same shape as ``r``; ``-inf`` at ``r = 0``). ``d`` >= 1; ``r`` >= 0, in feature
     units."""
-    if int(d) != d or d < 1:
-        raise UsageError(f"ball dimension must be a positive integer, got {d}")
+    check_count("ball dimension d", d)
     r = np.asarray(r, np.float64)
     if np.any(r < 0) or not np.all(np.isfinite(r)):
         raise UsageError("ball radii must be finite and >= 0")
