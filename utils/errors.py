@@ -31,6 +31,20 @@ def check_count(name: str, value: object, minimum: int = 1) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
+def check_real(name: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as a float when it is finite and ``>= 0`` (``> 0`` if ``positive``):
+    radii, step sizes; :class:`UsageError` naming ``name`` otherwise."""
+    import math
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise UsageError(f"{name} must be a finite number {bound}, got {value}")
+    return number
+
+
 class NonFiniteError(ArithmeticError):
     """A loss, weight or logit is NaN or inf; nothing non-finite was saved."""
 

@@ -185,22 +185,36 @@ def test_state_round_trip(tmp_path):
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize("members,over,match", [
     ("APGD-T", dict(targets="draw"), "untargeted attack"),
-    ("APGD-CE", dict(settings=_settings(norm="l1")), "unknown norm"),
-    ("APGD-CE", dict(settings=_settings(eps=-1.0)), "eps must be"),
-    ("APGD-CE", dict(settings=_settings(n_iter=0)), "n_iter must be"),
-    ("APGD-CE", dict(settings=_settings(objective="mmc_tar1")), "needs an untargeted"),
-    ("APGD-T", dict(settings=_settings(targeted_objective="dlr")), "needs a targeted"),
-    ("PGD", dict(settings=_settings(norm="l2")), "only"),
-    ("APGD-T", dict(settings=_settings(n_target_classes=0)), "n_target_classes"),
+    ("APGD-CE", dict(settings=dict(norm="l1")), "unknown norm"),
+    ("APGD-CE", dict(settings=dict(eps=-1.0)), "eps must be"),
+    ("APGD-CE", dict(settings=dict(n_iter=0)), "n_iter must be"),
+    ("APGD-CE", dict(settings=dict(objective="mmc_tar1")), "needs an untargeted"),
+    ("APGD-T", dict(settings=dict(targeted_objective="dlr")), "needs a targeted"),
+    ("PGD", dict(settings=dict(norm="l2")), "only"),
+    ("APGD-T", dict(settings=dict(n_target_classes=0)), "n_target_classes"),
     ("APGD-CE", dict(batch_size=0), "batch_size"),
-    ("APGD-CE", dict(settings=_settings(objective="nope")), "unknown objective"),
-    ("autoattack", dict(settings=_settings(square_n_queries=0)), "n_queries must be an integer >= 1"),
-    ("autoattack", dict(settings=_settings(fab_n_iter=0)), "FAB n_iter must be an integer >= 1"),
-    ("autoattack", dict(settings=_settings(norm="l1")), "unknown norm"),
+    ("APGD-CE", dict(settings=dict(objective="nope")), "unknown objective"),
+    ("autoattack", dict(settings=dict(square_n_queries=0)), "n_queries must be an integer >= 1"),
+    ("autoattack", dict(settings=dict(fab_n_iter=0)), "FAB n_iter must be an integer >= 1"),
+    ("autoattack", dict(settings=dict(norm="l1")), "unknown norm"),
     ("FAB-T", dict(targets="draw"), "untargeted attack"),
     ("Square", dict(targets="draw"), "untargeted attack")])
 def test_bad_input_raises_usage_error(model_data, members, over, match):
+    """Settings are built inside the check: EnsembleSettings validates itself when built
+    (member-independent values), evaluate_ensemble what depends on members and model."""
     if over.get("targets") == "draw":
         over = dict(over, targets=draw_targets(model_data[2], NUM_CLASSES, 0))
     with pytest.raises(UsageError, match=match):
+        if "settings" in over:
+            over = dict(over, settings=_settings(**over["settings"]))
         _run(model_data, members, **over)
+
+
+@pytest.mark.parametrize("over,match", [
+    (dict(norm="l1"), "unknown norm"), (dict(eps=float("nan")), "eps must be"),
+    (dict(eps_iter=0.0), "eps_iter must be"), (dict(nb_iter=0), "nb_iter must be"),
+    (dict(num_restarts=1.5), "num_restarts must be"), (dict(n_iter=0), "n_iter must be"),
+    (dict(fab_n_iter=0), "FAB n_iter"), (dict(square_n_queries=-1), "n_queries")])
+def test_settings_validate_when_built(over, match):
+    with pytest.raises(UsageError, match=match):
+        _settings(**over)

@@ -14,13 +14,12 @@ calls from inside its own compiled training step).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
-from utils.errors import UsageError, check_count
+from utils.errors import UsageError, check_count, check_real
 from utils.attacks.objectives import Objective
 from utils.registry import Registry
 
@@ -109,14 +108,6 @@ def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, x: tf.Te
 
 # ---------------------------------------------------------------- validation
 
-def _check_number(name: str, value: float, positive: bool) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise UsageError(f"{name} must be a finite number {bound}, got {value}")
-    return value
-
-
 def seed_tensor(seed: Seed) -> tf.Tensor:
     """A stateless-RNG seed ``(2,)`` int64 from an int, a pair, or None (fresh draw from
     NumPy's global generator, which ``keras.utils.set_random_seed`` seeds)."""
@@ -149,8 +140,8 @@ def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optio
                    clip_max: Any) -> tuple:
     """Validated float32 tensors ``(x, labels, targets, eps, eps_iter, nb_iter, clip_min,
     clip_max)`` shared by every attack loop; :class:`UsageError` on any impossible value."""
-    eps = _check_number("eps", eps, positive=False)
-    eps_iter = _check_number("eps_iter", eps_iter, positive=True)
+    eps = check_real("eps", eps)
+    eps_iter = check_real("eps_iter", eps_iter, positive=True)
     check_count("nb_iter", nb_iter)
     x, labels, targets, low, high = prepare_batch(x, labels_onehot, targets_onehot, clip_min,
                                                   clip_max)

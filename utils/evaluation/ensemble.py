@@ -28,14 +28,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import checkpoint_schedule
-from utils.attacks.threat_model import check_norm
-from utils.attacks.fab import check_fab, ALPHA_MAX, BETA, ETA
 from utils.attacks.iterative import attack_succeeded
 from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES
-from utils.attacks.square import check_queries
-from utils.errors import UsageError, check_count
+from utils.errors import UsageError
 from utils.evaluation.members import (MEMBER_OBJECTIVE, MEMBERS, PRESETS,  # noqa: F401
                                       TARGETED_OK, EnsembleSettings, MemberCall, MemberFn,
                                       register_member)
@@ -73,20 +69,10 @@ def member_objectives(members: Sequence[str], settings: EnsembleSettings) -> Dic
 
 def check_settings(members: Sequence[str], s: EnsembleSettings, num_classes: int,
                    targeted: bool) -> None:
-    """UsageError for anything a member would fail on halfway through a run."""
-    check_norm(s.norm)
-    checkpoint_schedule(s.n_iter)
-    for name, value, positive in (("eps", s.eps, False), ("eps_iter", s.eps_iter, True)):
-        if not np.isfinite(value) or value < 0 or (positive and value == 0):
-            raise UsageError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}"
-                             f", got {value}")
-    for name, value in (("nb_iter", s.nb_iter), ("num_restarts", s.num_restarts)):
-        check_count(name, value)
+    """UsageError for anything a member would fail on halfway through a run that
+    :class:`EnsembleSettings` (validated when built) cannot know alone: the model's class
+    count and each member's objective."""
     check_target_classes(s.n_target_classes, num_classes)
-    if "Square" in members:
-        check_queries(s.square_n_queries)
-    if "FAB-T" in members:
-        check_fab(s.fab_n_iter, ALPHA_MAX, ETA, BETA)
     for member, objective in member_objectives(members, s).items():
         _check_member(member, objective, s, num_classes, targeted)
 

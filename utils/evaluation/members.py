@@ -25,14 +25,15 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import apgd
-from utils.attacks.threat_model import start_noise
-from utils.attacks.fab import fab_targeted
+from utils.attacks.apgd import apgd, checkpoint_schedule
+from utils.attacks.threat_model import check_norm, start_noise
+from utils.attacks.fab import ALPHA_MAX, BETA, ETA, check_fab, fab_targeted
 from utils.attacks.iterative import ModelFn, restart_seed, worst_case_over_restarts
 from utils.attacks.multitarget import (apgd_targeted, multi_targeted_pgd, rank_seed,
                                        subset_clip)
 from utils.attacks.objectives import OBJECTIVES
-from utils.attacks.square import square_attack
+from utils.attacks.square import check_queries, square_attack
+from utils.errors import check_count, check_real
 from utils.registry import Registry
 
 
@@ -65,6 +66,18 @@ class EnsembleSettings:
     seed: int = 0
     fab_n_iter: int = 100
     square_n_queries: int = 5000
+
+    def __post_init__(self) -> None:
+        """Validated once, here (UsageError); what depends on the members or the model's
+        class count is checked by :func:`utils.evaluation.ensemble.check_settings`."""
+        check_norm(self.norm)
+        check_real("eps", self.eps)
+        check_real("eps_iter", self.eps_iter, positive=True)
+        checkpoint_schedule(self.n_iter)
+        for name in ("nb_iter", "num_restarts", "n_target_classes"):
+            check_count(name, getattr(self, name))
+        check_queries(self.square_n_queries)
+        check_fab(self.fab_n_iter, ALPHA_MAX, ETA, BETA)
 
 
 @dataclasses.dataclass(frozen=True)
