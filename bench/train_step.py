@@ -3,7 +3,7 @@ the floor of the same work, all in one run.
 
 The paper claims MMC costs "little extra computation" over SCE; the target is a step
 time ratio MMC/SCE <= 1.03. Both models run the same compiled distributed step
-(:class:`utils.training.loop.Trainer`) on CIFAR-shaped random batches of 50, timed in
+(:func:`utils.training.builder.build_trainer`) on CIFAR-shaped random batches of 50, timed in
 alternating rounds so machine drift hits both alike. The SCE model's step is also timed
 against (a) the floor: one compiled forward+backward+apply of the same model, loss and
 optimizer, nothing else; (b) plain Keras ``fit`` of the same model (target <= 1.05x).
@@ -32,25 +32,25 @@ import tensorflow as tf  # noqa: E402
 from bench.common import finish, require_idle  # noqa: E402
 
 from utils.models.classifier import ModelConfig, build_classifier  # noqa: E402
+from utils.training.builder import TrainerConfig, build_trainer  # noqa: E402
 from utils.training.distribute import make_strategy  # noqa: E402
 from utils.losses import LOSSES  # noqa: E402
 from utils.training.loop import Trainer, make_optimizer  # noqa: E402
 
 
 def make_trainer(loss: str, strategy, batch: int, n: int, mixed: str) -> Trainer:
-    cfg = ModelConfig(version=1, n=n, loss=loss, c_mm=10.0)
-    with strategy.scope():
-        model = build_classifier(cfg, (32, 32, 3), 10)
-        optimizer = make_optimizer("mom", 0.01, mixed_float16=mixed == "mixed_float16")
-        optimizer.build(model.trainable_variables)
-    return Trainer(strategy, model, LOSSES.get(loss).loss_fn, optimizer, batch)
+    """The step ``train_models.py`` runs (:func:`build_trainer`), for ResNet v1 ``n``."""
+    return build_trainer(strategy, ModelConfig(version=1, n=n, loss=loss, c_mm=10.0),
+                         (32, 32, 3), 10,
+                         TrainerConfig(optimizer="mom", lr=0.01, batch_size=batch,
+                                       mixed_float16=mixed == "mixed_float16"))
 
 
 def time_steps(trainer: Trainer, iterator, steps: int) -> list:
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        out = trainer._train_step(iterator)
+        out = trainer.train_step(iterator)
         float(out[0])  # block until the step finished
         times.append(time.perf_counter() - start)
     return times

@@ -67,13 +67,13 @@ def time_training(setups: Mapping[str, Tuple[Any, Any]], data: Any, *, batch_siz
                   seed: int = 0) -> Dict[str, Dict[str, Any]]:
     """Seconds per training step of each setup, measured in the same process.
 
-    Every setup trains with the real compiled step (:class:`utils.training.loop.Trainer`, the
-    one ``train_models.py`` runs) on ``data``'s training images. Round 0 traces the step
-    and is not timed; then ``rounds`` rounds of ``steps`` steps alternate between the
-    setups so that load on a shared machine hits all alike. Each setup keeps one input
-    iterator across rounds: a fresh iterator per round refilled the shuffle buffer inside
-    the timed round (0.7-2 s extra on 2 cores, in some rounds only) and made the ratios
-    swing between runs.
+    Every setup trains with the real compiled step
+    (:func:`utils.training.builder.build_trainer`, the one ``train_models.py`` runs) on
+    ``data``'s training images. Round 0 traces the step and is not timed; then ``rounds``
+    rounds of ``steps`` steps alternate between the setups so that load on a shared
+    machine hits all alike. Each setup keeps one input iterator across rounds: a fresh
+    iterator per round refilled the shuffle buffer inside the timed round (0.7-2 s extra
+    on 2 cores, in some rounds only) and made the ratios swing between runs.
 
     Args:
         setups: label -> ``(ModelConfig, AdvTrainConfig or None)``.
@@ -84,13 +84,9 @@ def time_training(setups: Mapping[str, Tuple[Any, Any]], data: Any, *, batch_siz
     Returns:
         label -> ``{"round_seconds": [...], "median_step_s": s, "images_per_s": r}``.
     """
-    import keras
-
-    from utils.training.advtrain import make_adversary
-    from utils.models.classifier import build_classifier, training_loss
     from utils.data import make_distributed_train_dataset
+    from utils.training.builder import TrainerConfig, build_trainer
     from utils.training.distribute import make_strategy
-    from utils.training.loop import Trainer, make_optimizer
 
     if steps < 1 or rounds < 1:
         raise UsageError(f"timing needs steps >= 1 and rounds >= 1, got {steps}, {rounds}")
@@ -99,18 +95,14 @@ def time_training(setups: Mapping[str, Tuple[Any, Any]], data: Any, *, batch_siz
     strategy = make_strategy("auto")
     trainers = {}
     for label, (cfg, adv) in setups.items():
-        keras.utils.set_random_seed(seed)
+        trainer = build_trainer(strategy, cfg, data.input_shape, data.num_classes,
+                                TrainerConfig(optimizer=optimizer, lr=lr, batch_size=batch_size,
+                                              advtrain=adv, seed=seed),
+                                clip_min=data.clip_min, clip_max=data.clip_max)
         with strategy.scope():
-            model = build_classifier(cfg, data.input_shape, data.num_classes)
-            opt = make_optimizer(optimizer, lr)
-            opt.build(model.trainable_variables)
             dataset = make_distributed_train_dataset(
                 strategy, data.x_train, data.y_train, global_batch_size=batch_size,
                 num_classes=data.num_classes, augment=True, shuffle_seed=seed, repeat=True)
-        adversary = None if adv is None else make_adversary(
-            model, cfg.loss, adv, clip_min=data.clip_min, clip_max=data.clip_max, seed=seed)
-        trainer = Trainer(strategy, model, training_loss(cfg, model), opt, batch_size,
-                          adversary=adversary, adv_ratio=1.0 if adv is None else adv.adv_ratio)
         # One iterator for all rounds (``fit`` calls ``iter`` on it, which returns it):
         # a fresh one per round refills the shuffle buffer inside the timed round.
         trainers[label] = (trainer, iter(dataset))

@@ -15,7 +15,8 @@ import math
 import pathlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from utils.reporting.compare import ROW_COLUMNS, Comparison, Record
+from utils.reporting.compare import ROW_COLUMNS, Comparison
+from utils.reporting.reference import Record
 from utils.reporting.markdown import markdown_table
 
 _PREFIX = {"<=": "≤", ">": ">", "~": "≈", "=": ""}

@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from utils.fileio import atomic_write_text
 from utils.training.checkpoints import ensure_writable_dir
 
-from utils.reporting.compare import Record, latest_per_setting
+from utils.reporting.records import latest_per_setting
+from utils.reporting.reference import Record
 from utils.reporting.markdown import markdown_table
 
 EXPECTED_ORDER = ("SCE", "MMLDA", "MMC-10 (rand)", "MMC-10")
@@ -112,7 +113,7 @@ def _matches(item: Record, method: str, col: Column, steps: Optional[int],
 
 
 def ours_value(records: Sequence[Record], method: str, col: Column) -> Optional[float]:
-    """Our value of ``col`` for ``method`` (normalized records, :mod:`utils.reporting.compare`):
+    """Our value of ``col`` for ``method`` (normalized records, :mod:`utils.reporting.records`):
     accuracy % or mean L2; the clean column takes the clean accuracy of the record on
     most images. None when not run."""
     if col.attack == "clean":
@@ -193,10 +194,11 @@ def render_summary(records: Sequence[Record], cells: Sequence[Record], cols: Seq
     stronger-attack table (when ``strong`` columns are given) and the ordering check.
 
     Args:
-        records: normalized records (:func:`utils.reporting.compare.load_results`).
-        cells: reference cells (:func:`utils.reporting.compare.load_reference`), already restricted
-            to the paper setting shown (e.g. CIFAR-10 ResNet-32).
-        cols: :func:`summary_columns`; methods: row labels (:func:`utils.reporting.compare.method_label`).
+        records: normalized records (:func:`utils.reporting.records.load_results`).
+        cells: reference cells (:func:`utils.reporting.reference.load_reference`), already
+            restricted to the paper setting shown (e.g. CIFAR-10 ResNet-32).
+        cols: :func:`summary_columns`; methods: row labels
+            (:func:`utils.reporting.reference.method_label`).
         training: method -> ``{"epochs", "train_images", "minutes", "eval_minutes",
             "test_accuracy"}`` (missing keys print as –).
         strong: :func:`strong_columns`; its first column per ε is the PGD baseline the

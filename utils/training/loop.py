@@ -5,6 +5,7 @@ loop follows the SimCLR-TF2 skeleton: per-replica step inside ``strategy.run``, 
 scaled by the global batch, a ``tf.function`` step, a Keras progress bar.
 
     trainer = Trainer(strategy, model, LOSSES.get("mmc").loss_fn, optimizer, 50)
+    # or, model and optimizer built too: utils.training.builder.build_trainer(...)
     history = trainer.fit(dist_dataset, steps_per_epoch, eval_dataset, schedule, hooks)
 """
 from __future__ import annotations
@@ -232,6 +233,15 @@ class Trainer:
             cond, body, (tf.constant(0), [zero, zero, zero], tf.constant(0), tf.constant(-1)),
             parallel_iterations=1)
         return (*sums, bad_count, first_bad)
+
+    def train_step(self, iterator: tf.data.Iterator) -> Tuple[tf.Tensor, ...]:
+        """One compiled training step on the next batch of a distributed ``iterator``:
+        ``(loss sum, correct, count, skipped)`` summed over replicas (float32 scalars).
+
+        The step :meth:`fit` runs, without its bookkeeping: a non-finite step is counted
+        in ``skipped`` (on one device its update is not applied), never raised.
+        """
+        return self._train_step(iterator)
 
     def _eval_batch(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         per_example, logits, _ = self._forward_loss(x, y, training=False)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import pathlib
 import warnings
+import zipfile
 from typing import Optional
 
 import keras
@@ -133,7 +134,7 @@ def restore_legacy_optimizer(state_path: pathlib.Path,
     try:
         with np.load(state_path, allow_pickle=False) as state:
             values = [state[k] for k in sorted(state.files)]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UsageError(f"optimizer state {state_path} is missing or truncated ({exc}); "
                          "delete that epoch's checkpoint or drop --resume") from None
     if len(values) != len(optimizer.variables):

@@ -26,16 +26,16 @@ import tensorflow as tf
 
 import ts_centers
 from utils.training import checkpoints as ckpt
-from utils.training.advtrain import AdvTrainConfig, make_adversary
+from utils.training.advtrain import AdvTrainConfig
+from utils.training.builder import TrainerConfig, build_trainer
 from utils.training.runspec import RunSpec
-from utils.models.classifier import (ModelConfig, architecture_fingerprint, build_classifier,
-                              check_model_config, training_loss)
-from utils.data import (load_dataset, make_distributed_train_dataset, make_eval_dataset,
-                        steps_per_epoch)
+from utils.models.classifier import ModelConfig, architecture_fingerprint, check_model_config
+from utils.data import (PreparedData, load_dataset, make_distributed_train_dataset,
+                        make_eval_dataset, steps_per_epoch)
 from utils.training.distribute import is_chief, make_strategy, sync_non_trainable
 from utils.errors import UsageError
 from utils.results import package_versions
-from utils.training.loop import OPTIMIZERS, NAN_POLICIES, EpochLog, Trainer, make_optimizer
+from utils.training.loop import OPTIMIZERS, NAN_POLICIES, EpochLog, Trainer
 from utils.errors import Interrupted, NonFiniteError
 from utils.fileio import atomic_write_text
 # load_weights is imported from here by utils.models.loading.
@@ -196,14 +196,17 @@ def _epoch_end_hook(cfg: RunConfig, run_dir: pathlib.Path, state: TrainingState,
     return on_epoch_end
 
 
-def train(cfg: RunConfig) -> RunResult:
-    """Run one training job; see the module docstring for what is written."""
-    validate(cfg)
-    # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
-    strategy = make_strategy(cfg.strategy)
-    epochs, boundaries = DEFAULT_SCHEDULES.get(cfg.dataset, (50, (30, 40)))
-    epochs = cfg.epochs or epochs
-    boundaries = tuple(cfg.lr_boundaries or boundaries)
+def trainer_config(cfg: RunConfig) -> TrainerConfig:
+    """The :class:`utils.training.builder.TrainerConfig` of run ``cfg``."""
+    return TrainerConfig(optimizer=cfg.optimizer, lr=cfg.lr, batch_size=cfg.batch_size,
+                         mixed_float16=cfg.mixed_precision == "mixed_float16",
+                         advtrain=cfg.advtrain, seed=cfg.seed, nan_policy=cfg.nan_policy,
+                         steps_per_loop=cfg.steps_per_loop, jit_compile=cfg.jit_compile)
+
+
+def _load_checked_data(cfg: RunConfig) -> PreparedData:
+    """The run's data, refused (UsageError) when it cannot fill one batch or, for
+    hierarchical centers, its coarse labels do not fit."""
     data = load_dataset(cfg.dataset, cfg.data_dir, train_size=cfg.train_size,
                         test_size=cfg.test_size, seed=cfg.seed)
     if len(data.x_train) < cfg.batch_size:
@@ -212,18 +215,57 @@ def train(cfg: RunConfig) -> RunResult:
     if cfg.model.centers == "hierarchical":
         ts_centers.check_coarse_labels(data.y_train, data.coarse_train, data.num_classes,
                                        cfg.dataset)
+    return data
+
+
+def _datasets(cfg: RunConfig, strategy: tf.distribute.Strategy, data: PreparedData,
+              initial_epoch: int, steps: int) -> Tuple[Any, tf.data.Dataset]:
+    """``(distributed training set repeating from epoch initial_epoch + 1, eval set)``."""
+    with strategy.scope():
+        dist_ds = make_distributed_train_dataset(
+            strategy, data.x_train, data.y_train, global_batch_size=cfg.batch_size,
+            num_classes=data.num_classes, augment=cfg.augment, shuffle_seed=cfg.seed,
+            repeat=True, first_epoch=initial_epoch, steps=steps)
+    eval_ds = make_eval_dataset(data.x_test, data.y_test,
+                                global_batch_size=max(cfg.batch_size, 100),
+                                num_classes=data.num_classes)
+    return dist_ds, eval_ds
+
+
+def _fit_or_interrupted(trainer: Trainer, run_dir: pathlib.Path, *args: Any,
+                        **kwargs: Any) -> None:
+    """``trainer.fit(*args, **kwargs)``; an interrupt becomes :class:`Interrupted` naming
+    where it stopped and the checkpoint to resume from."""
+    try:
+        trainer.fit(*args, **kwargs)
+    except KeyboardInterrupt:
+        epoch, step = trainer.position
+        last = ckpt.latest_checkpoint(run_dir)
+        kept = f"last checkpoint: epoch {last}" if last else "no checkpoint yet"
+        raise Interrupted(f"interrupted at epoch {epoch} step {step} ({kept} in {run_dir}); "
+                          "resume with --resume") from None
+
+
+def train(cfg: RunConfig) -> RunResult:
+    """Run one training job; see the module docstring for what is written."""
+    validate(cfg)
+    # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = make_strategy(cfg.strategy)
+    epochs, boundaries = DEFAULT_SCHEDULES.get(cfg.dataset, (50, (30, 40)))
+    epochs = cfg.epochs or epochs
+    boundaries = tuple(cfg.lr_boundaries or boundaries)
+    data = _load_checked_data(cfg)
     run_dir = run_directory(cfg)
     fingerprint = architecture_fingerprint(cfg.model, data.input_shape, data.num_classes)
     ckpt.check_architecture(run_dir, fingerprint)
     chief = is_chief()
     if cfg.mixed_precision != "off":
         keras.mixed_precision.set_global_policy(cfg.mixed_precision)
-    keras.utils.set_random_seed(cfg.seed)
+    trainer = build_trainer(strategy, cfg.model, data.input_shape, data.num_classes,
+                            trainer_config(cfg), clip_min=data.clip_min, clip_max=data.clip_max)
+    model = trainer.model
     with strategy.scope():
-        model = build_classifier(cfg.model, data.input_shape, data.num_classes)
-        optimizer = make_optimizer(cfg.optimizer, cfg.lr, cfg.mixed_precision == "mixed_float16")
-        optimizer.build(model.trainable_variables)
-        state = TrainingState(model, optimizer, cfg.seed)
+        state = TrainingState(model, trainer.optimizer, cfg.seed)
         initial_epoch = state.restore(run_dir) if cfg.resume else 0
     if chief:  # first write: only after every check and the model build passed
         ckpt.ensure_writable_dir(run_dir)
@@ -235,33 +277,10 @@ def train(cfg: RunConfig) -> RunResult:
         _write_run_files(run_dir, cfg, fingerprint)
     history = _read_history(run_dir / HISTORY_FILE, initial_epoch) if cfg.resume else []
     steps = steps_per_epoch(len(data.x_train), cfg.batch_size)
-    with strategy.scope():
-        dist_ds = make_distributed_train_dataset(
-            strategy, data.x_train, data.y_train, global_batch_size=cfg.batch_size,
-            num_classes=data.num_classes, augment=cfg.augment, shuffle_seed=cfg.seed,
-            repeat=True, first_epoch=initial_epoch, steps=steps)
-    eval_ds = make_eval_dataset(data.x_test, data.y_test,
-                                global_batch_size=max(cfg.batch_size, 100),
-                                num_classes=data.num_classes)
-    adversary = None
-    if cfg.advtrain is not None:
-        adversary = make_adversary(model, cfg.model.loss, cfg.advtrain, clip_min=data.clip_min,
-                                   clip_max=data.clip_max, seed=cfg.seed)
-    trainer = Trainer(strategy, model, training_loss(cfg.model, model), optimizer,
-                      cfg.batch_size, adversary=adversary,
-                      adv_ratio=cfg.advtrain.adv_ratio if cfg.advtrain is not None else 1.0,
-                      nan_policy=cfg.nan_policy, steps_per_loop=cfg.steps_per_loop,
-                      jit_compile=cfg.jit_compile)
-    hook = _epoch_end_hook(cfg, run_dir, state, strategy, history, epochs, chief)
-    try:
-        trainer.fit(dist_ds, steps, eval_ds, epochs=epochs, initial_epoch=initial_epoch,
-                    base_lr=cfg.lr, lr_boundaries=boundaries, verbose=cfg.verbose,
-                    on_epoch_end=hook)
-    except KeyboardInterrupt:
-        epoch, step = trainer.position
-        last = ckpt.latest_checkpoint(run_dir)
-        kept = f"last checkpoint: epoch {last}" if last else "no checkpoint yet"
-        raise Interrupted(f"interrupted at epoch {epoch} step {step} ({kept} in {run_dir}); "
-                          "resume with --resume") from None
+    dist_ds, eval_ds = _datasets(cfg, strategy, data, initial_epoch, steps)
+    _fit_or_interrupted(trainer, run_dir, dist_ds, steps, eval_ds, epochs=epochs,
+                        initial_epoch=initial_epoch, base_lr=cfg.lr, lr_boundaries=boundaries,
+                        verbose=cfg.verbose, on_epoch_end=_epoch_end_hook(
+                            cfg, run_dir, state, strategy, history, epochs, chief))
     final_acc = history[-1].val_accuracy if history else trainer.evaluate(eval_ds)["accuracy"]
     return RunResult(run_dir, history, epochs, final_acc, weights_digest(model), model)
