@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 from absl import flags  # noqa: E402
 
 from utils.cli.common import run_main  # noqa: E402
-from utils.cli.flags import define_model_flags, define_once  # noqa: E402
+from utils.cli.flags import define_model_flags, forget_script_flags  # noqa: E402
 from scripts.analyses_models import get_model  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -57,46 +57,57 @@ SETTING_FLAGS = (
 
 
 def define_flags() -> None:
-    """This script's flags and defaults (idempotent; re-applies the defaults)."""
-    define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="fashion_mnist")
-    FLAGS.set_default("version", 1)
-    FLAGS.set_default("n", 1)
-    d = define_once
-    d(flags.DEFINE_list, "which", list(WHICH), "Analyses to run: " + ", ".join(WHICH) + ".")
-    d(flags.DEFINE_integer, "epoch", 2, "Checkpoint epoch to load (and epochs to train "
-      "with --train_missing).")
-    d(flags.DEFINE_string, "out_dir", "reports/analyses", "Where the outputs go.")
-    d(flags.DEFINE_bool, "train_missing", False, "Train models whose checkpoint is missing.")
-    d(flags.DEFINE_integer, "train_size", None, "Training images of models trained here "
-      "(seeded subset; default all).", lower_bound=1)
-    d(flags.DEFINE_integer, "num_examples", None, "Test images for clean accuracy, g-SCE, "
-      "in-distribution scores and the feature plot (default all).", lower_bound=1)
-    d(flags.DEFINE_list, "ood_models", ["SCE", "MMC-10"], "Models for ood.")
-    d(flags.DEFINE_string, "ood_data_dir", None, "Directory of --ood_dataset's files "
-      "(default: that dataset's usual places; --data_dir is searched only for --dataset).")
-    d(flags.DEFINE_string, "ood_dataset", "mnist", "Dataset whose test images are the OOD "
-      "inputs (generated inputs stand in when it is missing).")
-    d(flags.DEFINE_integer, "ood_examples", 500, "OOD inputs per kind.", lower_bound=1)
-    d(flags.DEFINE_list, "gsce_models", ["SCE", "MMLDA"], "Models for gsce (softmax-trained).")
-    d(flags.DEFINE_float, "gsce_factor", 5.0, "Scores within this factor are comparable.")
-    d(flags.DEFINE_integer, "timing_steps", 20, "Timed steps per round.", lower_bound=1)
-    d(flags.DEFINE_integer, "timing_rounds", 3, "Timed rounds per setup.", lower_bound=1)
-    d(flags.DEFINE_bool, "timing_advtrain", True, "Also time PGD-10 adversarial training.")
-    d(flags.DEFINE_integer, "timing_train_images", 60000, "Epoch size for the minutes "
-      "estimate (000: 50 epochs).", lower_bound=1)
-    d(flags.DEFINE_list, "cmm_values", ["1", "10", "50", "100"], "C_MM values of the sweep.")
-    d(flags.DEFINE_integer, "cmm_pgd_examples", 200, "PGD images per C_MM (0: clean only).",
-      lower_bound=0)
-    d(flags.DEFINE_integer, "cmm_pgd_iter", 10, "PGD iterations of the sweep.", lower_bound=1)
-    d(flags.DEFINE_integer, "features_examples", 2000, "Test images in the 2-d plot.",
-      lower_bound=10)
-    d(flags.DEFINE_list, "density_models", ["SCE", "MMLDA", "MMC-10"], "Models for "
-      "sample_density.")
-    d(flags.DEFINE_integer, "density_examples", 10000, "Training images (a seeded subset of "
-      "the models') whose features sample_density counts.", lower_bound=2)
-    d(flags.DEFINE_bool, "skip_done", False, "Skip an analysis whose JSON in --out_dir was "
-      "made with the same settings.")
-    d(flags.DEFINE_integer, "verbose", 0, "Training progress: 0 quiet, 1 progress bar.")
+    """This script's flags and defaults (called again by in-process runners to make these
+    the defined flags: :func:`utils.cli.flags.forget_script_flags`)."""
+    forget_script_flags()
+    define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="fashion_mnist",
+                       version=1, n=1)
+    flags.DEFINE_list("which", list(WHICH), "Analyses to run: " + ", ".join(WHICH) + ".")
+    flags.DEFINE_integer(
+        "epoch", 2, "Checkpoint epoch to load (and epochs to train "
+        "with --train_missing).")
+    flags.DEFINE_string("out_dir", "reports/analyses", "Where the outputs go.")
+    flags.DEFINE_bool("train_missing", False, "Train models whose checkpoint is missing.")
+    flags.DEFINE_integer(
+        "train_size", None, "Training images of models trained here "
+        "(seeded subset; default all).", lower_bound=1)
+    flags.DEFINE_integer(
+        "num_examples", None, "Test images for clean accuracy, g-SCE, "
+        "in-distribution scores and the feature plot (default all).", lower_bound=1)
+    flags.DEFINE_list("ood_models", ["SCE", "MMC-10"], "Models for ood.")
+    flags.DEFINE_string(
+        "ood_data_dir", None, "Directory of --ood_dataset's files "
+        "(default: that dataset's usual places; --data_dir is searched only for --dataset).")
+    flags.DEFINE_string(
+        "ood_dataset", "mnist", "Dataset whose test images are the OOD "
+        "inputs (generated inputs stand in when it is missing).")
+    flags.DEFINE_integer("ood_examples", 500, "OOD inputs per kind.", lower_bound=1)
+    flags.DEFINE_list("gsce_models", ["SCE", "MMLDA"], "Models for gsce (softmax-trained).")
+    flags.DEFINE_float("gsce_factor", 5.0, "Scores within this factor are comparable.")
+    flags.DEFINE_integer("timing_steps", 20, "Timed steps per round.", lower_bound=1)
+    flags.DEFINE_integer("timing_rounds", 3, "Timed rounds per setup.", lower_bound=1)
+    flags.DEFINE_bool("timing_advtrain", True, "Also time PGD-10 adversarial training.")
+    flags.DEFINE_integer(
+        "timing_train_images", 60000, "Epoch size for the minutes "
+        "estimate (000: 50 epochs).", lower_bound=1)
+    flags.DEFINE_list("cmm_values", ["1", "10", "50", "100"], "C_MM values of the sweep.")
+    flags.DEFINE_integer(
+        "cmm_pgd_examples", 200, "PGD images per C_MM (0: clean only).",
+        lower_bound=0)
+    flags.DEFINE_integer("cmm_pgd_iter", 10, "PGD iterations of the sweep.", lower_bound=1)
+    flags.DEFINE_integer(
+        "features_examples", 2000, "Test images in the 2-d plot.",
+        lower_bound=10)
+    flags.DEFINE_list(
+        "density_models", ["SCE", "MMLDA", "MMC-10"], "Models for "
+        "sample_density.")
+    flags.DEFINE_integer(
+        "density_examples", 10000, "Training images (a seeded subset of "
+        "the models') whose features sample_density counts.", lower_bound=2)
+    flags.DEFINE_bool(
+        "skip_done", False, "Skip an analysis whose JSON in --out_dir was "
+        "made with the same settings.")
+    flags.DEFINE_integer("verbose", 0, "Training progress: 0 quiet, 1 progress bar.")
 
 
 define_flags()

@@ -28,33 +28,39 @@ from absl import flags  # noqa: E402
 from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
-from utils.cli.flags import define_once  # noqa: E402
+from utils.cli.flags import forget_script_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEFAULT_REFERENCE = "reports/reference/paper_numbers.csv"
 
 
 def define_flags() -> None:
-    """This script's flags and defaults (idempotent; re-applies the defaults)."""
-    d = define_once
-    d(flags.DEFINE_list, "results", ["reports/*.jsonl"], "Our JSON-lines result files or "
-      "globs (comma-separated).")
-    d(flags.DEFINE_string, "reference", DEFAULT_REFERENCE, "Reference cells (CSV).")
-    d(flags.DEFINE_string, "out_dir", "reports", "Where the report files go.")
-    d(flags.DEFINE_string, "report_name", "comparison", "Base name of the .md/.csv/.png.")
-    d(flags.DEFINE_string, "dataset", None, "Only our records on this dataset (default: all).")
-    d(flags.DEFINE_string, "paper_dataset", None, "Only paper cells on this dataset "
-      "(default: all).")
-    d(flags.DEFINE_list, "sources", [], "Only paper cells from these sources: 002 (Table 1), "
-      "003 (002 Tables 2 and 5, read from the slides), 000 (C_MM sweep), DESIGN.md "
-      "(re-evaluations); default: all.")
-    d(flags.DEFINE_bool, "match_dataset", True, "Match on the dataset; False compares, e.g., "
-      "Fashion-MNIST runs with CIFAR-10 cells, marked as such in the output.")
-    d(flags.DEFINE_bool, "match_arch", True, "Match on the ResNet depth (blocks per stage).")
-    d(flags.DEFINE_bool, "match_steps", True, "Match on the attack's steps / iterations.")
-    d(flags.DEFINE_float, "threshold", 5.0, "Flag accuracy differences above this many "
-      "percentage points.", lower_bound=0.0)
-    d(flags.DEFINE_bool, "plot", True, "Also write the accuracy-vs-ε PNG.")
+    """This script's flags and defaults (called again by in-process runners to make these
+    the defined flags: :func:`utils.cli.flags.forget_script_flags`)."""
+    forget_script_flags()
+    flags.DEFINE_list(
+        "results", ["reports/*.jsonl"], "Our JSON-lines result files or "
+        "globs (comma-separated).")
+    flags.DEFINE_string("reference", DEFAULT_REFERENCE, "Reference cells (CSV).")
+    flags.DEFINE_string("out_dir", "reports", "Where the report files go.")
+    flags.DEFINE_string("report_name", "comparison", "Base name of the .md/.csv/.png.")
+    flags.DEFINE_string("dataset", None, "Only our records on this dataset (default: all).")
+    flags.DEFINE_string(
+        "paper_dataset", None, "Only paper cells on this dataset "
+        "(default: all).")
+    flags.DEFINE_list(
+        "sources", [], "Only paper cells from these sources: 002 (Table 1), "
+        "003 (002 Tables 2 and 5, read from the slides), 000 (C_MM sweep), DESIGN.md "
+        "(re-evaluations); default: all.")
+    flags.DEFINE_bool(
+        "match_dataset", True, "Match on the dataset; False compares, e.g., "
+        "Fashion-MNIST runs with CIFAR-10 cells, marked as such in the output.")
+    flags.DEFINE_bool("match_arch", True, "Match on the ResNet depth (blocks per stage).")
+    flags.DEFINE_bool("match_steps", True, "Match on the attack's steps / iterations.")
+    flags.DEFINE_float(
+        "threshold", 5.0, "Flag accuracy differences above this many "
+        "percentage points.", lower_bound=0.0)
+    flags.DEFINE_bool("plot", True, "Also write the accuracy-vs-ε PNG.")
 
 
 define_flags()
