@@ -18,8 +18,7 @@ import ts_centers
 from utils.models.classifier import LOSS_PARAM_FIELDS, ModelConfig, check_model_config
 from utils.errors import UsageError
 from utils.losses import LOSSES, loss_name_from_flags
-from utils.evaluation.sources import (DataSource, ModelSource,  # noqa: F401
-                                      check_finite_logits, load_data, load_model)
+from utils.evaluation.sources import DataSource, ModelSource, load_data, load_model
 
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
