@@ -105,9 +105,10 @@ define_flags()
 
 # ------------------------------------------------------------------ models
 
-def _test_data(config: AnalysesConfig, dataset: str, train_size: "int | None" = None) -> Any:
+def _test_data(config: AnalysesConfig, train_size: "int | None" = None) -> Any:
+    """``--dataset`` (test set cut to ``--num_examples``; ``train_size`` training images)."""
     from utils.data import load_dataset
-    return load_dataset(dataset, config.data_dir, train_size=train_size,
+    return load_dataset(config.dataset, config.data_dir, train_size=train_size,
                         test_size=config.num_examples, seed=config.seed)
 
 
@@ -132,7 +133,8 @@ def run_training_time(config: AnalysesConfig) -> Dict[str, Any]:
     data = load_dataset(config.dataset, config.data_dir, train_size=images, test_size=1,
                         seed=config.seed)
     setups = {"SCE": (model_config_from_flags(_values(config, "SCE")), None),
-              "MMC-10": (model_config_from_flags(_values(config, "MMC-10", mean_var=10.0)), None)}
+              "MMC-10": (model_config_from_flags(_values(config, "MMC-10", mean_var=10.0)),
+                         None)}
     if config.timing_advtrain:
         adv = AdvTrainConfig()  # PGD-10, eps 8/256, step 2/256, adversarial examples only
         setups.update({f"AT-{k}": (cfg, adv) for k, (cfg, _) in list(setups.items())})
@@ -192,7 +194,7 @@ def run_ood(config: AnalysesConfig) -> Dict[str, Any]:
     from utils.cli.flags import model_config_from_flags
     from utils.losses import LOSSES
 
-    data = _test_data(config.dataset)
+    data = _test_data(config)
     sets, notes = ood_inputs(config, data)
     models = []
     for variant in config.ood_models:
@@ -203,14 +205,14 @@ def run_ood(config: AnalysesConfig) -> Dict[str, Any]:
         results = {f"{k} ({len(x)})": ood_summary(logits_in, predict(model, x - data.mean),
                                                   head=head) for k, x in sets.items()}
         models.append({"model": variant, "run_name": name, "head": head, "results": results})
-    return _common(config, in_dataset=config.dataset, n_in=int(len(data.x_test)), models=models,
-                   notes=notes)
+    return _common(config, in_dataset=config.dataset, n_in=int(len(data.x_test)),
+                   models=models, notes=notes)
 
 
 def run_gsce(config: AnalysesConfig) -> Dict[str, Any]:
     from utils.reporting.analyses import predict, relative_dependency
 
-    data = _test_data(config.dataset)
+    data = _test_data(config)
     models = []
     for variant in config.gsce_models:
         model, name = get_model(_values(config, variant), data)
@@ -224,14 +226,15 @@ def run_gsce(config: AnalysesConfig) -> Dict[str, Any]:
 def run_cmm_sweep(config: AnalysesConfig) -> Dict[str, Any]:
     from utils.reporting.analyses import cmm_row
 
-    data = _test_data(config.dataset)
+    data = _test_data(config)
     rows = []
     for c_mm in config.cmm_values:
         model, name = get_model(_values(config, "MMC-10", mean_var=c_mm), data)
         rows.append(dict(cmm_row(model, data, c_mm=c_mm, pgd_examples=config.cmm_pgd_examples,
                                  nb_iter=config.cmm_pgd_iter, seed=config.seed), run_name=name))
     first = rows[0]
-    return _common(config, rows=rows, epochs=config.epoch, train_images=_train_images(config),
+    return _common(config, rows=rows, epochs=config.epoch,
+                   train_images=_train_images(config),
                    n_clean=first["n_clean"], n_pgd=first.get("n_pgd"),
                    pgd_eps_256=first.get("pgd_eps_256"), pgd_nb_iter=first.get("pgd_nb_iter"))
 
@@ -245,7 +248,7 @@ def run_features_2d(config: AnalysesConfig) -> "tuple[Dict[str, Any], bytes]":
     from utils.reporting.analyses import accuracy, centers_of, features_of, spread_ratio
     from utils.reporting.analyses_render import render_features_png
 
-    data = _test_data(config.dataset)
+    data = _test_data(config)
     x, y = data.x_test[:config.features_examples], data.y_test[:config.features_examples]
     models, panels = [], []
     for variant in ("SCE", "MMC-10"):
@@ -267,7 +270,7 @@ def run_sample_density(config: AnalysesConfig) -> "tuple[Dict[str, Any], bytes]"
     from utils.reporting import analyses_render, density
     from utils.reporting.analyses import accuracy
 
-    data = _test_data(config.dataset, config.train_size or config.density_examples)
+    data = _test_data(config, config.train_size or config.density_examples)
     keep = np.sort(np.random.default_rng(config.seed).permutation(len(data.x_train))[
         :config.density_examples])
     models = []
@@ -276,7 +279,8 @@ def run_sample_density(config: AnalysesConfig) -> "tuple[Dict[str, Any], bytes]"
         models.append({"model": variant, "run_name": name, "profile": density.model_density(
             model, data.x_train[keep], data.y_train[keep], data.num_classes),
             "clean_accuracy": accuracy(model, data.x_test, data.y_test)})
-    return (_common(config, models=models, n=int(len(keep)), train_images=_train_images(config)),
+    return (_common(config, models=models, n=int(len(keep)),
+                    train_images=_train_images(config)),
             analyses_render.render_density_png(models))
 
 
