@@ -18,39 +18,49 @@ from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli.flags import (define_advtrain_flags, define_model_flags,  # noqa: E402
-                             define_once, train_run_spec)
+                             forget_script_flags, train_run_spec)
 
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    """The original train.py's flags and defaults, then ours (idempotent)."""
+    """The original train.py's flags and defaults, then ours (called again by in-process
+    runners to make these the defined flags: :func:`utils.cli.flags.forget_script_flags`)."""
+    forget_script_flags()
     define_model_flags(optimizer="mom", lr=0.01, batch_size=50, dataset="mnist")
     define_advtrain_flags()
-    d = define_once
-    d(flags.DEFINE_integer, "epochs", None, "Epochs; default: the original's (50 MNIST-like, "
-      "200 CIFAR).", lower_bound=1)
-    d(flags.DEFINE_list, "lr_boundaries", [], "Epochs after which lr x0.1; empty = 30,40 / "
-      "100,150.")
-    d(flags.DEFINE_integer, "checkpoint_every", 5, "Save model.NNN.weights.h5 every this many "
-      "epochs (and at the last epoch).")
-    d(flags.DEFINE_enum, "strategy", "auto", "tf.distribute strategy.",
-      enum_values=["auto", "one_device", "mirrored", "multi_worker"])
-    d(flags.DEFINE_enum, "mixed_precision", "off", "Keras mixed-precision policy (heads and "
-      "losses stay float32).", enum_values=["off", "mixed_float16", "mixed_bfloat16"])
-    d(flags.DEFINE_bool, "resume", False, "Continue from the run directory's last checkpoint.")
-    d(flags.DEFINE_integer, "train_size", None, "Train on a seeded subset of this size "
-      "(default: all).", lower_bound=1)
-    d(flags.DEFINE_integer, "test_size", None, "Validate on the first N test images "
-      "(default: all).", lower_bound=1)
-    d(flags.DEFINE_bool, "augment", True, "Shifts 0.1 and horizontal flips, as the original.")
-    d(flags.DEFINE_integer, "verbose", 1, "0: quiet, 1: progress bar.")
-    d(flags.DEFINE_enum, "nan_policy", "stop", "A batch with a NaN/inf loss or gradient is "
-      "never applied; stop: end the run (exit 3), skip_batch: go on.",
-      enum_values=["stop", "skip_batch"])
-    d(flags.DEFINE_integer, "steps_per_loop", 1, "Training steps per tf.function call (one "
-      "host sync per call; e.g. 50 on a GPU); weights do not depend on it.", lower_bound=1)
-    d(flags.DEFINE_bool, "jit_compile", False, "XLA-compile the training step.")
+    flags.DEFINE_integer(
+        "epochs", None, "Epochs; default: the original's (50 MNIST-like, "
+        "200 CIFAR).", lower_bound=1)
+    flags.DEFINE_list(
+        "lr_boundaries", [], "Epochs after which lr x0.1; empty = 30,40 / "
+        "100,150.")
+    flags.DEFINE_integer(
+        "checkpoint_every", 5, "Save model.NNN.weights.h5 every this many "
+        "epochs (and at the last epoch).")
+    flags.DEFINE_enum(
+        "strategy", "auto", help="tf.distribute strategy.",
+        enum_values=["auto", "one_device", "mirrored", "multi_worker"])
+    flags.DEFINE_enum(
+        "mixed_precision", "off", help="Keras mixed-precision policy (heads and "
+        "losses stay float32).", enum_values=["off", "mixed_float16", "mixed_bfloat16"])
+    flags.DEFINE_bool("resume", False, "Continue from the run directory's last checkpoint.")
+    flags.DEFINE_integer(
+        "train_size", None, "Train on a seeded subset of this size "
+        "(default: all).", lower_bound=1)
+    flags.DEFINE_integer(
+        "test_size", None, "Validate on the first N test images "
+        "(default: all).", lower_bound=1)
+    flags.DEFINE_bool("augment", True, "Shifts 0.1 and horizontal flips, as the original.")
+    flags.DEFINE_integer("verbose", 1, "0: quiet, 1: progress bar.")
+    flags.DEFINE_enum(
+        "nan_policy", "stop", help="A batch with a NaN/inf loss or gradient is "
+        "never applied; stop: end the run (exit 3), skip_batch: go on.",
+        enum_values=["stop", "skip_batch"])
+    flags.DEFINE_integer(
+        "steps_per_loop", 1, "Training steps per tf.function call (one "
+        "host sync per call; e.g. 50 on a GPU); weights do not depend on it.", lower_bound=1)
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
 
 
 define_flags()

@@ -27,7 +27,6 @@ import json
 import os
 import pathlib
 import sys
-import types
 from typing import Any, Dict, List, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,65 +37,67 @@ if str(ROOT) not in sys.path:
 from absl import flags  # noqa: E402
 
 from utils.cli.common import run_main  # noqa: E402
-from utils.cli.flags import define_model_flags, define_once  # noqa: E402
+from utils.cli.flags import define_model_flags, forget_script_flags  # noqa: E402
+from scripts.analyses_config import (OUTPUT_NAMES, WHICH, AnalysesConfig,  # noqa: E402
+                                     config_from_flags, settings as _settings,
+                                     variant_values as _values)
 from scripts.analyses_models import get_model  # noqa: E402
 
 FLAGS = flags.FLAGS
-WHICH = ("training_time", "ood", "gsce", "cmm_sweep", "features_2d", "sample_density")
-OUTPUT_NAMES = {"training_time": "training_time", "ood": "ood_uncertainty",
-                "gsce": "gsce_dependency", "cmm_sweep": "cmm_sweep",
-                "features_2d": "features_2d", "sample_density": "sample_density"}
-# The flags that decide an analysis' result (stored with it; --skip_done compares them).
-SETTING_FLAGS = (
-    "dataset", "data_dir", "version", "n", "optimizer", "lr", "batch_size", "seed",
-    "model_dir", "epoch", "train_size", "num_examples", "mean_var", "use_BN", "use_dense",
-    "use_leaky", "feature_dim", "ood_models", "ood_dataset", "ood_data_dir", "ood_examples",
-    "gsce_models", "gsce_factor", "timing_steps", "timing_rounds", "timing_advtrain",
-    "timing_train_images", "cmm_values", "cmm_pgd_examples", "cmm_pgd_iter",
-    "features_examples", "train_missing", "density_models", "density_examples")
 
 
 def define_flags() -> None:
-    """This script's flags and defaults (idempotent; re-applies the defaults)."""
-    define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="fashion_mnist")
-    FLAGS.set_default("version", 1)
-    FLAGS.set_default("n", 1)
-    d = define_once
-    d(flags.DEFINE_list, "which", list(WHICH), "Analyses to run: " + ", ".join(WHICH) + ".")
-    d(flags.DEFINE_integer, "epoch", 2, "Checkpoint epoch to load (and epochs to train "
-      "with --train_missing).")
-    d(flags.DEFINE_string, "out_dir", "reports/analyses", "Where the outputs go.")
-    d(flags.DEFINE_bool, "train_missing", False, "Train models whose checkpoint is missing.")
-    d(flags.DEFINE_integer, "train_size", None, "Training images of models trained here "
-      "(seeded subset; default all).", lower_bound=1)
-    d(flags.DEFINE_integer, "num_examples", None, "Test images for clean accuracy, g-SCE, "
-      "in-distribution scores and the feature plot (default all).", lower_bound=1)
-    d(flags.DEFINE_list, "ood_models", ["SCE", "MMC-10"], "Models for ood.")
-    d(flags.DEFINE_string, "ood_data_dir", None, "Directory of --ood_dataset's files "
-      "(default: that dataset's usual places; --data_dir is searched only for --dataset).")
-    d(flags.DEFINE_string, "ood_dataset", "mnist", "Dataset whose test images are the OOD "
-      "inputs (generated inputs stand in when it is missing).")
-    d(flags.DEFINE_integer, "ood_examples", 500, "OOD inputs per kind.", lower_bound=1)
-    d(flags.DEFINE_list, "gsce_models", ["SCE", "MMLDA"], "Models for gsce (softmax-trained).")
-    d(flags.DEFINE_float, "gsce_factor", 5.0, "Scores within this factor are comparable.")
-    d(flags.DEFINE_integer, "timing_steps", 20, "Timed steps per round.", lower_bound=1)
-    d(flags.DEFINE_integer, "timing_rounds", 3, "Timed rounds per setup.", lower_bound=1)
-    d(flags.DEFINE_bool, "timing_advtrain", True, "Also time PGD-10 adversarial training.")
-    d(flags.DEFINE_integer, "timing_train_images", 60000, "Epoch size for the minutes "
-      "estimate (000: 50 epochs).", lower_bound=1)
-    d(flags.DEFINE_list, "cmm_values", ["1", "10", "50", "100"], "C_MM values of the sweep.")
-    d(flags.DEFINE_integer, "cmm_pgd_examples", 200, "PGD images per C_MM (0: clean only).",
-      lower_bound=0)
-    d(flags.DEFINE_integer, "cmm_pgd_iter", 10, "PGD iterations of the sweep.", lower_bound=1)
-    d(flags.DEFINE_integer, "features_examples", 2000, "Test images in the 2-d plot.",
-      lower_bound=10)
-    d(flags.DEFINE_list, "density_models", ["SCE", "MMLDA", "MMC-10"], "Models for "
-      "sample_density.")
-    d(flags.DEFINE_integer, "density_examples", 10000, "Training images (a seeded subset of "
-      "the models') whose features sample_density counts.", lower_bound=2)
-    d(flags.DEFINE_bool, "skip_done", False, "Skip an analysis whose JSON in --out_dir was "
-      "made with the same settings.")
-    d(flags.DEFINE_integer, "verbose", 0, "Training progress: 0 quiet, 1 progress bar.")
+    """This script's flags and defaults (called again by in-process runners to make these
+    the defined flags: :func:`utils.cli.flags.forget_script_flags`)."""
+    forget_script_flags()
+    define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="fashion_mnist",
+                       version=1, n=1)
+    flags.DEFINE_list("which", list(WHICH), "Analyses to run: " + ", ".join(WHICH) + ".")
+    flags.DEFINE_integer(
+        "epoch", 2, "Checkpoint epoch to load (and epochs to train "
+        "with --train_missing).")
+    flags.DEFINE_string("out_dir", "reports/analyses", "Where the outputs go.")
+    flags.DEFINE_bool("train_missing", False, "Train models whose checkpoint is missing.")
+    flags.DEFINE_integer(
+        "train_size", None, "Training images of models trained here "
+        "(seeded subset; default all).", lower_bound=1)
+    flags.DEFINE_integer(
+        "num_examples", None, "Test images for clean accuracy, g-SCE, "
+        "in-distribution scores and the feature plot (default all).", lower_bound=1)
+    flags.DEFINE_list("ood_models", ["SCE", "MMC-10"], "Models for ood.")
+    flags.DEFINE_string(
+        "ood_data_dir", None, "Directory of --ood_dataset's files "
+        "(default: that dataset's usual places; --data_dir is searched only for --dataset).")
+    flags.DEFINE_string(
+        "ood_dataset", "mnist", "Dataset whose test images are the OOD "
+        "inputs (generated inputs stand in when it is missing).")
+    flags.DEFINE_integer("ood_examples", 500, "OOD inputs per kind.", lower_bound=1)
+    flags.DEFINE_list("gsce_models", ["SCE", "MMLDA"], "Models for gsce (softmax-trained).")
+    flags.DEFINE_float("gsce_factor", 5.0, "Scores within this factor are comparable.")
+    flags.DEFINE_integer("timing_steps", 20, "Timed steps per round.", lower_bound=1)
+    flags.DEFINE_integer("timing_rounds", 3, "Timed rounds per setup.", lower_bound=1)
+    flags.DEFINE_bool("timing_advtrain", True, "Also time PGD-10 adversarial training.")
+    flags.DEFINE_integer(
+        "timing_train_images", 60000, "Epoch size for the minutes "
+        "estimate (000: 50 epochs).", lower_bound=1)
+    flags.DEFINE_list("cmm_values", ["1", "10", "50", "100"], "C_MM values of the sweep.")
+    flags.DEFINE_integer(
+        "cmm_pgd_examples", 200, "PGD images per C_MM (0: clean only).",
+        lower_bound=0)
+    flags.DEFINE_integer("cmm_pgd_iter", 10, "PGD iterations of the sweep.", lower_bound=1)
+    flags.DEFINE_integer(
+        "features_examples", 2000, "Test images in the 2-d plot.",
+        lower_bound=10)
+    flags.DEFINE_list(
+        "density_models", ["SCE", "MMLDA", "MMC-10"], "Models for "
+        "sample_density.")
+    flags.DEFINE_integer(
+        "density_examples", 10000, "Training images (a seeded subset of "
+        "the models') whose features sample_density counts.", lower_bound=2)
+    flags.DEFINE_bool(
+        "skip_done", False, "Skip an analysis whose JSON in --out_dir was "
+        "made with the same settings.")
+    flags.DEFINE_integer("verbose", 0, "Training progress: 0 quiet, 1 progress bar.")
 
 
 define_flags()
@@ -104,32 +105,23 @@ define_flags()
 
 # ------------------------------------------------------------------ models
 
-def _values(variant: str, **extra: Any) -> Any:
-    """The flag values with the architecture flags of ``variant`` (and ``extra``)."""
-    from utils.reporting.analyses import VARIANT_FLAGS
-    from utils.errors import UsageError
-    if variant not in VARIANT_FLAGS:
-        raise UsageError(f"unknown model {variant!r}; choose from {', '.join(VARIANT_FLAGS)}")
-    return types.SimpleNamespace(**dict(FLAGS.flag_values_dict(), **VARIANT_FLAGS[variant],
-                                        **extra))
-
-
-def _test_data(dataset: str, train_size: "int | None" = None) -> Any:
+def _test_data(config: AnalysesConfig, train_size: "int | None" = None) -> Any:
+    """``--dataset`` (test set cut to ``--num_examples``; ``train_size`` training images)."""
     from utils.data import load_dataset
-    return load_dataset(dataset, FLAGS.data_dir, train_size=train_size,
-                        test_size=FLAGS.num_examples, seed=FLAGS.seed)
+    return load_dataset(config.dataset, config.data_dir, train_size=train_size,
+                        test_size=config.num_examples, seed=config.seed)
 
 
-def _common(**extra: Any) -> Dict[str, Any]:
+def _common(config: AnalysesConfig, **extra: Any) -> Dict[str, Any]:
     from utils.models.resnet import describe
-    return dict(dataset=FLAGS.dataset, arch=describe(FLAGS.version, FLAGS.n),
-                optimizer=FLAGS.optimizer, lr=FLAGS.lr, batch_size=FLAGS.batch_size,
-                epoch=FLAGS.epoch, **extra)
+    return dict(dataset=config.dataset, arch=describe(config.version, config.n),
+                optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
+                epoch=config.epoch, **extra)
 
 
 # ------------------------------------------------------------------ analyses
 
-def run_training_time() -> Dict[str, Any]:
+def run_training_time(config: AnalysesConfig) -> Dict[str, Any]:
     import tensorflow as tf
 
     from utils.training.advtrain import AdvTrainConfig
@@ -137,33 +129,34 @@ def run_training_time() -> Dict[str, Any]:
     from utils.data import load_dataset
     from utils.cli.flags import model_config_from_flags
 
-    images = FLAGS.batch_size * min(FLAGS.timing_steps, 40)
-    data = load_dataset(FLAGS.dataset, FLAGS.data_dir, train_size=images, test_size=1,
-                        seed=FLAGS.seed)
-    setups = {"SCE": (model_config_from_flags(_values("SCE")), None),
-              "MMC-10": (model_config_from_flags(_values("MMC-10", mean_var=10.0)), None)}
-    if FLAGS.timing_advtrain:
+    images = config.batch_size * min(config.timing_steps, 40)
+    data = load_dataset(config.dataset, config.data_dir, train_size=images, test_size=1,
+                        seed=config.seed)
+    setups = {"SCE": (model_config_from_flags(_values(config, "SCE")), None),
+              "MMC-10": (model_config_from_flags(_values(config, "MMC-10", mean_var=10.0)),
+                         None)}
+    if config.timing_advtrain:
         adv = AdvTrainConfig()  # PGD-10, eps 8/256, step 2/256, adversarial examples only
         setups.update({f"AT-{k}": (cfg, adv) for k, (cfg, _) in list(setups.items())})
-    timed = time_training(setups, data, batch_size=FLAGS.batch_size, steps=FLAGS.timing_steps,
-                          rounds=FLAGS.timing_rounds, optimizer=FLAGS.optimizer, lr=FLAGS.lr,
-                          seed=FLAGS.seed)
+    timed = time_training(setups, data, batch_size=config.batch_size, steps=config.timing_steps,
+                          rounds=config.timing_rounds, optimizer=config.optimizer, lr=config.lr,
+                          seed=config.seed)
     rows = [dict(label=label, **t, minutes_50_epochs=epoch_minutes(
-        t["median_step_s"], FLAGS.timing_train_images, FLAGS.batch_size, 50))
+        t["median_step_s"], config.timing_train_images, config.batch_size, 50))
         for label, t in timed.items()]
     step = {r["label"]: r["median_step_s"] for r in rows}
     ratios = {"MMC/SCE": step["MMC-10"] / step["SCE"]}
-    if FLAGS.timing_advtrain:
+    if config.timing_advtrain:
         ratios.update({"AT-MMC/AT-SCE": step["AT-MMC-10"] / step["AT-SCE"],
                        "AT-SCE/SCE": step["AT-SCE"] / step["SCE"],
                        "AT-MMC/MMC": step["AT-MMC-10"] / step["MMC-10"]})
     gpus = tf.config.list_logical_devices("GPU")
-    return _common(rows=rows, ratios=ratios, steps=FLAGS.timing_steps,
-                   rounds=FLAGS.timing_rounds, train_images=FLAGS.timing_train_images,
+    return _common(config, rows=rows, ratios=ratios, steps=config.timing_steps,
+                   rounds=config.timing_rounds, train_images=config.timing_train_images,
                    device=gpus[0].name if gpus else f"CPU, {os.cpu_count()} cores")
 
 
-def ood_inputs(data: Any) -> "tuple[Dict[str, Any], List[str]]":
+def ood_inputs(config: AnalysesConfig, data: Any) -> "tuple[Dict[str, Any], List[str]]":
     """OOD inputs in [0, 1] pixels ``(M, H, W, C)`` by name, and notes on what stands in."""
     import numpy as np
 
@@ -171,134 +164,127 @@ def ood_inputs(data: Any) -> "tuple[Dict[str, Any], List[str]]":
     from utils.data import load_raw_dataset
     from utils.errors import UsageError
 
-    n, notes, sets = FLAGS.ood_examples, [], {}
+    n, notes, sets = config.ood_examples, [], {}
     height, width, channels = data.input_shape
     try:
-        raw = load_raw_dataset(FLAGS.ood_dataset, FLAGS.ood_data_dir)
+        raw = load_raw_dataset(config.ood_dataset, config.ood_data_dir)
         x = raw.x_test[:n].astype(np.float32) / 255
         if x.shape[1:] == (height, width, channels):
-            sets[f"{FLAGS.ood_dataset} test images (real)"] = x
+            sets[f"{config.ood_dataset} test images (real)"] = x
         else:
-            notes.append(f"{FLAGS.ood_dataset} images are {x.shape[1:]}, the models take "
+            notes.append(f"{config.ood_dataset} images are {x.shape[1:]}, the models take "
                          f"{data.input_shape}; left out")
     except UsageError as exc:
-        notes.append(f"real {FLAGS.ood_dataset} is not on this machine ({str(exc)[:160]}…); "
+        notes.append(f"real {config.ood_dataset} is not on this machine ({str(exc)[:160]}…); "
                      "generated MNIST-like digits, noise and inverted images stand in")
-    rng = np.random.default_rng(FLAGS.seed)
+    rng = np.random.default_rng(config.seed)
     if (height, width) == (28, 28):
-        digits, _ = rendered_digits(n, 28, FLAGS.seed)
+        digits, _ = rendered_digits(n, 28, config.seed)
         sets["rendered digits (generated, MNIST-like)"] = np.repeat(
             digits[..., None], channels, axis=-1)
     sets["uniform noise (generated)"] = rng.uniform(0, 1, (n, height, width, channels)
                                                     ).astype(np.float32)
     in_pixels = np.clip(data.x_test[:n] + data.mean, 0, 1)
-    sets[f"inverted {FLAGS.dataset} test images (1 - x)"] = (1 - in_pixels).astype(np.float32)
+    sets[f"inverted {config.dataset} test images (1 - x)"] = (1 - in_pixels).astype(np.float32)
     return sets, notes
 
 
-def run_ood() -> Dict[str, Any]:
+def run_ood(config: AnalysesConfig) -> Dict[str, Any]:
     from utils.reporting.analyses import ood_summary, predict
     from utils.cli.flags import model_config_from_flags
     from utils.losses import LOSSES
 
-    data = _test_data(FLAGS.dataset)
-    sets, notes = ood_inputs(data)
+    data = _test_data(config)
+    sets, notes = ood_inputs(config, data)
     models = []
-    for variant in FLAGS.ood_models:
-        values = _values(variant)
+    for variant in config.ood_models:
+        values = _values(config, variant)
         model, name = get_model(values, data)
         head = LOSSES.get(model_config_from_flags(values).loss).head
         logits_in = predict(model, data.x_test)
         results = {f"{k} ({len(x)})": ood_summary(logits_in, predict(model, x - data.mean),
                                                   head=head) for k, x in sets.items()}
         models.append({"model": variant, "run_name": name, "head": head, "results": results})
-    return _common(in_dataset=FLAGS.dataset, n_in=int(len(data.x_test)), models=models,
-                   notes=notes)
+    return _common(config, in_dataset=config.dataset, n_in=int(len(data.x_test)),
+                   models=models, notes=notes)
 
 
-def run_gsce() -> Dict[str, Any]:
+def run_gsce(config: AnalysesConfig) -> Dict[str, Any]:
     from utils.reporting.analyses import predict, relative_dependency
 
-    data = _test_data(FLAGS.dataset)
+    data = _test_data(config)
     models = []
-    for variant in FLAGS.gsce_models:
-        model, name = get_model(_values(variant), data)
+    for variant in config.gsce_models:
+        model, name = get_model(_values(config, variant), data)
         logits = predict(model, data.x_test)
         models.append({"model": variant, "run_name": name, **{
-            ranking: relative_dependency(logits, data.y_test, factor=FLAGS.gsce_factor,
+            ranking: relative_dependency(logits, data.y_test, factor=config.gsce_factor,
                                          ranking=ranking) for ranking in ("non_true", "overall")}})
-    return _common(models=models, factor=FLAGS.gsce_factor)
+    return _common(config, models=models, factor=config.gsce_factor)
 
 
-def run_cmm_sweep() -> Dict[str, Any]:
+def run_cmm_sweep(config: AnalysesConfig) -> Dict[str, Any]:
     from utils.reporting.analyses import cmm_row
-    from utils.errors import UsageError
 
-    try:
-        values = [float(v) for v in FLAGS.cmm_values]
-    except ValueError:
-        raise UsageError(f"cmm_values must be numbers, got {FLAGS.cmm_values}") from None
-    data = _test_data(FLAGS.dataset)
+    data = _test_data(config)
     rows = []
-    for c_mm in values:
-        model, name = get_model(_values("MMC-10", mean_var=c_mm), data)
-        rows.append(dict(cmm_row(model, data, c_mm=c_mm, pgd_examples=FLAGS.cmm_pgd_examples,
-                                 nb_iter=FLAGS.cmm_pgd_iter, seed=FLAGS.seed), run_name=name))
+    for c_mm in config.cmm_values:
+        model, name = get_model(_values(config, "MMC-10", mean_var=c_mm), data)
+        rows.append(dict(cmm_row(model, data, c_mm=c_mm, pgd_examples=config.cmm_pgd_examples,
+                                 nb_iter=config.cmm_pgd_iter, seed=config.seed), run_name=name))
     first = rows[0]
-    return _common(rows=rows, epochs=FLAGS.epoch, train_images=_train_images(),
+    return _common(config, rows=rows, epochs=config.epoch,
+                   train_images=_train_images(config),
                    n_clean=first["n_clean"], n_pgd=first.get("n_pgd"),
                    pgd_eps_256=first.get("pgd_eps_256"), pgd_nb_iter=first.get("pgd_nb_iter"))
 
 
-def _train_images() -> int:
+def _train_images(config: AnalysesConfig) -> int:
     from utils.data import load_raw_dataset
-    return FLAGS.train_size or len(load_raw_dataset(FLAGS.dataset, FLAGS.data_dir).x_train)
+    return config.train_size or len(load_raw_dataset(config.dataset, config.data_dir).x_train)
 
 
-def run_features_2d() -> "tuple[Dict[str, Any], bytes]":
+def run_features_2d(config: AnalysesConfig) -> "tuple[Dict[str, Any], bytes]":
     from utils.reporting.analyses import accuracy, centers_of, features_of, spread_ratio
     from utils.reporting.analyses_render import render_features_png
 
-    data = _test_data(FLAGS.dataset)
-    x, y = data.x_test[:FLAGS.features_examples], data.y_test[:FLAGS.features_examples]
+    data = _test_data(config)
+    x, y = data.x_test[:config.features_examples], data.y_test[:config.features_examples]
     models, panels = [], []
     for variant in ("SCE", "MMC-10"):
-        model, name = get_model(_values(variant, is_2d_demo=True), data)
+        model, name = get_model(_values(config, variant, is_2d_demo=True), data)
         z = features_of(model, x)
         models.append({"model": variant, "run_name": name, "spread_ratio": spread_ratio(z, y),
                        "clean_accuracy": accuracy(model, data.x_test, data.y_test)})
         panels.append({"title": f"{variant}\n{name}", "z": z, "y": y,
                        "centers": centers_of(model)})
-    payload = _common(models=models, n=int(len(x)), epochs=FLAGS.epoch,
-                      train_images=_train_images())
+    payload = _common(config, models=models, n=int(len(x)), epochs=config.epoch,
+                      train_images=_train_images(config))
     return payload, render_features_png(panels)
 
 
-def run_sample_density() -> "tuple[Dict[str, Any], bytes]":
+def run_sample_density(config: AnalysesConfig) -> "tuple[Dict[str, Any], bytes]":
     """Training features (a seeded subset) around the class centers: payload, PNG."""
     import numpy as np
 
     from utils.reporting import analyses_render, density
     from utils.reporting.analyses import accuracy
 
-    data = _test_data(FLAGS.dataset, FLAGS.train_size or FLAGS.density_examples)
-    keep = np.sort(np.random.default_rng(FLAGS.seed).permutation(len(data.x_train))[
-        :FLAGS.density_examples])
+    data = _test_data(config, config.train_size or config.density_examples)
+    keep = np.sort(np.random.default_rng(config.seed).permutation(len(data.x_train))[
+        :config.density_examples])
     models = []
-    for variant in FLAGS.density_models:
-        model, name = get_model(_values(variant), data)
+    for variant in config.density_models:
+        model, name = get_model(_values(config, variant), data)
         models.append({"model": variant, "run_name": name, "profile": density.model_density(
             model, data.x_train[keep], data.y_train[keep], data.num_classes),
             "clean_accuracy": accuracy(model, data.x_test, data.y_test)})
-    return (_common(models=models, n=int(len(keep)), train_images=_train_images()),
+    return (_common(config, models=models, n=int(len(keep)),
+                    train_images=_train_images(config)),
             analyses_render.render_density_png(models))
 
 
 # ------------------------------------------------------------------ main
-
-def _settings() -> Dict[str, Any]:
-    return {name: FLAGS[name].value for name in SETTING_FLAGS}
-
 
 def _done(path: pathlib.Path, settings: Dict[str, Any]) -> bool:
     try:
@@ -307,7 +293,7 @@ def _done(path: pathlib.Path, settings: Dict[str, Any]) -> bool:
         return False
 
 
-def run_one(which: str) -> List[pathlib.Path]:
+def run_one(config: AnalysesConfig, which: str) -> List[pathlib.Path]:
     """Run analysis ``which`` and write its outputs; returns the paths written."""
     from utils.reporting import analyses_render as render
     from utils.results import provenance
@@ -319,33 +305,32 @@ def run_one(which: str) -> List[pathlib.Path]:
         "cmm_sweep": (run_cmm_sweep, render.render_cmm),
         "features_2d": (run_features_2d, render.render_features),
         "sample_density": (run_sample_density, render.render_density)}[which]
-    out: Any = runner()
+    out: Any = runner(config)
     payload, png = out if isinstance(out, tuple) else (out, None)
-    payload.update(analysis=which, settings=_settings(), **provenance())
+    payload.update(analysis=which, settings=_settings(config), **provenance())
     markdown = renderer(payload) if png is None else renderer(payload, f"{name}.png")
-    return render.write_analysis(FLAGS.out_dir, name, payload, markdown, png)
+    return render.write_analysis(config.out_dir, name, payload, markdown, png)
+
+
+def run_all(config: AnalysesConfig) -> None:
+    """Run (or, with ``skip_done``, skip) each analysis of ``config``; one line each."""
+    from utils.training.checkpoints import ensure_writable_dir
+
+    ensure_writable_dir(pathlib.Path(config.out_dir), flag="--out_dir")
+    for which in config.which:
+        path = pathlib.Path(config.out_dir) / f"{OUTPUT_NAMES[which]}.json"
+        if config.skip_done and _done(path, _settings(config)):
+            print(f"{which}: done already ({path}), skipped", flush=True)
+            continue
+        print(f"{which}: wrote {', '.join(str(p) for p in run_one(config, which))}", flush=True)
 
 
 def main(argv: Sequence[str]) -> None:
-    from utils.training.checkpoints import ensure_writable_dir
     from utils.errors import UsageError
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
-    unknown = [w for w in FLAGS.which if w not in WHICH]
-    if unknown or not FLAGS.which:
-        raise UsageError(f"--which={','.join(FLAGS.which)}: choose from {', '.join(WHICH)}")
-    for variant in list(FLAGS.ood_models) + list(FLAGS.gsce_models) + list(FLAGS.density_models):
-        _values(variant)
-    if not FLAGS.gsce_factor > 1:
-        raise UsageError(f"gsce_factor must be > 1, got {FLAGS.gsce_factor}")
-    ensure_writable_dir(pathlib.Path(FLAGS.out_dir), flag="--out_dir")
-    for which in FLAGS.which:
-        path = pathlib.Path(FLAGS.out_dir) / f"{OUTPUT_NAMES[which]}.json"
-        if FLAGS.skip_done and _done(path, _settings()):
-            print(f"{which}: done already ({path}), skipped", flush=True)
-            continue
-        print(f"{which}: wrote {', '.join(str(p) for p in run_one(which))}", flush=True)
+    run_all(config_from_flags(FLAGS))
 
 
 if __name__ == "__main__":

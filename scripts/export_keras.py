@@ -14,10 +14,11 @@ reload to identical logits. Centers and the mean are weights, not config.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,7 +28,6 @@ if str(ROOT) not in sys.path:
 from absl import flags  # noqa: E402
 
 from utils.cli.common import run_main  # noqa: E402
-from utils.cli.flags import define_once  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -37,39 +37,68 @@ def define_flags() -> None:
     ``--include_preprocessing``."""
     import advtest_iterative
     advtest_iterative.define_flags()
-    define_once(flags.DEFINE_string, "out", None, "The .keras file to write.")
-    define_once(flags.DEFINE_bool, "include_preprocessing", True, "Model on [0, 1] pixels "
-                "with the training pixel mean inside (True), or the raw classifier on "
-                "mean-subtracted inputs (False).")
+    flags.DEFINE_string("out", None, "The .keras file to write.")
+    flags.DEFINE_bool(
+        "include_preprocessing", True, "Model on [0, 1] pixels "
+        "with the training pixel mean inside (True), or the raw classifier on "
+        "mean-subtracted inputs (False).")
 
 
 define_flags()
 
 
-def main(argv: Sequence[str]) -> None:
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What to export: the checkpoint ``model`` (an
+    :class:`utils.evaluation.sources.ModelSource`) with the test ``data`` it is checked on,
+    to the .keras file ``out``, with the pixel mean inside (``include_preprocessing``)."""
+
+    out: str
+    include_preprocessing: bool
+    data: Any
+    model: Any
+
+
+def config_from_flags(values: Any) -> ExportConfig:
+    """The validated flags (UsageError on a bad one)."""
+    from utils.cli.flags import data_source, model_config_from_flags, model_source
+    from utils.errors import UsageError
+
+    if not values.out or not values.out.endswith(".keras"):
+        raise UsageError(f"--out must name a .keras file, got {values.out!r}")
+    if values.model_path:
+        raise UsageError("--model_path is already a .keras file; export takes a run's flags")
+    data = dataclasses.replace(data_source(values), num_examples=values.num_examples or 8)
+    return ExportConfig(values.out, values.include_preprocessing, data,
+                        model_source(values, model_config_from_flags(values)))
+
+
+def export(config: ExportConfig) -> None:
+    """Write ``config.out`` (checked on 8 test images) and print one line."""
     import numpy as np
 
-    from utils.cli.flags import load_data_and_checkpoint, model_config_from_flags
-    from utils.errors import UsageError
+    from utils.evaluation.sources import load_data, load_model
     from utils.models.keras_io import pixel_classifier, save_keras
 
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
-    if not FLAGS.out or not FLAGS.out.endswith(".keras"):
-        raise UsageError(f"--out must name a .keras file, got {FLAGS.out!r}")
-    if FLAGS.model_path:
-        raise UsageError("--model_path is already a .keras file; export takes a run's flags")
-    FLAGS.num_examples = FLAGS.num_examples or 8
-    data, loaded = load_data_and_checkpoint(FLAGS, model_config_from_flags(FLAGS))
+    data = load_data(config.data)
+    loaded = load_model(config.model, data)
     x = data.x_test[:8]
-    if FLAGS.include_preprocessing:
+    if config.include_preprocessing:
         model, check = pixel_classifier(loaded.model, data.mean), np.clip(x + data.mean, 0, 1)
     else:
         model, check = loaded.model, x
-    digest = save_keras(model, FLAGS.out, check_inputs=check.astype(np.float32))
-    print(f"wrote {FLAGS.out} (sha256 {digest}) from {loaded.checkpoint}; "
-          f"{'[0, 1] pixels' if FLAGS.include_preprocessing else 'mean-subtracted inputs'}"
+    digest = save_keras(model, config.out, check_inputs=check.astype(np.float32))
+    print(f"wrote {config.out} (sha256 {digest}) from {loaded.checkpoint}; "
+          f"{'[0, 1] pixels' if config.include_preprocessing else 'mean-subtracted inputs'}"
           " -> logits")
+
+
+def main(argv: Sequence[str]) -> None:
+    from utils.errors import UsageError
+
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    export(config_from_flags(FLAGS))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@ noise / rotation helpers of utils/attacks/corruptions.py and utils/models/loadin
 from __future__ import annotations
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,10 +18,7 @@ ARCH = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--optimiz
         "--lr=0.001"]
 SMALL_CW = ["--CW_binary_search_steps=2", "--CW_max_iterations=20"]
 SMALL_SPSA = ["--SPSA_samples=8", "--SPSA_nb_iter=2"]
-
-
-def _call(module_name, args, capsys):
-    return run_entry(module_name, args, capsys)
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +26,64 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("advtest_others")
     data = root / "data"
     write_fake_mnist_npz(data, n_train=200, n_test=20)
-    code, _, err = _call("train_models", ARCH + [
+    code, _, err = run_entry("train_models", ARCH + [
         f"--data_dir={data}", f"--model_dir={root}", "--epochs=2", "--verbose=0",
         "--augment=False"], None)
-    assert code == 0, err
     return root, data
 
 
-def _others(trained, capsys, *extra):
+def _config(args):
+    """advtest_others.py's flags ``args`` -> its validated OthersConfig."""
+    from absl import flags
+
+    import advtest_others
+    advtest_others.define_flags()
+    flags.FLAGS.unparse_flags()
+    try:
+        flags.FLAGS(["advtest_others.py", *args])
+        return advtest_others.config_from_flags(flags.FLAGS)
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+def _args(trained, results, *extra):
     root, data = trained
-    results = root / "res.jsonl"
-    code, out, err = _call("advtest_others", ARCH + [
-        f"--data_dir={data}", f"--model_dir={root}", "--use_advtrain=False", "--epoch=2",
-        f"--results_file={results}", "--progress=False", *extra], capsys)
-    return code, out, err, results
+    return ARCH + [f"--data_dir={data}", f"--model_dir={root}", "--use_advtrain=False",
+                   "--epoch=2", f"--results_file={results}", "--progress=False", *extra]
+
+
+def _others(trained, capsys, *extra):
+    """Run in-process; ``(stdout, results file)``; the record is appended to it."""
+    from utils.evaluation.others_run import run
+    results = trained[0] / "res.jsonl"
+    capsys.readouterr()
+    run(_config(_args(trained, results, *extra)))
+    return capsys.readouterr().out, results
+
+
+def _refused(trained, *extra):
+    """The one-line UsageError message of a run the flags ``extra`` make impossible."""
+    from utils.errors import UsageError
+    from utils.evaluation.others_run import run
+    with pytest.raises(UsageError) as info:
+        run(_config(_args(trained, trained[0] / "res.jsonl", *extra)))
+    message = " ".join(str(info.value).split())
+    assert message, "an error with no message"
+    return message
+
+
+@pytest.mark.slow
+def test_entry_script_smoke(trained, tmp_path):
+    """The one subprocess run: exit 0 and its record."""
+    results = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "advtest_others.py",
+           *_args(trained, results, "--attack_method=Gaussian", "--noise_sigma=0")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [record] = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["script"] == "advtest_others" and record["attack_name"] == "Gaussian"
+    assert record["adv_accuracy"] == record["clean_accuracy"]
+    assert "1 record appended" in done.stdout
 
 
 def _last(results):
@@ -47,9 +91,8 @@ def _last(results):
 
 
 def test_carlini_wagner_record(trained, capsys):
-    code, out, err, results = _others(trained, capsys, "--attack_method=CarliniWagnerL2",
-                                      "--target=False", "--num_examples=6", *SMALL_CW)
-    assert code == 0, err
+    out, results = _others(trained, capsys, "--attack_method=CarliniWagnerL2",
+                           "--target=False", "--num_examples=6", *SMALL_CW)
     record = _last(results)
     assert record["attack_name"] == "CarliniWagnerL2" and record["objective"] == "mmc_un2"
     assert record["adaptive"] is True and record["targeted"] is False and record["n"] == 6
@@ -95,9 +138,8 @@ def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
 
 @pytest.mark.slow
 def test_spsa_eps_zero_gives_clean_accuracy(trained, capsys):
-    code, out, err, results = _others(trained, capsys, "--attack_method=SPSA", "--target=False",
-                                      "--SPSA_epsilon=0", "--num_examples=10", *SMALL_SPSA)
-    assert code == 0, err
+    out, results = _others(trained, capsys, "--attack_method=SPSA", "--target=False",
+                           "--SPSA_epsilon=0", "--num_examples=10", *SMALL_SPSA)
     record = _last(results)
     assert record["objective"] == "mmc_un1" and record["eps"] == 0.0 and record["n"] == 10
     assert record["adv_accuracy"] == record["clean_accuracy"]
@@ -105,9 +147,8 @@ def test_spsa_eps_zero_gives_clean_accuracy(trained, capsys):
 
 
 def test_spsa_targeted_non_adaptive(trained, capsys):
-    code, out, err, results = _others(trained, capsys, "--attack_method=SPSA", "--target=True",
-                                      "--adaptive=False", "--num_examples=2", *SMALL_SPSA)
-    assert code == 0, err
+    out, results = _others(trained, capsys, "--attack_method=SPSA", "--target=True",
+                           "--adaptive=False", "--num_examples=2", *SMALL_SPSA)
     record = _last(results)
     assert record["objective"] == "ce" and record["targeted"] is True
     assert 0.0 <= record["target_success"] <= 1.0 and "adv_acc_target" in out
@@ -116,8 +157,7 @@ def test_spsa_targeted_non_adaptive(trained, capsys):
 @pytest.mark.parametrize("extra", [["--attack_method=Gaussian", "--noise_sigma=0"],
                                    ["--attack_method=Rotation", "--rotation_degrees=0"]])
 def test_zero_corruption_gives_clean_accuracy(trained, capsys, extra):
-    code, out, err, results = _others(trained, capsys, *extra, "--batch_size=20")
-    assert code == 0, err
+    out, results = _others(trained, capsys, *extra, "--batch_size=20")
     record = _last(results)
     assert record["n"] == 20 and record["objective"] is None and record["targeted"] is False
     assert record["adv_accuracy"] == record["clean_accuracy"]
@@ -128,9 +168,8 @@ def test_corruptions_are_seeded(trained, capsys):
     # --seed also names the model (center_seed is in arch.json), so only repeat seed 0.
     accs = []
     for _ in range(2):
-        code, _, err, results = _others(trained, capsys, "--attack_method=Rotation",
-                                        "--rotation_degrees=90")
-        assert code == 0, err
+        _, results = _others(trained, capsys, "--attack_method=Rotation",
+                             "--rotation_degrees=90")
         accs.append(_last(results)["adv_accuracy"])
     assert accs[0] == accs[1]
 
@@ -145,8 +184,7 @@ def test_corruptions_are_seeded(trained, capsys):
 ])
 def test_minimal_attacks_record(trained, capsys, extra):
     """The four attacks of the original script run end to end and record distortions."""
-    code, out, err, results = _others(trained, capsys, "--num_examples=6", *extra)
-    assert code == 0, err
+    out, results = _others(trained, capsys, "--num_examples=6", *extra)
     record = _last(results)
     assert record["attack_name"] == extra[0].split("=")[1] and record["n"] == 6
     assert record["targeted"] == (extra[0] in ("--attack_method=LBFGS",
@@ -182,18 +220,16 @@ def test_minimal_attacks_record(trained, capsys, extra):
     (["--epoch=9"], "model.009.weights.h5 (epochs there: [2])"),
 ])
 def test_bad_input_exit_2(trained, capsys, extra, expected):
-    code, _, err, _ = _others(trained, capsys, *extra)
-    assert code == 2, err
-    assert expected in err and len(err.strip().splitlines()) == 1
+    assert expected in _refused(trained, *extra)
 
 
 def test_unwritable_results_file(trained, capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err, _ = _others(trained, capsys, "--attack_method=Gaussian",
-                              f"--results_file={blocker}/r.jsonl")
-    assert code == 2 and "not a writable directory; pass another --results_file" in err
-    assert len(err.strip().splitlines()) == 1
+    from utils.errors import UsageError
+    with pytest.raises(UsageError, match="not a writable directory; pass another "
+                                         "--results_file"):
+        _config(_args(trained, blocker / "r.jsonl", "--attack_method=Gaussian"))
 
 
 # ---------------------------------------------------------------- utils/attacks/corruptions.py
@@ -254,7 +290,8 @@ def test_helpshort_lists_every_attack_and_its_flags():
 
     from absl import flags
 
-    import advtest_others  # noqa: F401  (defines and adopts the flags)
+    import advtest_others
+    advtest_others.define_flags()  # (re)defines and adopts the flags
     key = {f.name for f in flags.FLAGS.get_key_flags_for_module(sys.modules["advtest_others"])}
     assert {"attack_method", "target", "EAD_max_iterations", "DeepFool_nb_candidate",
             "LBFGS_max_iterations", "JSMA_gamma", "CW_confidence"} <= key

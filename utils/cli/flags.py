@@ -8,7 +8,9 @@ architecture flags; each script passes its own defaults, as the original scripts
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import pathlib
+import sys
+from typing import Any, Collection, Optional
 
 from absl import flags
 
@@ -16,107 +18,144 @@ import ts_centers
 from utils.models.classifier import LOSS_PARAM_FIELDS, ModelConfig, check_model_config
 from utils.errors import UsageError
 from utils.losses import LOSSES, loss_name_from_flags
+from utils.evaluation.sources import DataSource, ModelSource, load_data, load_model
 
 
-def define_once(define: Callable[..., Any], name: str, default: Any, help_text: str,
-                **kwargs: Any) -> None:
-    """Define flag ``name``, or, when another entry script imported into this process
-    already did (the tests do this), only make ``default`` this script's default."""
-    if name in flags.FLAGS:
-        flags.FLAGS.set_default(name, default)
-    else:
-        define(name, default, help=help_text, **kwargs)
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _defined_here(module_name: str) -> bool:
+    """True for a module of this repository (``utils.*``, an entry script, ``scripts.*``)."""
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None) or module_name  # __main__: sys.argv[0]
+    try:
+        return pathlib.Path(path).resolve().is_relative_to(_ROOT)
+    except (OSError, ValueError):
+        return False
+
+
+def forget_script_flags() -> None:
+    """Remove the flags that entry scripts of this repository defined in this process.
+
+    Each entry script's ``define_flags()`` starts with it, so its plain ``flags.DEFINE_*``
+    calls define every flag afresh, with its own defaults and help, also when another entry
+    script ran in the same process (``tests/conftest.run_entry``,
+    ``scripts/reproduce_cpu.py``). absl's and TensorFlow's own flags stay.
+    """
+    values = flags.FLAGS
+    names = {flag.name for module, module_flags in values.flags_by_module_dict().items()
+             if _defined_here(module) for flag in module_flags}
+    for name in sorted(names):
+        if name in values:
+            delattr(values, name)
 
 
 def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: int = 50,
-                       dataset: str = "mnist") -> None:
+                       dataset: str = "mnist", version: int = 2, n: int = 5) -> None:
     """The original's architecture/run flags (names and help), with script defaults."""
-    d = define_once
-    d(flags.DEFINE_integer, "batch_size", batch_size,
-      "Global batch size (all replicas together).", lower_bound=1)
-    d(flags.DEFINE_float, "mean_var", 10.0, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")
-    d(flags.DEFINE_string, "optimizer", optimizer, "Optimizer: mom (SGD, momentum 0.9) or Adam.")
-    d(flags.DEFINE_integer, "version", 2, "ResNet version: 1 (depth 6n+2) or 2 (bottleneck, 9n+2).")
-    d(flags.DEFINE_float, "lr", lr, "Initial learning rate (x0.1 after the schedule's epochs).")
-    d(flags.DEFINE_integer, "feature_dim", None, "Width of the dense feature layer; default: "
-      "the original's 64 (v1) / 256 (v2).", lower_bound=1)
-    d(flags.DEFINE_bool, "is_2d_demo", False, "2-d features (the MNIST feature-plot demo).")
-    d(flags.DEFINE_bool, "use_ball", True, "With use_MMLDA: MMC loss (True) or softmax CE (MMLDA).")
-    d(flags.DEFINE_bool, "use_MMLDA", True, "MM-center head (True) or a softmax dense head (SCE).")
-    d(flags.DEFINE_bool, "use_BN", True, "Batch normalization in the ResNet.")
-    d(flags.DEFINE_bool, "use_random", False, "Random centers on the C_MM sphere instead of MM.")
-    d(flags.DEFINE_bool, "use_dense", True, "Dense feature layer after pooling.")
-    d(flags.DEFINE_bool, "use_leaky", False, "LeakyReLU instead of ReLU.")
-    d(flags.DEFINE_string, "dataset", dataset, "mnist | fashion_mnist | cifar10 | cifar100.")
-    d(flags.DEFINE_integer, "n", 5, "ResNet blocks per stage (5: the paper's ResNet-32; 18: "
-      "ResNet-110).", lower_bound=1)
-    d(flags.DEFINE_string, "data_dir", None, "Directory with the Keras dataset files "
-      "(default: ~/.keras/datasets; Fashion-MNIST also /usr/share/datasets).")
-    d(flags.DEFINE_string, "model_dir", ".",
-      "Root holding trained_models/ (and advtrained_models/).")
-    d(flags.DEFINE_integer, "seed", 0, "Seed for weights, data order, augmentation, subsets, "
-      "random centers and attack targets.")
+    flags.DEFINE_integer(
+        "batch_size", batch_size,
+        "Global batch size (all replicas together).", lower_bound=1)
+    flags.DEFINE_float("mean_var", 10.0, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")
+    flags.DEFINE_string("optimizer", optimizer, "Optimizer: mom (SGD, momentum 0.9) or Adam.")
+    flags.DEFINE_integer("version", version,
+                         "ResNet version: 1 (depth 6n+2) or 2 (bottleneck, 9n+2).")
+    flags.DEFINE_float("lr", lr, "Initial learning rate (x0.1 after the schedule's epochs).")
+    flags.DEFINE_integer(
+        "feature_dim", None, "Width of the dense feature layer; default: "
+        "the original's 64 (v1) / 256 (v2).", lower_bound=1)
+    flags.DEFINE_bool("is_2d_demo", False, "2-d features (the MNIST feature-plot demo).")
+    flags.DEFINE_bool("use_ball", True, "With use_MMLDA: MMC loss (True) or softmax CE (MMLDA).")
+    flags.DEFINE_bool("use_MMLDA", True, "MM-center head (True) or a softmax dense head (SCE).")
+    flags.DEFINE_bool("use_BN", True, "Batch normalization in the ResNet.")
+    flags.DEFINE_bool("use_random", False, "Random centers on the C_MM sphere instead of MM.")
+    flags.DEFINE_bool("use_dense", True, "Dense feature layer after pooling.")
+    flags.DEFINE_bool("use_leaky", False, "LeakyReLU instead of ReLU.")
+    flags.DEFINE_string("dataset", dataset, "mnist | fashion_mnist | cifar10 | cifar100.")
+    flags.DEFINE_integer(
+        "n", n, "ResNet blocks per stage (5: the paper's ResNet-32; 18: "
+        "ResNet-110).", lower_bound=1)
+    flags.DEFINE_string(
+        "data_dir", None, "Directory with the Keras dataset files "
+        "(default: ~/.keras/datasets; Fashion-MNIST also /usr/share/datasets).")
+    flags.DEFINE_string(
+        "model_dir", ".",
+        "Root holding trained_models/ (and advtrained_models/).")
+    flags.DEFINE_integer(
+        "seed", 0, "Seed for weights, data order, augmentation, subsets, "
+        "random centers and attack targets.")
     define_loss_flags()
 
 
 def define_loss_flags() -> None:
     """``--loss`` and ``--centers`` (default: from the original's flags) and the loss
     hyper-parameters (their defaults and sources: :class:`utils.models.classifier.ModelConfig`)."""
-    d = define_once
     losses = "; ".join(f"{n}: {LOSSES.get(n).description}" for n in LOSSES.names())
-    d(flags.DEFINE_enum, "loss", None, "Training loss; default: from use_MMLDA/use_ball "
-      f"(sce, mmc, mmlda). {losses}", enum_values=LOSSES.names())
-    d(flags.DEFINE_enum, "centers", None, "Center set of mmc/mmlda/emc; default: random with "
-      "use_random, else mm. hierarchical: CIFAR-100 super-/sub-class MM centers.",
-      enum_values=ts_centers.CENTER_SETS.names())
-    d(flags.DEFINE_float, "sub_center_ratio", 0.1, "Hierarchical centers: C^2/C^1, in (0, 1).")
-    d(flags.DEFINE_float, "center_lambda", 0.003, "Center loss weight lambda (>= 0; Wen et "
-      "al. 2016).")
-    d(flags.DEFINE_float, "center_alpha", 0.5, "Center loss: center update rate in (0, 1].")
-    d(flags.DEFINE_float, "lgm_margin", 0.1, "L-GM margin alpha (>= 0; Wan et al.'s code).")
-    d(flags.DEFINE_float, "lgm_lambda", 0.01, "L-GM likelihood weight (>= 0; Wan et al.'s code).")
-    d(flags.DEFINE_float, "emc_alpha", 0.1, "EMC prior variance alpha of the centers (> 0).")
-    d(flags.DEFINE_float, "isce_s", 1.0, "I-SCE scale s on the true class (>= 1).")
-    d(flags.DEFINE_float, "isce_m", 0.1, "I-SCE margin m on the true class (> 0).")
-    d(flags.DEFINE_float, "label_smoothing", 0.1, "Label smoothing epsilon in [0, 1).")
+    flags.DEFINE_enum(
+        "loss", None, help="Training loss; default: from use_MMLDA/use_ball "
+        f"(sce, mmc, mmlda). {losses}", enum_values=LOSSES.names())
+    flags.DEFINE_enum(
+        "centers", None, help="Center set of mmc/mmlda/emc; default: random with "
+        "use_random, else mm. hierarchical: CIFAR-100 super-/sub-class MM centers.",
+        enum_values=ts_centers.CENTER_SETS.names())
+    flags.DEFINE_float("sub_center_ratio", 0.1, "Hierarchical centers: C^2/C^1, in (0, 1).")
+    flags.DEFINE_float(
+        "center_lambda", 0.003, "Center loss weight lambda (>= 0; Wen et "
+        "al. 2016).")
+    flags.DEFINE_float("center_alpha", 0.5, "Center loss: center update rate in (0, 1].")
+    flags.DEFINE_float("lgm_margin", 0.1, "L-GM margin alpha (>= 0; Wan et al.'s code).")
+    flags.DEFINE_float("lgm_lambda", 0.01, "L-GM likelihood weight (>= 0; Wan et al.'s code).")
+    flags.DEFINE_float("emc_alpha", 0.1, "EMC prior variance alpha of the centers (> 0).")
+    flags.DEFINE_float("isce_s", 1.0, "I-SCE scale s on the true class (>= 1).")
+    flags.DEFINE_float("isce_m", 0.1, "I-SCE margin m on the true class (> 0).")
+    flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing epsilon in [0, 1).")
 
 
 def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str) -> None:
     """Flags every ``advtest_*.py`` shares: which checkpoint, which objective, where to."""
-    d = define_once
-    d(flags.DEFINE_string, "attack_method", attack_method, attack_help)
-    d(flags.DEFINE_string, "attack_method_for_advtrain", "FastGradientMethod",
-      "Attack the model was adversarially trained with (checkpoint name).")
-    d(flags.DEFINE_bool, "target", True, "Targeted attack (targets uniform among wrong labels).")
-    d(flags.DEFINE_bool, "use_target", False, "The model was adversarially trained with "
-      "targeted attacks (checkpoint name).")
-    d(flags.DEFINE_bool, "use_advtrain", True, "Load from advtrained_models/ (adversarially "
-      "trained).")
-    d(flags.DEFINE_float, "adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
+    flags.DEFINE_string("attack_method", attack_method, attack_help)
+    flags.DEFINE_string(
+        "attack_method_for_advtrain", "FastGradientMethod",
+        "Attack the model was adversarially trained with (checkpoint name).")
+    flags.DEFINE_bool("target", True, "Targeted attack (targets uniform among wrong labels).")
+    flags.DEFINE_bool(
+        "use_target", False, "The model was adversarially trained with "
+        "targeted attacks (checkpoint name).")
+    flags.DEFINE_bool(
+        "use_advtrain", True, "Load from advtrained_models/ (adversarially "
+        "trained).")
+    flags.DEFINE_float("adv_ratio", 1.0, "adv_ratio of the adversarially trained checkpoint.")
     define_crafting_flags()
-    d(flags.DEFINE_string, "model_path", None, "Evaluate this .keras file (any Keras model "
-      "from [0, 1] pixels to logits, e.g. from scripts/export_keras.py) instead of a run; "
-      "--objective defaults to ce, or mmc_* when its head is an MMCLayer.")
-    d(flags.DEFINE_integer, "epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
-    d(flags.DEFINE_bool, "normalize_output_for_ball", True, "Softmax on MMC outputs at "
-      "inference, as the original. It changed no attack there (cleverhans 2.1.0's model_loss "
-      "takes a Softmax op's input as the logits, and the raw MMC output is used as logits "
-      "otherwise: softmax CE on -||z - mu||^2 either way, our ce objective, i.e. "
-      "--adaptive=False), nor predictions; accepted and recorded, changes nothing.")
-    d(flags.DEFINE_bool, "adaptive", True, "Adaptive objectives for MMC models (paper 002 B.4); "
-      "False attacks every model with the SCE objectives (ce, C&W margin).")
-    d(flags.DEFINE_string, "objective", None, "Override the objective (ce, margin, mmc_un1, ...).")
-    d(flags.DEFINE_integer, "num_examples", None, "Evaluate the first N test images.",
-      lower_bound=1)
-    d(flags.DEFINE_string, "results_file", results_file,
-      "JSON-lines results file (a .csv beside it is rewritten).")
-    d(flags.DEFINE_bool, "progress", True, "Progress bar.")
-    d(flags.DEFINE_integer, "eval_batch_size", None, "Images attacked per batch (default: "
-      "--batch_size, which also names the checkpoint). Deterministic attacks give the same "
-      "results at any value; random starts are drawn per batch (seed, batch index).",
-      lower_bound=1)
-    d(flags.DEFINE_bool, "jit_compile", False, "XLA-compile the model's forward pass the "
-      "attacks call (logits within float tolerance of without).")
+    flags.DEFINE_string(
+        "model_path", None, "Evaluate this .keras file (any Keras model "
+        "from [0, 1] pixels to logits, e.g. from scripts/export_keras.py) instead of a run; "
+        "--objective defaults to ce, or mmc_* when its head is an MMCLayer.")
+    flags.DEFINE_integer("epoch", 1, "Epoch of the checkpoint to load (model.NNN.weights.h5).")
+    flags.DEFINE_bool(
+        "normalize_output_for_ball", True, "Softmax on MMC outputs at "
+        "inference, as the original. It changed no attack there (cleverhans 2.1.0's model_loss "
+        "takes a Softmax op's input as the logits, and the raw MMC output is used as logits "
+        "otherwise: softmax CE on -||z - mu||^2 either way, our ce objective, i.e. "
+        "--adaptive=False), nor predictions; accepted and recorded, changes nothing.")
+    flags.DEFINE_bool(
+        "adaptive", True, "Adaptive objectives for MMC models (paper 002 B.4); "
+        "False attacks every model with the SCE objectives (ce, C&W margin).")
+    flags.DEFINE_string("objective", None, "Override the objective (ce, margin, mmc_un1, ...).")
+    flags.DEFINE_integer(
+        "num_examples", None, "Evaluate the first N test images.",
+        lower_bound=1)
+    flags.DEFINE_string(
+        "results_file", results_file,
+        "JSON-lines results file (a .csv beside it is rewritten).")
+    flags.DEFINE_bool("progress", True, "Progress bar.")
+    flags.DEFINE_integer(
+        "eval_batch_size", None, "Images attacked per batch (default: "
+        "--batch_size, which also names the checkpoint). Deterministic attacks give the same "
+        "results at any value; random starts are drawn per batch (seed, batch index).",
+        lower_bound=1)
+    flags.DEFINE_bool(
+        "jit_compile", False, "XLA-compile the model's forward pass the "
+        "attacks call (logits within float tolerance of without).")
 
 
 def model_config_from_flags(values: Any) -> ModelConfig:
@@ -189,27 +228,32 @@ RUN_FLAGS = ("version", "n", "feature_dim", "use_BN", "use_dense", "use_leaky", 
 LOSS_FLAGS = ("loss", "use_MMLDA", "use_ball")
 
 
-def model_path_config(values: Any) -> ModelConfig:
+def model_path_config(values: Any, given: Optional[Collection[str]] = None) -> ModelConfig:
     """With ``--model_path``: the config whose ``loss`` picks the attack objectives (``mmc``
     for an MMCLayer head, else ``sce``: ce); UsageError for flags that contradict the file
     (any run-naming flag, ``--use_advtrain=True``, or a loss of the other head kind)."""
     from utils.losses import CENTER_SET_HEADS
     from utils.models.keras_io import head_kind, read_keras_file
 
-    given = [n for n in RUN_FLAGS if n in flags.FLAGS and flags.FLAGS[n].present]
-    given += ["use_advtrain"] if values.use_advtrain and flags.FLAGS["use_advtrain"].present \
-        else []
-    if given:
-        raise UsageError(f"--model_path={values.model_path} is evaluated as it is; --{given[0]} "
+    given = present_flags() if given is None else given
+    named = [n for n in RUN_FLAGS if n in given]
+    named += ["use_advtrain"] if values.use_advtrain and "use_advtrain" in given else []
+    if named:
+        raise UsageError(f"--model_path={values.model_path} is evaluated as it is; --{named[0]} "
                          "names a training run and contradicts it: drop it")
     head = head_kind(read_keras_file(values.model_path)[0])
-    if not any(flags.FLAGS[n].present for n in LOSS_FLAGS):
+    if not any(n in given for n in LOSS_FLAGS):
         return ModelConfig(loss="mmc" if head == "mmc" else "sce")
     cfg = model_config_from_flags(values)
     if (LOSSES.get(cfg.loss).head in CENTER_SET_HEADS) != (head == "mmc"):
         raise UsageError(f"--model_path={values.model_path} has a {head} head but the loss "
                          f"flags say {cfg.loss}: drop --loss/--use_MMLDA/--use_ball")
     return cfg
+
+
+def present_flags() -> frozenset:
+    """The names of the flags given on the command line."""
+    return frozenset(name for name in flags.FLAGS if flags.FLAGS[name].present)
 
 
 def eval_batch_size(values: Any) -> int:
@@ -231,76 +275,58 @@ def check_eval_flags(values: Any, results_file: str) -> None:
     read_records(results_file)
 
 
+def data_source(values: Any) -> DataSource:
+    """The test set the ``advtest_*.py`` flags name."""
+    return DataSource(values.dataset, values.data_dir, num_examples=values.num_examples,
+                      seed=values.seed)
+
+
+def model_source(values: Any, cfg: ModelConfig) -> ModelSource:
+    """The checkpoint (or ``--model_path`` file) the ``advtest_*.py`` flags name."""
+    if getattr(values, "model_path", None):
+        return ModelSource(model_path=values.model_path)
+    return ModelSource(spec=eval_run_spec(values, cfg), model_dir=values.model_dir,
+                       epoch=values.epoch, use_advtrain=bool(values.use_advtrain))
+
+
 def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
     """The test data and the checkpoint (or ``--model_path`` file) the ``advtest_*.py``
-    flags name.
-
-    Returns ``(PreparedData, utils.models.loading.LoadedModel)``; the test set is cut to
-    ``--num_examples``.
-
-    Raises:
-      UsageError: no data or checkpoint (with a hint on ``--use_advtrain``, which
-        defaults to True as in the original).
-      NonFiniteError: the model's clean logits hold NaN/inf (no attack measures it).
-    """
-    from utils.data import load_dataset
-    from utils.models.loading import load_model_file, load_run
-
-    data = load_dataset(values.dataset, values.data_dir, test_size=values.num_examples,
-                        seed=values.seed)
-    if getattr(values, "model_path", None):
-        loaded = load_model_file(values.model_path, data)
-    else:
-        try:
-            loaded = load_run(eval_run_spec(values, cfg), data.input_shape, data.num_classes,
-                              model_dir=values.model_dir, epoch=values.epoch)
-        except UsageError as exc:
-            if not values.use_advtrain or "advtrained_models" not in str(exc):
-                raise
-            raise UsageError(f"{exc} (--use_advtrain defaults to True, as in the original: "
-                             "pass --use_advtrain=False for a standard-trained model)") from None
-    check_finite_logits(loaded.model, data.x_test[:100], loaded.run_name)
-    return data, loaded
-
-
-def check_finite_logits(model: Any, x: Any, name: str) -> None:
-    """NonFiniteError unless ``model(x)`` is finite (``x``: a few clean test images)."""
-    import numpy as np
-
-    from utils.errors import NonFiniteError
-
-    logits = np.asarray(model(x, training=False))
-    if not np.all(np.isfinite(logits)):
-        raise NonFiniteError(f"model {name} gives non-finite logits on clean test images "
-                             "(NaN/inf weights?); nothing to attack: retrain it")
+    flags name: ``(PreparedData, utils.models.loading.LoadedModel)``, as
+    :func:`utils.evaluation.sources.load_model` (its errors)."""
+    data = load_data(data_source(values))
+    return data, load_model(model_source(values, cfg), data)
 
 
 def define_advtrain_flags() -> None:
     """Adversarial-training flags of the original ``advtrain.py`` (``adv_ratio``,
     ``attack_method``, ``use_target``) plus ``use_advtrain`` and the crafting settings it
     fixed (ε 8/256, step 2/256, 10 iterations)."""
-    d = define_once
-    d(flags.DEFINE_bool, "use_advtrain", False, "Adversarial training (advtrain.py); "
-      "checkpoints go to advtrained_models/.")
-    d(flags.DEFINE_string, "attack_method", "MadryEtAl", "Attack crafting the training "
-      "examples: MadryEtAl | MomentumIterativeMethod | FastGradientMethod | "
-      "BasicIterativeMethod.")
-    d(flags.DEFINE_float, "adv_ratio", 1.0, "Loss weight of the adversarial examples in each "
-      "mini-batch, in [0, 1] (1: adversarial only).")
-    d(flags.DEFINE_bool, "use_target", False, "Targeted crafting (random wrong target).")
+    flags.DEFINE_bool(
+        "use_advtrain", False, "Adversarial training (advtrain.py); "
+        "checkpoints go to advtrained_models/.")
+    flags.DEFINE_string(
+        "attack_method", "MadryEtAl", "Attack crafting the training "
+        "examples: MadryEtAl | MomentumIterativeMethod | FastGradientMethod | "
+        "BasicIterativeMethod.")
+    flags.DEFINE_float(
+        "adv_ratio", 1.0, "Loss weight of the adversarial examples in each "
+        "mini-batch, in [0, 1] (1: adversarial only).")
+    flags.DEFINE_bool("use_target", False, "Targeted crafting (random wrong target).")
     define_crafting_flags()
 
 
 def define_crafting_flags() -> None:
     """The adversarial-training crafting settings (they name the run, so training and
     evaluation both take them; defaults: advtrain.py's fixed ε 8/256, step 2/256, 10 it.)."""
-    d = define_once
-    d(flags.DEFINE_float, "advtrain_eps_256", 8.0, "Adversarial training: crafting ε in /256 "
-      "pixel units (names the run).")
-    d(flags.DEFINE_float, "advtrain_eps_iter_256", 2.0, "Adversarial training: crafting step "
-      "in /256 pixel units (names the run).")
-    d(flags.DEFINE_integer, "advtrain_num_iter", 10, "Adversarial training: crafting "
-      "iterations (FGSM: 1; names the run).")
+    flags.DEFINE_float(
+        "advtrain_eps_256", 8.0, "Adversarial training: crafting ε in /256 "
+        "pixel units (names the run).")
+    flags.DEFINE_float(
+        "advtrain_eps_iter_256", 2.0, "Adversarial training: crafting step "
+        "in /256 pixel units (names the run).")
+    flags.DEFINE_integer(
+        "advtrain_num_iter", 10, "Adversarial training: crafting "
+        "iterations (FGSM: 1; names the run).")
 
 
 def advtrain_config_from_flags(values: Any) -> Any:

@@ -1,0 +1,85 @@
+"""What an evaluation attacks: the test data and a trained run (or a ``.keras`` file).
+
+The ``advtest_*.py`` entry scripts build these from their flags once
+(:mod:`utils.cli.flags`); tests and other callers build them directly.
+
+    data = load_data(DataSource("mnist", None, num_examples=100, seed=0))
+    loaded = load_model(ModelSource(spec=spec, model_dir=".", epoch=2), data)
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from utils.errors import NonFiniteError, UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """The test set: ``dataset`` from ``data_dir`` (None: the usual places), cut to the
+    first ``num_examples`` images (None: all); ``seed`` as the loader takes it."""
+
+    dataset: str
+    data_dir: Optional[str] = None
+    num_examples: Optional[int] = None
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    """A checkpoint: run ``spec`` (:class:`utils.training.runspec.RunSpec`) at ``epoch``
+    under ``model_dir``, or the file ``model_path`` (then ``spec`` is None).
+
+    ``use_advtrain``: the run was named as adversarially trained (a missing checkpoint's
+    message then hints at ``--use_advtrain=False``)."""
+
+    spec: Any = None
+    model_dir: str = "."
+    epoch: int = 1
+    model_path: Optional[str] = None
+    use_advtrain: bool = False
+
+
+def load_data(source: DataSource) -> Any:
+    """The :class:`utils.data.PreparedData` of ``source``."""
+    from utils.data import load_dataset
+
+    return load_dataset(source.dataset, source.data_dir, test_size=source.num_examples,
+                        seed=source.seed)
+
+
+def load_model(source: ModelSource, data: Any, *, check_finite: bool = True) -> Any:
+    """The :class:`utils.models.loading.LoadedModel` of ``source`` for ``data``'s shapes.
+
+    Raises:
+      UsageError: no such checkpoint (with a hint on ``--use_advtrain``, which defaults to
+        True as in the original).
+      NonFiniteError: with ``check_finite``, the clean logits of the first 100 test images
+        hold NaN/inf (no attack measures such a model).
+    """
+    from utils.models.loading import load_model_file, load_run
+
+    if source.model_path:
+        loaded = load_model_file(source.model_path, data)
+    else:
+        try:
+            loaded = load_run(source.spec, data.input_shape, data.num_classes,
+                              model_dir=source.model_dir, epoch=source.epoch)
+        except UsageError as exc:
+            if not source.use_advtrain or "advtrained_models" not in str(exc):
+                raise
+            raise UsageError(f"{exc} (--use_advtrain defaults to True, as in the original: "
+                             "pass --use_advtrain=False for a standard-trained model)") from None
+    if check_finite:
+        check_finite_logits(loaded.model, data.x_test[:100], loaded.run_name)
+    return loaded
+
+
+def check_finite_logits(model: Any, x: Any, name: str) -> None:
+    """NonFiniteError unless ``model(x)`` is finite (``x``: a few clean test images)."""
+    import numpy as np
+
+    logits = np.asarray(model(x, training=False))
+    if not np.all(np.isfinite(logits)):
+        raise NonFiniteError(f"model {name} gives non-finite logits on clean test images "
+                             "(NaN/inf weights?); nothing to attack: retrain it")
