@@ -261,15 +261,16 @@ def _extra_fields(config: IterativeConfig, loaded: Loaded) -> Dict[str, Any]:
 def record(config: IterativeConfig, loaded: Loaded, eps: float,
            result: Dict[str, Any]) -> Dict[str, Any]:
     """The result record of one ε (without its masking warnings)."""
-    from utils.results import provenance
+    from utils.results import EvalRecord
 
     info, evaluated = config.info, loaded.evaluated
-    return dict(result, script="advtest_iterative", dataset=info.dataset,
-                model=evaluated.run_name, **evaluated.record_fields(), loss=info.loss,
-                epoch=info.epoch, adaptive=info.adaptive, objective=result["objective_name"],
-                eps_256=eps, eps_iter_256=config.eps_iter_256,
-                normalize_output_for_ball=info.normalize_output_for_ball,
-                **_extra_fields(config, loaded), **provenance())
+    return EvalRecord(
+        script="advtest_iterative", dataset=info.dataset, model=evaluated.run_name,
+        model_fields=evaluated.record_fields(), loss=info.loss, epoch=info.epoch,
+        adaptive=info.adaptive, objective=result["objective_name"],
+        normalize_output_for_ball=info.normalize_output_for_ball, outcome=result,
+        settings=dict(eps_256=eps, eps_iter_256=config.eps_iter_256,
+                      **_extra_fields(config, loaded))).to_dict()
 
 
 def evaluate(config: IterativeConfig, loaded: Loaded) -> List[Dict[str, Any]]:

@@ -268,20 +268,21 @@ def _attack(config: OthersConfig, data: Any, loaded: Any) -> Dict[str, Any]:
 
 def run(config: OthersConfig) -> Dict[str, Any]:
     """Load the data and model, attack, print one line, append the record; returns it."""
-    from utils.results import append_records, provenance
+    from utils.results import EvalRecord, append_records
 
     settings = config.settings
     data = load_data(config.data)
     loaded = load_model(config.model, data)
     result = _attack(config, data, loaded)
     print(summary_line(settings.attack_method, result), flush=True)
-    record = dict(_result_fields(settings.attack_method, result), script="advtest_others",
-                  dataset=config.data.dataset, model=loaded.run_name, **loaded.record_fields(),
-                  loss=config.loss, epoch=config.epoch, use_advtrain=config.use_advtrain,
-                  attack_name=settings.attack_method, adaptive=config.adaptive,
-                  objective=settings.objective, seed=settings.seed,
-                  normalize_output_for_ball=config.normalize_output_for_ball,
-                  **method_fields(settings), **provenance())
+    record = EvalRecord(
+        script="advtest_others", dataset=config.data.dataset, model=loaded.run_name,
+        model_fields=loaded.record_fields(), loss=config.loss, epoch=config.epoch,
+        adaptive=config.adaptive, objective=settings.objective,
+        normalize_output_for_ball=config.normalize_output_for_ball,
+        outcome=_result_fields(settings.attack_method, result),
+        settings=dict(use_advtrain=config.use_advtrain, attack_name=settings.attack_method,
+                      seed=settings.seed, **method_fields(settings))).to_dict()
     append_records(config.results_file, [record])
     print(f"1 record appended to {config.results_file}")
     return record
