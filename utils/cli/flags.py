@@ -25,11 +25,14 @@ _ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _defined_here(module_name: str) -> bool:
-    """True for a module of this repository (``utils.*``, an entry script, ``scripts.*``)."""
+    """True for a module of this repository (``utils.*``, an entry script, ``scripts.*``),
+    not for installed packages (absl, TensorFlow), even when the virtual environment lies
+    inside the checkout (``.venv/``, as ``make venv`` makes it)."""
     module = sys.modules.get(module_name)
     path = getattr(module, "__file__", None) or module_name  # __main__: sys.argv[0]
     try:
-        return pathlib.Path(path).resolve().is_relative_to(_ROOT)
+        resolved = pathlib.Path(path).resolve()
+        return resolved.is_relative_to(_ROOT) and "site-packages" not in resolved.parts
     except (OSError, ValueError):
         return False
 
