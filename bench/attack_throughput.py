@@ -25,7 +25,7 @@ import pathlib
 import sys
 import time
 import traceback
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -44,6 +44,7 @@ from utils.models.classifier import ModelConfig, build_classifier  # noqa: E402
 from utils.attacks.objectives import OBJECTIVES  # noqa: E402
 
 CLIP_MIN, CLIP_MAX = -0.5, 0.5  # scalar clips: cleverhans' clip_by_value takes scalars
+NUM_CLASSES = 10  # CIFAR-10 shape
 
 
 def make_runners(model: keras.Model, x: tf.Tensor, y: np.ndarray, num_classes: int,
@@ -93,39 +94,9 @@ def check_runs(runners: Dict[str, Callable[[int], None]]) -> Dict[str, Optional[
     return errors
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch_size", type=int, default=50)
-    parser.add_argument("--n", type=int, default=5, help="ResNet v1 blocks (5 = ResNet-32)")
-    parser.add_argument("--nb_iter", type=int, default=10)
-    parser.add_argument("--eps_256", type=float, default=8.0, help="eps in /256 units")
-    parser.add_argument("--eps_iter_256", type=float, default=2.0, help="step in /256 units")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved ours/cleverhans rounds")
-    parser.add_argument("--reps", type=int, default=3,
-                        help="timed attacks per method per round (alternating)")
-    parser.add_argument("--apgd_iter", type=int, default=100, help="APGD-CE iterations")
-    parser.add_argument("--force", action="store_true",
-                        help="write results even when the machine is loaded")
-    parser.add_argument("--out",
-                        default=str(ROOT / "bench" / "results" / "attack_throughput.json"))
-    args = parser.parse_args()
-    load = require_idle(args.force)
-    keras.utils.set_random_seed(0)
-    num_classes = 10
-    model = build_classifier(ModelConfig(version=1, n=args.n, loss="sce"), (32, 32, 3),
-                             num_classes)
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.uniform(CLIP_MIN, CLIP_MAX, size=(args.batch_size, 32, 32, 3)),
-                    dtype=tf.float32)
-    y = rng.integers(0, num_classes, size=args.batch_size)
-    eps, eps_iter = args.eps_256 / 256, args.eps_iter_256 / 256
-    runners = make_runners(model, x, y, num_classes, eps, eps_iter, args.nb_iter,
-                           args.apgd_iter)
-    errors = check_runs(runners)
-    working = {k: v for k, v in runners.items() if errors[k] is None}
-    wall = time.perf_counter()
-    times = interleaved_times(working, args.rounds, args.reps)
-    wall = time.perf_counter() - wall
+def build_result(args: argparse.Namespace, times: Dict[str, List[float]],
+                 errors: Dict[str, Optional[str]], wall: float) -> Dict[str, Any]:
+    """The benchmark's record: medians, ratios to the floors, the floor check, settings."""
     med = medians(times)
     ips = {k: args.batch_size / v for k, v in med.items()}
     ratio = med["cleverhans"] / med["ours"] if "cleverhans" in med else None
@@ -133,12 +104,12 @@ def main() -> None:
                   "apgd_ce": med["apgd_ce"] / med["floor_apgd"]}
     floor_check = med["floor_pgd"] / med["separate_passes_pgd"]
     gpus = tf.config.list_logical_devices("GPU")
-    result = {
+    return {
         "benchmark": "attack_throughput",
         "attack": f"PGD-{args.nb_iter} (MadryEtAl), linf, eps {args.eps_256}/256, "
                   f"step {args.eps_iter_256}/256, random start, scalar clips "
                   f"[{CLIP_MIN}, {CLIP_MAX}], ce objective",
-        "model": f"ResNet-{6 * args.n + 2} v1 (random weights), 32x32x3, {num_classes} classes",
+        "model": f"ResNet-{6 * args.n + 2} v1 (random weights), 32x32x3, {NUM_CLASSES} classes",
         "batch_size": args.batch_size,
         "timed_attacks_per_method": {k: len(v) for k, v in times.items()},
         "median_attack_s": med,
@@ -165,6 +136,40 @@ def main() -> None:
                 "work between steps; where the ResNet's forward+backward dominates (CPU, "
                 "batch 50) that ratio stays near 1",
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=int, default=50)
+    parser.add_argument("--n", type=int, default=5, help="ResNet v1 blocks (5 = ResNet-32)")
+    parser.add_argument("--nb_iter", type=int, default=10)
+    parser.add_argument("--eps_256", type=float, default=8.0, help="eps in /256 units")
+    parser.add_argument("--eps_iter_256", type=float, default=2.0, help="step in /256 units")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved ours/cleverhans rounds")
+    parser.add_argument("--reps", type=int, default=3,
+                        help="timed attacks per method per round (alternating)")
+    parser.add_argument("--apgd_iter", type=int, default=100, help="APGD-CE iterations")
+    parser.add_argument("--force", action="store_true",
+                        help="write results even when the machine is loaded")
+    parser.add_argument("--out",
+                        default=str(ROOT / "bench" / "results" / "attack_throughput.json"))
+    args = parser.parse_args()
+    load = require_idle(args.force)
+    keras.utils.set_random_seed(0)
+    model = build_classifier(ModelConfig(version=1, n=args.n, loss="sce"), (32, 32, 3),
+                             NUM_CLASSES)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(CLIP_MIN, CLIP_MAX, size=(args.batch_size, 32, 32, 3)),
+                    dtype=tf.float32)
+    y = rng.integers(0, NUM_CLASSES, size=args.batch_size)
+    eps, eps_iter = args.eps_256 / 256, args.eps_iter_256 / 256
+    runners = make_runners(model, x, y, NUM_CLASSES, eps, eps_iter, args.nb_iter,
+                           args.apgd_iter)
+    errors = check_runs(runners)
+    working = {k: v for k, v in runners.items() if errors[k] is None}
+    wall = time.perf_counter()
+    times = interleaved_times(working, args.rounds, args.reps)
+    result = build_result(args, times, errors, time.perf_counter() - wall)
     finish(result, args.out, load)
 
 

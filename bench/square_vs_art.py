@@ -70,6 +70,21 @@ def _size(delta: np.ndarray, norm: str) -> float:
     return float(np.abs(flat).max() if norm == "linf" else np.linalg.norm(flat, axis=1).max())
 
 
+def time_attacks(runners: dict, x: np.ndarray, y: np.ndarray, norm: str) -> tuple:
+    """Run each attack once on all of ``x``: ``(seconds, max perturbation over finite
+    images, adversarial images, count of non-finite images)``, each keyed by runner."""
+    seconds, max_dev, advs, non_finite = {}, {}, {}, {}
+    for name, run in runners.items():
+        start = time.perf_counter()
+        advs[name] = run(x, y)
+        seconds[name] = time.perf_counter() - start
+        finite = np.isfinite(advs[name]).reshape(len(x), -1).all(1)
+        non_finite[name] = int(np.sum(~finite))
+        max_dev[name] = _size(advs[name][finite] - x[finite], norm)
+        assert np.nanmin(advs[name]) >= CLIP_MIN and np.nanmax(advs[name]) <= CLIP_MAX
+    return seconds, max_dev, advs, non_finite
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="attacked test images")
@@ -91,15 +106,7 @@ def main() -> None:
     # warm-up run would double its share of the CPU budget, so it gets one predict.
     runners["ours"](x[:args.batch_size], y[:args.batch_size])
     model.predict(x[:args.batch_size], verbose=0)
-    seconds, max_dev, advs, non_finite = {}, {}, {}, {}
-    for name, run in runners.items():
-        start = time.perf_counter()
-        advs[name] = run(x, y)
-        seconds[name] = time.perf_counter() - start
-        finite = np.isfinite(advs[name]).reshape(len(x), -1).all(1)
-        non_finite[name] = int(np.sum(~finite))
-        max_dev[name] = _size(advs[name][finite] - x[finite], args.norm)
-        assert np.nanmin(advs[name]) >= CLIP_MIN and np.nanmax(advs[name]) <= CLIP_MAX
+    seconds, max_dev, advs, non_finite = time_attacks(runners, x, y, args.norm)
     # ART 1.20's l2 Square can return NaN images (a 0/0 in its window update): compare the
     # two on the images where both are finite, and record how many were dropped.
     keep = np.all([np.isfinite(a).reshape(len(x), -1).all(1) for a in advs.values()], axis=0)

@@ -20,6 +20,7 @@ import pathlib
 import statistics
 import sys
 import time
+from typing import Any, Callable, Dict, List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -90,6 +91,46 @@ def time_fit(model: keras.Model, dataset, steps: int) -> list:
     return [(time.perf_counter() - start) / steps] * steps
 
 
+def run_rounds(timers: Dict[str, Callable[[], List[float]]],
+               rounds: int) -> Dict[str, List[float]]:
+    """Step times of each timer: one untimed warm-up call each, then ``rounds`` rounds
+    alternating timer by timer (drift in the machine's speed hits all alike)."""
+    times: Dict[str, List[float]] = {name: [] for name in timers}
+    for timer in timers.values():  # compile + warm up
+        timer()
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            times[name] += timer()
+    return times
+
+
+def build_result(args: argparse.Namespace, times: Dict[str, List[float]],
+                 strategy: tf.distribute.Strategy) -> Dict[str, Any]:
+    """The benchmark's record: median step times and their ratios, with the settings."""
+    med = {loss: statistics.median(t) for loss, t in times.items()}
+    gpus = tf.config.list_logical_devices("GPU")
+    return {
+        "benchmark": "train_step",
+        "model": f"ResNet-{6 * args.n + 2} v1, CIFAR-shaped (32x32x3), 10 classes",
+        "batch_size": args.batch_size,
+        "timed_steps_per_loss": len(times["sce"]),
+        "median_step_s": med,
+        "images_per_s": {k: args.batch_size / v for k, v in med.items()},
+        "ratio_mmc_over_sce": med["mmc"] / med["sce"],
+        "target_ratio_max": 1.03,
+        "ratio_sce_over_floor": med["sce"] / med["floor"],
+        "ratio_sce_over_keras_fit": med["sce"] / med["keras_fit"],
+        "target_ratio_over_keras_fit_max": 1.05,
+        "floor": "one compiled forward+backward+apply of the SCE model, same loss, "
+                 "optimizer and batches; keras_fit: Keras fit of an identical model "
+                 "(per-step mean of each fit call)",
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "mixed_precision": args.mixed_precision,
+        "device": gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=50)
@@ -125,34 +166,8 @@ def main() -> None:
               for loss, trainer in trainers.items()}
     timers["floor"] = lambda: time_floor(floor, batches, args.steps)
     timers["keras_fit"] = lambda: time_fit(fit_model, dataset, args.steps)
-    times = {name: [] for name in timers}
-    for name, timer in timers.items():  # compile + warm up
-        timer()
-    for _ in range(args.rounds):
-        for name, timer in timers.items():
-            times[name] += timer()
-    med = {loss: statistics.median(t) for loss, t in times.items()}
-    gpus = tf.config.list_logical_devices("GPU")
-    result = {
-        "benchmark": "train_step",
-        "model": f"ResNet-{6 * args.n + 2} v1, CIFAR-shaped (32x32x3), 10 classes",
-        "batch_size": args.batch_size,
-        "timed_steps_per_loss": len(times["sce"]),
-        "median_step_s": med,
-        "images_per_s": {k: args.batch_size / v for k, v in med.items()},
-        "ratio_mmc_over_sce": med["mmc"] / med["sce"],
-        "target_ratio_max": 1.03,
-        "ratio_sce_over_floor": med["sce"] / med["floor"],
-        "ratio_sce_over_keras_fit": med["sce"] / med["keras_fit"],
-        "target_ratio_over_keras_fit_max": 1.05,
-        "floor": "one compiled forward+backward+apply of the SCE model, same loss, "
-                 "optimizer and batches; keras_fit: Keras fit of an identical model "
-                 "(per-step mean of each fit call)",
-        "strategy": type(strategy).__name__,
-        "replicas": strategy.num_replicas_in_sync,
-        "mixed_precision": args.mixed_precision,
-        "device": gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)",
-    }
+    times = run_rounds(timers, args.rounds)
+    result = build_result(args, times, strategy)
     finish(result, args.out, load)
 
 
