@@ -268,7 +268,10 @@ def record(config: IterativeConfig, loaded: Loaded, eps: float,
         script="advtest_iterative", dataset=info.dataset, model=evaluated.run_name,
         model_fields=evaluated.record_fields(), loss=info.loss, epoch=info.epoch,
         adaptive=info.adaptive, objective=result["objective_name"],
-        normalize_output_for_ball=info.normalize_output_for_ball, outcome=result,
+        normalize_output_for_ball=info.normalize_output_for_ball,
+        # a cascade's result echoes its settings' untargeted ``objective``; the record's
+        # ``objective`` is the one its first member used (``objective_name``), as before
+        outcome={k: v for k, v in result.items() if k != "objective"},
         settings=dict(eps_256=eps, eps_iter_256=config.eps_iter_256,
                       **_extra_fields(config, loaded))).to_dict()
 
