@@ -89,7 +89,7 @@ def make_runners(model: keras.Model, num_classes: int, eps: float, max_iter: int
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             out.append(apgd(model, xb, tf.one_hot(yb, num_classes), objective=ce, eps=eps,
-                            clip_min=CLIP_MIN, clip_max=CLIP_MAX, n_iter=max_iter,
+                            clip_min=CLIP_MIN, clip_max=CLIP_MAX, num_iter=max_iter,
                             seed=(0, start)).numpy())
         return np.concatenate(out)
 

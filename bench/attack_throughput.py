@@ -48,7 +48,7 @@ NUM_CLASSES = 10  # CIFAR-10 shape
 
 
 def make_runners(model: keras.Model, x: tf.Tensor, y: np.ndarray, num_classes: int,
-                 eps: float, eps_iter: float, nb_iter: int,
+                 eps: float, eps_iter: float, num_iter: int,
                  apgd_iter: int) -> Dict[str, Callable[[int], None]]:
     """``name -> run(seed)``: one full PGD attack of the batch, blocking until done."""
     from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
@@ -60,21 +60,21 @@ def make_runners(model: keras.Model, x: tf.Tensor, y: np.ndarray, num_classes: i
 
     def ours(seed: int) -> None:
         ours_attack(model, x, onehot, objective=objective, eps=eps, eps_iter=eps_iter,
-                    nb_iter=nb_iter, clip_min=CLIP_MIN, clip_max=CLIP_MAX, rand_init=True,
+                    num_iter=num_iter, clip_min=CLIP_MIN, clip_max=CLIP_MAX, rand_init=True,
                     seed=seed).numpy()
 
     def cleverhans(seed: int) -> None:
-        projected_gradient_descent(model, x, eps, eps_iter, nb_iter, np.inf,
+        projected_gradient_descent(model, x, eps, eps_iter, num_iter, np.inf,
                                    clip_min=CLIP_MIN, clip_max=CLIP_MAX, y=labels,
                                    rand_init=True, sanity_checks=False).numpy()
 
     def apgd_ce(seed: int) -> None:
         apgd_run(model, x, onehot, objective=objective, eps=eps, clip_min=CLIP_MIN,
-                 clip_max=CLIP_MAX, n_iter=apgd_iter, seed=(seed, 0)).x_adv.numpy()
+                 clip_max=CLIP_MAX, num_iter=apgd_iter, seed=(seed, 0)).x_adv.numpy()
 
-    pgd_floor = gradient_floor(model, objective, nb_iter)
+    pgd_floor = gradient_floor(model, objective, num_iter)
     apgd_floor = gradient_floor(model, objective, apgd_iter + 1)
-    separate = separate_passes(model, objective, nb_iter)
+    separate = separate_passes(model, objective, num_iter)
     return {"ours": ours, "cleverhans": cleverhans,
             "floor_pgd": lambda seed: pgd_floor(x, onehot).numpy(),
             "separate_passes_pgd": lambda seed: separate(x, onehot),
@@ -106,7 +106,7 @@ def build_result(args: argparse.Namespace, times: Dict[str, List[float]],
     gpus = tf.config.list_logical_devices("GPU")
     return {
         "benchmark": "attack_throughput",
-        "attack": f"PGD-{args.nb_iter} (MadryEtAl), linf, eps {args.eps_256}/256, "
+        "attack": f"PGD-{args.num_iter} (MadryEtAl), linf, eps {args.eps_256}/256, "
                   f"step {args.eps_iter_256}/256, random start, scalar clips "
                   f"[{CLIP_MIN}, {CLIP_MAX}], ce objective",
         "model": f"ResNet-{6 * args.n + 2} v1 (random weights), 32x32x3, {NUM_CLASSES} classes",
@@ -142,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=50)
     parser.add_argument("--n", type=int, default=5, help="ResNet v1 blocks (5 = ResNet-32)")
-    parser.add_argument("--nb_iter", type=int, default=10)
+    parser.add_argument("--num_iter", type=int, default=10)
     parser.add_argument("--eps_256", type=float, default=8.0, help="eps in /256 units")
     parser.add_argument("--eps_iter_256", type=float, default=2.0, help="step in /256 units")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved ours/cleverhans rounds")
@@ -163,7 +163,7 @@ def main() -> None:
                     dtype=tf.float32)
     y = rng.integers(0, NUM_CLASSES, size=args.batch_size)
     eps, eps_iter = args.eps_256 / 256, args.eps_iter_256 / 256
-    runners = make_runners(model, x, y, NUM_CLASSES, eps, eps_iter, args.nb_iter,
+    runners = make_runners(model, x, y, NUM_CLASSES, eps, eps_iter, args.num_iter,
                            args.apgd_iter)
     errors = check_runs(runners)
     working = {k: v for k, v in runners.items() if errors[k] is None}

@@ -231,7 +231,7 @@ def run_cmm_sweep(config: AnalysesConfig) -> Dict[str, Any]:
     for c_mm in config.cmm_values:
         model, name = get_model(_values(config, "MMC-10", mean_var=c_mm), data)
         rows.append(dict(cmm_row(model, data, c_mm=c_mm, pgd_examples=config.cmm_pgd_examples,
-                                 nb_iter=config.cmm_pgd_iter, seed=config.seed), run_name=name))
+                                 num_iter=config.cmm_pgd_iter, seed=config.seed), run_name=name))
     first = rows[0]
     return _common(config, rows=rows, epochs=config.epoch,
                    train_images=_train_images(config),

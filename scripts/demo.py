@@ -103,7 +103,7 @@ def attack_row(model, loss: str, args) -> dict:
     for eps in EPS_256:
         result = evaluate_attack(
             model, data.x_test, data.y_test, attack_name=ATTACK, objective_name=objective,
-            eps=eps / 256, eps_iter=2 / 256, nb_iter=10, clip_min=data.clip_min,
+            eps=eps / 256, eps_iter=2 / 256, num_iter=10, clip_min=data.clip_min,
             clip_max=data.clip_max, batch_size=100, seed=args.seed, progress=args.verbose > 0)
         row[f"pgd10_un_eps{eps}"] = round(result["adv_accuracy"], 4)
     row["attack_clean_accuracy"] = round(result["clean_accuracy"], 4)

@@ -78,9 +78,9 @@ def test_checkpoints_follow_the_published_schedule():
     assert expected[:5] == [0, 22, 41, 57, 70]
     assert checkpoint_schedule(100) == expected == [0, 22, 41, 57, 70, 80, 87, 93, 99]
     assert checkpoint_schedule(1000)[:4] == [0, 220, 410, 570]
-    for n_iter in (1, 2, 5, 10, 37):
-        points = checkpoint_schedule(n_iter)
-        assert points[0] == 0 and points[-1] <= n_iter
+    for num_iter in (1, 2, 5, 10, 37):
+        points = checkpoint_schedule(num_iter)
+        assert points[0] == 0 and points[-1] <= num_iter
         assert all(b > a for a, b in zip(points, points[1:]))
 
 
@@ -90,10 +90,10 @@ def test_step_halves_exactly_at_the_checkpoints_when_progress_stalls():
     model = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(),
                               keras.layers.Dense(NUM_CLASSES, kernel_initializer="zeros")])
     x = np.zeros((3,) + SHAPE, np.float32)
-    eps, n_iter = 0.1, 100
+    eps, num_iter = 0.1, 100
     result = apgd_run(model, x, _onehot([0, 1, 2]), objective=CE, eps=eps, clip_min=-1.0,
-                      clip_max=1.0, n_iter=n_iter, seed=0)
-    halvings = np.cumsum(np.isin(np.arange(n_iter), checkpoint_schedule(n_iter)[1:]))
+                      clip_max=1.0, num_iter=num_iter, seed=0)
+    halvings = np.cumsum(np.isin(np.arange(num_iter), checkpoint_schedule(num_iter)[1:]))
     expected = 2 * eps / 2.0 ** halvings
     np.testing.assert_allclose(result.step_sizes.numpy(), np.repeat(expected[:, None], 3, 1),
                                rtol=1e-6)
@@ -105,7 +105,7 @@ def test_linear_two_class_linf_reaches_the_optimal_corner(seed):
     model, w, x, y = _linear(seed, 2)
     eps = 0.1
     result = apgd_run(model, x, _onehot(y, 2), objective=CE, eps=eps, clip_min=-10.0,
-                      clip_max=10.0, n_iter=10, seed=seed)
+                      clip_max=10.0, num_iter=10, seed=seed)
     direction = np.sign(w[:, y] - w[:, 1 - y]).T.reshape(x.shape)  # sign(w_y - w_other)
     np.testing.assert_allclose(result.x_best.numpy(), x - eps * direction, atol=1e-6)
 
@@ -114,7 +114,7 @@ def test_linear_two_class_l2_reaches_the_optimal_point():
     model, w, x, y = _linear(2, 2)
     eps = 0.5
     result = apgd_run(model, x, _onehot(y, 2), objective=CE, eps=eps, clip_min=-10.0,
-                      clip_max=10.0, n_iter=20, norm="l2", seed=0)
+                      clip_max=10.0, num_iter=20, norm="l2", seed=0)
     diff = (w[:, y] - w[:, 1 - y]).T
     optimum = x - eps * (diff / np.linalg.norm(diff, axis=1, keepdims=True)).reshape(x.shape)
     np.testing.assert_allclose(result.x_best.numpy(), optimum, atol=1e-4)
@@ -127,7 +127,7 @@ def test_linear_targeted_reaches_the_corner_toward_the_target():
     t = (y + 1 + np.arange(10) % 3) % 4
     eps = 0.05
     result = apgd_run(model, x, _onehot(y, 4), objective=OBJECTIVES.get("mmc_tar2").fn,
-                      eps=eps, clip_min=-10.0, clip_max=10.0, n_iter=10,
+                      eps=eps, clip_min=-10.0, clip_max=10.0, num_iter=10,
                       targets_onehot=_onehot(t, 4), seed=0)
     direction = np.sign(w[:, y] - w[:, t]).T.reshape(x.shape)
     np.testing.assert_allclose(result.x_best.numpy(), x - eps * direction, atol=1e-6)
@@ -137,19 +137,19 @@ def test_eps_zero_returns_x(cnn):
     model, x, y = cnn
     for norm in ("linf", "l2"):
         out = apgd(model, x[:8], _onehot(y[:8]), objective=CE, eps=0.0, clip_min=-1.0,
-                   clip_max=1.0, n_iter=5, norm=norm, seed=0)
+                   clip_max=1.0, num_iter=5, norm=norm, seed=0)
         np.testing.assert_array_equal(out.numpy(), x[:8])
     out = apgd_targeted(model, x[:8], _onehot(y[:8]), eps=0.0, clip_min=-1.0, clip_max=1.0,
-                        n_iter=5, seed=0)
+                        num_iter=5, seed=0)
     np.testing.assert_array_equal(out.numpy(), x[:8])
 
 
 def test_huge_eps_breaks_the_model(cnn):
     model, x, y = cnn
     for attack in (lambda: apgd(model, x, _onehot(y), objective=CE, eps=10.0, clip_min=-10.0,
-                                clip_max=10.0, n_iter=10, seed=0),
+                                clip_max=10.0, num_iter=10, seed=0),
                    lambda: apgd_targeted(model, x, _onehot(y), eps=10.0, clip_min=-10.0,
-                                         clip_max=10.0, n_iter=10, n_target_classes=2, seed=0)):
+                                         clip_max=10.0, num_iter=10, n_target_classes=2, seed=0)):
         assert np.mean(model(attack()).numpy().argmax(-1) == y) <= 0.02
 
 
@@ -166,11 +166,11 @@ def test_outputs_stay_in_the_ball_and_per_pixel_range(kind, cnn):
     eps = 1.0 if kind == "apgd-l2" else 0.15
     kw = dict(eps=eps, clip_min=clip_min, clip_max=clip_max, seed=0)
     if kind.startswith("apgd-l"):
-        out = apgd(model, x, _onehot(y), objective=CE, n_iter=10, norm=kind[5:], **kw)
+        out = apgd(model, x, _onehot(y), objective=CE, num_iter=10, norm=kind[5:], **kw)
     elif kind == "apgd-t":
-        out = apgd_targeted(model, x, _onehot(y), n_iter=5, n_target_classes=3, **kw)
+        out = apgd_targeted(model, x, _onehot(y), num_iter=5, n_target_classes=3, **kw)
     else:
-        out = multi_targeted_pgd(model, x, _onehot(y), eps_iter=0.05, nb_iter=5,
+        out = multi_targeted_pgd(model, x, _onehot(y), eps_iter=0.05, num_iter=5,
                                  n_target_classes=3, **kw)
     out = out.numpy()
     assert out.shape == x.shape and out.dtype == np.float32
@@ -191,10 +191,10 @@ def test_apgd_at_least_as_strong_as_pgd_with_the_same_budget(cnn):
         for seed in range(3):
             totals["pgd"] += evaluate_attack(
                 model, x, y, attack_name="MadryEtAl", objective_name="ce", eps=eps,
-                eps_iter=eps / 4, nb_iter=20, clip_min=-1.0, clip_max=1.0, batch_size=128,
+                eps_iter=eps / 4, num_iter=20, clip_min=-1.0, clip_max=1.0, batch_size=128,
                 progress=False, seed=seed)["adv_correct"]
             x_adv = apgd(model, x, _onehot(y), objective=CE, eps=eps, clip_min=-1.0,
-                         clip_max=1.0, n_iter=20, seed=(seed, 0))
+                         clip_max=1.0, num_iter=20, seed=(seed, 0))
             totals["apgd"] += int(np.sum(model(x_adv).numpy().argmax(-1) == y))
     assert totals["apgd"] <= totals["pgd"], totals
 
@@ -204,9 +204,9 @@ def test_targeted_sweeps_never_weaker_than_their_first_target(cnn):
     eps = 0.15
     first = top_k_targets(model(x), _onehot(y), 1)[0]
     single = apgd(model, x, _onehot(y), objective=DLR_T, eps=eps, clip_min=-1.0, clip_max=1.0,
-                  n_iter=10, targets_onehot=_onehot(first), seed=(0, 0))
+                  num_iter=10, targets_onehot=_onehot(first), seed=(0, 0))
     sweep = apgd_targeted(model, x, _onehot(y), eps=eps, clip_min=-1.0, clip_max=1.0,
-                          n_iter=10, n_target_classes=4,  # rank 0 starts where `single` does
+                          num_iter=10, n_target_classes=4,  # rank 0 starts where `single` does
                           noise_for_rank=lambda r: start_noise(x.shape, (0, r), "linf"))
 
     def correct(a):
@@ -223,7 +223,7 @@ def test_top_k_targets_rank_wrong_classes_by_logit():
 
 def test_n_target_classes_is_capped_and_checked(cnn):
     model, x, y = cnn
-    kw = dict(eps=0.1, clip_min=-1.0, clip_max=1.0, n_iter=2, seed=0)
+    kw = dict(eps=0.1, clip_min=-1.0, clip_max=1.0, num_iter=2, seed=0)
     apgd_targeted(model, x[:4], _onehot(y[:4]), n_target_classes=50, **kw)  # capped at 4
     with pytest.raises(UsageError, match="n_target_classes"):
         apgd_targeted(model, x[:4], _onehot(y[:4]), n_target_classes=0, **kw)
@@ -273,13 +273,13 @@ def test_dlr_needs_enough_classes():
 
 # ---------------------------------------------------------------- inputs and compilation
 @pytest.mark.parametrize("over,match", [
-    (dict(norm="l1"), "unknown norm"), (dict(n_iter=0), "n_iter must be"),
+    (dict(norm="l1"), "unknown norm"), (dict(num_iter=0), "num_iter must be"),
     (dict(eps=-0.1), "eps must be"), (dict(noise=np.zeros((3,) + SHAPE)), "noise shape"),
     (dict(success_on_target=True), "needs targets_onehot"),
     (dict(clip_min=np.zeros((3, 3, 1))), "does not broadcast")])
 def test_bad_inputs_raise_usage_error(over, match, cnn):
     model, x, y = cnn
-    kw = dict(objective=CE, eps=0.1, clip_min=-1.0, clip_max=1.0, n_iter=3, seed=0)
+    kw = dict(objective=CE, eps=0.1, clip_min=-1.0, clip_max=1.0, num_iter=3, seed=0)
     kw.update(over)
     with pytest.raises(UsageError, match=match):
         apgd_run(model, x[:4], _onehot(y[:4]), **kw)
@@ -287,7 +287,7 @@ def test_bad_inputs_raise_usage_error(over, match, cnn):
 
 def test_one_graph_serves_every_batch(cnn):
     model, x, y = cnn
-    kw = dict(objective=CE, eps=0.1, clip_min=-1.0, clip_max=1.0, n_iter=4)
+    kw = dict(objective=CE, eps=0.1, clip_min=-1.0, clip_max=1.0, num_iter=4)
     apgd_run(model, x[:16], _onehot(y[:16]), seed=0, **kw)
     before = apgd_mod.apgd_graph.experimental_get_tracing_count()
     apgd_run(model, x[16:32], _onehot(y[16:32]), seed=1, **kw)

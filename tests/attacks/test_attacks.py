@@ -53,14 +53,14 @@ def sce_model(data):
 
 
 def _kw(**over):
-    kw = dict(eps=0.1, eps_iter=0.03, nb_iter=5, clip_min=-1.0, clip_max=1.0, batch_size=32,
+    kw = dict(eps=0.1, eps_iter=0.03, num_iter=5, clip_min=-1.0, clip_max=1.0, batch_size=32,
               progress=False, objective_name="ce")
     kw.update(over)
     return kw
 
 
 def _attack(name, model, x, y, **over):
-    kw = dict(objective=CE, eps=0.1, eps_iter=0.03, nb_iter=5, clip_min=-1.0, clip_max=1.0,
+    kw = dict(objective=CE, eps=0.1, eps_iter=0.03, num_iter=5, clip_min=-1.0, clip_max=1.0,
               seed=0)
     kw.update(over)
     return ATTACKS.get(name)(model, x, np.eye(NUM_CLASSES, dtype=np.float32)[y], **kw).numpy()
@@ -114,11 +114,11 @@ def _linear_model(seed):
     return model, w
 
 
-@pytest.mark.parametrize("name,eps_iter,nb_iter", [
+@pytest.mark.parametrize("name,eps_iter,num_iter", [
     ("FastGradientMethod", 0.01, 1), ("BasicIterativeMethod", 0.04, 5),
     ("MadryEtAl", 0.05, 10), ("MomentumIterativeMethod", 0.04, 5)])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_linear_model_attack_reaches_the_optimal_corner(name, eps_iter, nb_iter, seed):
+def test_linear_model_attack_reaches_the_optimal_corner(name, eps_iter, num_iter, seed):
     model, w = _linear_model(seed)
     rng = np.random.default_rng(seed + 10)
     x = rng.uniform(-0.5, 0.5, size=(12,) + SHAPE).astype(np.float32)
@@ -126,7 +126,7 @@ def test_linear_model_attack_reaches_the_optimal_corner(name, eps_iter, nb_iter,
     eps = np.float32(0.1)
     onehot = np.eye(2, dtype=np.float32)[y]
     x_adv = ATTACKS.get(name)(model, x, onehot, objective=CE, eps=float(eps), eps_iter=eps_iter,
-                              nb_iter=nb_iter, clip_min=-1.0, clip_max=1.0, seed=seed).numpy()
+                              num_iter=num_iter, clip_min=-1.0, clip_max=1.0, seed=seed).numpy()
     direction = np.sign(w[:, y] - w[:, 1 - y]).T.reshape(x.shape)  # sign(w_y - w_other)
     np.testing.assert_array_equal(x_adv, x - eps * direction)
 
@@ -135,7 +135,7 @@ def test_linear_model_attack_reaches_the_optimal_corner(name, eps_iter, nb_iter,
 @pytest.mark.parametrize("name", ["BasicIterativeMethod", "MadryEtAl", "MomentumIterativeMethod"])
 def test_huge_eps_breaks_the_model(name, sce_model, data):
     x, y = data[2], data[3]
-    kw = _kw(eps=10.0, eps_iter=1.0, nb_iter=20, clip_min=-10.0, clip_max=10.0, batch_size=96)
+    kw = _kw(eps=10.0, eps_iter=1.0, num_iter=20, clip_min=-10.0, clip_max=10.0, batch_size=96)
     untargeted = evaluate_attack(sce_model, x, y, attack_name=name, **kw)
     assert untargeted["clean_accuracy"] > 0.9
     assert untargeted["adv_accuracy"] <= 0.02
@@ -149,7 +149,7 @@ def test_huge_eps_breaks_the_model(name, sce_model, data):
 @pytest.mark.parametrize("name", ["BasicIterativeMethod", "MadryEtAl"])
 def test_accuracy_does_not_rise_with_eps(name, sce_model, data):
     counts = [evaluate_attack(sce_model, data[2], data[3], attack_name=name,
-                              **_kw(eps=eps, eps_iter=max(eps / 4, 1e-3), nb_iter=10,
+                              **_kw(eps=eps, eps_iter=max(eps / 4, 1e-3), num_iter=10,
                                     batch_size=96))["adv_correct"]
               for eps in (0.0, 0.1, 0.2, 0.3, 0.45)]
     assert all(later <= earlier + 1 for earlier, later in zip(counts, counts[1:])), counts
@@ -158,7 +158,7 @@ def test_accuracy_does_not_rise_with_eps(name, sce_model, data):
 
 def test_more_bim_steps_never_help_the_defender(sce_model, data):
     counts = [evaluate_attack(sce_model, data[2], data[3], attack_name="BasicIterativeMethod",
-                              **_kw(eps=0.3, eps_iter=0.05, nb_iter=k,
+                              **_kw(eps=0.3, eps_iter=0.05, num_iter=k,
                                     batch_size=96))["adv_correct"]
               for k in (1, 3, 10, 30)]
     assert all(later <= earlier + 1 for earlier, later in zip(counts, counts[1:])), counts
@@ -179,7 +179,7 @@ def test_mmc_un1_is_at_least_as_strong_as_ce_on_an_mmc_model(data):
     model.compile(keras.optimizers.Adam(0.01), LOSSES.get("mmc").loss_fn)
     model.fit(data[0], np.eye(NUM_CLASSES, dtype=np.float32)[data[1]], epochs=20,
               batch_size=64, verbose=0)
-    kw = _kw(eps=0.3, eps_iter=0.075, nb_iter=10, batch_size=96)
+    kw = _kw(eps=0.3, eps_iter=0.075, num_iter=10, batch_size=96)
     results = {obj: evaluate_attack(model, data[2], data[3], attack_name="MadryEtAl",
                                     **dict(kw, objective_name=obj))
                for obj in ("ce", "mmc_un1")}
@@ -190,8 +190,8 @@ def test_mmc_un1_is_at_least_as_strong_as_ce_on_an_mmc_model(data):
 # (g) bad inputs ---------------------------------------------------------------------------
 @pytest.mark.parametrize("over,match", [
     (dict(eps=-0.1), "eps must be"), (dict(eps=float("nan")), "eps must be"),
-    (dict(eps_iter=0.0), "eps_iter must be"), (dict(nb_iter=0), "nb_iter must be"),
-    (dict(nb_iter=2.5), "nb_iter must be"), (dict(clip_min=1.0, clip_max=0.0), "exceeds"),
+    (dict(eps_iter=0.0), "eps_iter must be"), (dict(num_iter=0), "num_iter must be"),
+    (dict(num_iter=2.5), "num_iter must be"), (dict(clip_min=1.0, clip_max=0.0), "exceeds"),
     (dict(clip_min=np.zeros((3, 3, 1))), "does not broadcast"),
     (dict(targets_onehot=np.zeros((3, NUM_CLASSES))), "targets_onehot shape"),
     (dict(seed=(1, 2, 3)), "seed")])
@@ -264,7 +264,7 @@ def test_restarts_never_report_higher_accuracy(sce_model, data):
 def test_restart_zero_is_the_single_run(sce_model, data):
     x, y = data[2][:32], data[3][:32]
     onehot = np.eye(NUM_CLASSES, dtype=np.float32)[y]
-    kw = dict(objective=CE, eps=0.25, eps_iter=0.05, nb_iter=5, clip_min=-1.0, clip_max=1.0)
+    kw = dict(objective=CE, eps=0.25, eps_iter=0.05, num_iter=5, clip_min=-1.0, clip_max=1.0)
     first = ATTACKS.get("MadryEtAl")(sce_model, x, onehot, seed=(5, 2), **kw).numpy()
     worst = worst_case_over_restarts("MadryEtAl", sce_model, x, onehot, num_restarts=3,
                                      seed=(5, 2), **kw).numpy()
@@ -276,16 +276,16 @@ def test_restart_zero_is_the_single_run(sce_model, data):
 # determinism, compilation, cross-check with cleverhans --------------------------------------
 def test_random_start_is_seeded(sce_model, data):
     x, y = data[2][:8], data[3][:8]
-    a = _attack("MadryEtAl", sce_model, x, y, seed=4, nb_iter=1)
-    np.testing.assert_array_equal(a, _attack("MadryEtAl", sce_model, x, y, seed=4, nb_iter=1))
-    assert not np.array_equal(a, _attack("MadryEtAl", sce_model, x, y, seed=5, nb_iter=1))
+    a = _attack("MadryEtAl", sce_model, x, y, seed=4, num_iter=1)
+    np.testing.assert_array_equal(a, _attack("MadryEtAl", sce_model, x, y, seed=4, num_iter=1))
+    assert not np.array_equal(a, _attack("MadryEtAl", sce_model, x, y, seed=5, num_iter=1))
 
 
 def test_one_graph_serves_every_batch_and_iteration_count(sce_model, data):
     x, y = data[2], data[3]
-    _attack("BasicIterativeMethod", sce_model, x[:16], y[:16], nb_iter=2)
+    _attack("BasicIterativeMethod", sce_model, x[:16], y[:16], num_iter=2)
     before = attacks_mod.attack_graph.experimental_get_tracing_count()
-    _attack("BasicIterativeMethod", sce_model, x[16:32], y[16:32], nb_iter=7, eps=0.2)
+    _attack("BasicIterativeMethod", sce_model, x[16:32], y[16:32], num_iter=7, eps=0.2)
     assert attacks_mod.attack_graph.experimental_get_tracing_count() == before
 
 
@@ -295,8 +295,9 @@ def test_matches_cleverhans_on_a_smooth_model(name, sce_model, data):
     from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
     from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
     x, y = data[2][:16], data[3][:16]
-    kw = dict(eps=0.2, eps_iter=0.05, nb_iter=5, clip_min=-1.0, clip_max=1.0)
-    ours = _attack(name, sce_model, x, y, **kw)
+    kw = dict(eps=0.2, eps_iter=0.05, clip_min=-1.0, clip_max=1.0)
+    ours = _attack(name, sce_model, x, y, num_iter=5, **kw)
+    kw["nb_iter"] = 5  # cleverhans' own name for the step count
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if name == "BasicIterativeMethod":

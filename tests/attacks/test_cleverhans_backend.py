@@ -30,7 +30,7 @@ def test_deterministic_attacks_give_the_native_images(tiny, name, objective, tar
     model, x, labels, targets = tiny
     low = np.full(SHAPE, -1.0, np.float32)
     low[0, 0, 0] = x[:, 0, 0, 0].min()  # per-pixel bounds, one of them tight
-    kwargs = dict(objective=OBJECTIVES.get(objective).fn, eps=0.1, eps_iter=0.03, nb_iter=5,
+    kwargs = dict(objective=OBJECTIVES.get(objective).fn, eps=0.1, eps_iter=0.03, num_iter=5,
                   clip_min=low, clip_max=1.0, targets_onehot=targets if targeted else None)
     native = get_attack(name, "native")(model, x, labels, **kwargs)
     ours = get_attack(name, "cleverhans")(model, x, labels, **kwargs)
@@ -44,10 +44,10 @@ def test_backend_errors(tiny):
     with pytest.raises(UsageError, match="eps_iter <= eps"):
         get_attack("BasicIterativeMethod", "cleverhans")(
             model, x, labels, objective=OBJECTIVES.get("ce").fn, eps=0.01, eps_iter=0.03,
-            nb_iter=2, clip_min=-1.0, clip_max=1.0)
+            num_iter=2, clip_min=-1.0, clip_max=1.0)
     zero = get_attack("MadryEtAl", "cleverhans")(
         model, x, labels, objective=OBJECTIVES.get("ce").fn, eps=0.0, eps_iter=0.03,
-        nb_iter=2, clip_min=-1.0, clip_max=1.0)
+        num_iter=2, clip_min=-1.0, clip_max=1.0)
     np.testing.assert_array_equal(zero.numpy(), x)
 
 
@@ -66,7 +66,7 @@ def test_backends_agree_on_fashion_mnist():
         acc = {}
         for backend in ("native", "cleverhans"):
             result = evaluate_attack(model, x_te, y_te, attack_name=name, objective_name="ce",
-                                     eps=8 / 256, eps_iter=2 / 256, nb_iter=10, clip_min=0.0,
+                                     eps=8 / 256, eps_iter=2 / 256, num_iter=10, clip_min=0.0,
                                      clip_max=1.0, batch_size=100, progress=False,
                                      backend=backend)
             acc[backend] = result["adv_accuracy"]

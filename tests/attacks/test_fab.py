@@ -33,7 +33,7 @@ def _closest_over_targets(model, x, y, norm, **kw):
     for shift in range(1, NUM_CLASSES):
         t = (y + shift) % NUM_CLASSES
         res = fab_run(model, x, np.eye(NUM_CLASSES)[y], np.eye(NUM_CLASSES)[t], norm=norm,
-                      n_iter=20, **kw)
+                      num_iter=20, **kw)
         best = np.minimum(best, res.distance.numpy())
     return best
 
@@ -70,7 +70,7 @@ def test_linf_distance_matches_a_linear_program_when_the_box_binds():
     model, w, b, x, y = _linear(seed=3, low=0.0, high=1.0)
     t = (y + 1) % NUM_CLASSES
     res = fab_run(model, x, np.eye(NUM_CLASSES)[y], np.eye(NUM_CLASSES)[t], norm="linf",
-                  clip_min=0.0, clip_max=1.0, n_iter=30)
+                  clip_min=0.0, clip_max=1.0, num_iter=30)
     flat = x.reshape(N, -1)
     z = flat @ w + b
     optimum = np.array([_linf_lp(w[:, y[i]] - w[:, t[i]], z[i, y[i]] - z[i, t[i]], flat[i],
@@ -104,7 +104,7 @@ def test_box_projection_reaches_the_hyperplane_inside_the_box(norm):
 def test_targeted_sweep_counts_only_points_within_eps():
     model, w, b, x, y = _linear(seed=1)
     labels = np.eye(NUM_CLASSES, dtype=np.float32)[y]
-    kw = dict(clip_min=-10.0, clip_max=10.0, n_iter=10, n_target_classes=2)
+    kw = dict(clip_min=-10.0, clip_max=10.0, num_iter=10, n_target_classes=2)
     found = _closest_over_targets(model, x, y, "linf", clip_min=-10.0, clip_max=10.0)
     eps = float(np.median(found))
     x_adv = fab_targeted(model, x, labels, eps=eps, **kw).numpy()
@@ -116,5 +116,5 @@ def test_targeted_sweep_counts_only_points_within_eps():
             == y).all()
     assert (np.asarray(model(fab_targeted(model, x, labels, eps=100.0, **kw))).argmax(-1)
             != y).all()
-    with pytest.raises(UsageError, match="n_iter"):
-        fab_run(model, x, labels, labels, clip_min=-1, clip_max=1, n_iter=0)
+    with pytest.raises(UsageError, match="FAB n_iter must be"):
+        fab_run(model, x, labels, labels, clip_min=-1, clip_max=1, num_iter=0)

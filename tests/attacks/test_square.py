@@ -98,7 +98,7 @@ def test_gradient_free_success_where_pgd_fails():
     assert float(tf.reduce_max(tf.abs(tape.gradient(loss, xt)))) == 0.0
     eps = 0.15
     pgd = ATTACKS.get("MadryEtAl")(quantised, x, labels, objective=OBJECTIVES.get("ce").fn,
-                                   eps=eps, eps_iter=eps / 4, nb_iter=20, clip_min=0.0,
+                                   eps=eps, eps_iter=eps / 4, num_iter=20, clip_min=0.0,
                                    clip_max=1.0, rand_init=False)
     pgd_rate = float(np.mean(np.asarray(quantised(pgd)).argmax(-1) != labels.numpy().argmax(-1)))
     x_adv = square_attack(quantised, x, labels, eps=eps, clip_min=0.0, clip_max=1.0,
@@ -125,7 +125,7 @@ def test_fools_most_points_pgd_fools_on_a_small_model():
     x, labels = x[336:], np.eye(NUM_CLASSES, dtype=np.float32)[y[336:]]
     eps = 0.38  # PGD fools about 60 % here (measured: 39 of 64; Square 37 of those)
     pgd = ATTACKS.get("MadryEtAl")(model, x, labels, objective=OBJECTIVES.get("ce").fn, eps=eps,
-                                   eps_iter=eps / 10, nb_iter=40, clip_min=-1.0, clip_max=1.0,
+                                   eps_iter=eps / 10, num_iter=40, clip_min=-1.0, clip_max=1.0,
                                    rand_init=False)
     pgd_fooled = np.asarray(model(pgd)).argmax(-1) != y[336:]
     x_adv = square_attack(model, x, labels, eps=eps, clip_min=-1.0, clip_max=1.0,

@@ -56,7 +56,7 @@ def test_evaluate_attack_eval_model_and_auc():
                                  keras.layers.Dense(3)])
 
     source, target = tiny(0), tiny(1)
-    kwargs = dict(attack_name="MadryEtAl", objective_name="ce", eps_iter=0.1, nb_iter=3,
+    kwargs = dict(attack_name="MadryEtAl", objective_name="ce", eps_iter=0.1, num_iter=3,
                   clip_min=0.0, clip_max=1.0, batch_size=5, progress=False)
     own = evaluate_attack(target, x, y, eps=0.0, **kwargs)
     moved = evaluate_attack(source, x, y, eps=0.0, eval_model=target,

@@ -21,7 +21,7 @@ def model_data():
 def test_deterministic_attacks_do_not_depend_on_the_batch_size(model_data, attack):
     model, x, y = model_data
     results = [evaluate_attack(model, x, y, attack_name=attack, objective_name="ce", eps=0.3,
-                               eps_iter=0.1, nb_iter=5, clip_min=-1.0, clip_max=1.0,
+                               eps_iter=0.1, num_iter=5, clip_min=-1.0, clip_max=1.0,
                                batch_size=b, progress=False)
                for b in (7, 60)]
     assert results[0]["adv_correct"] == results[1]["adv_correct"]

@@ -45,7 +45,7 @@ def test_jit_one_pgd_step_matches(models):
     x, y = cluster_data(6, 2, shape=(8, 8, 3), num_classes=4)
     onehot = tf.one_hot(y, 4)
     kwargs = dict(objective=OBJECTIVES.get("ce").fn, eps=8 / 256, eps_iter=2 / 256,
-                  nb_iter=1, clip_min=-1.0, clip_max=1.0, rand_init=False, seed=0)
+                  num_iter=1, clip_min=-1.0, clip_max=1.0, rand_init=False, seed=0)
     pgd = ATTACKS.get("MadryEtAl")
     plain = pgd(model, tf.constant(x), onehot, **kwargs).numpy()
     compiled = pgd(jitted, tf.constant(x), onehot, **kwargs).numpy()

@@ -134,7 +134,7 @@ def test_features_centers_and_cmm_row_of_a_2d_mmc_model():
     centers = an.centers_of(model)
     assert centers.shape == (10, 2)
     np.testing.assert_allclose(np.linalg.norm(centers, axis=1), 10.0, rtol=1e-4)
-    row = an.cmm_row(model, data, c_mm=10.0, pgd_examples=4, nb_iter=1)
+    row = an.cmm_row(model, data, c_mm=10.0, pgd_examples=4, num_iter=1)
     assert row["n_clean"] == 6 and row["n_pgd"] == 4
     assert 0 <= row["pgd_accuracy"] <= 1 and 0 <= row["clean_accuracy"] <= 1
     png = render_features_png([{"title": "MMC", "z": z, "y": data.y_test, "centers": centers},

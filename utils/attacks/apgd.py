@@ -2,7 +2,7 @@
 
 The attacker MINIMISES an :mod:`utils.attacks.objectives` objective ``v`` (internally it ascends
 ``f = -v``). From a random start it takes momentum steps (``alpha = 0.75``) with an
-initial step of ``2 eps``; at the checkpoints ``w_j = ceil(p_j n_iter)`` of the published
+initial step of ``2 eps``; at the checkpoints ``w_j = ceil(p_j num_iter)`` of the published
 schedule (``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``) a
 sample halves its step and restarts from its best point when
 
@@ -17,7 +17,7 @@ Everything is per sample, and the whole loop of one batch is one compiled graph
 ``eps_256`` and pass ``eps_256 / 256``).
 
     x_adv = apgd(model, x, y_onehot, objective=OBJECTIVES.get("ce").fn, eps=8 / 256,
-                 n_iter=100, clip_min=data.clip_min, clip_max=data.clip_max, seed=0)
+                 num_iter=100, clip_min=data.clip_min, clip_max=data.clip_max, seed=0)
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ MOMENTUM = 0.75          # alpha: weight of the new gradient step against the la
 RHO = 0.75               # condition 1: minimum share of loss-increasing steps per window
 INITIAL_STEP = 2.0       # first step size, in units of eps
 CHECKPOINT_FIRST = 0.22  # p_1
-CHECKPOINT_SHRINK = 0.03  # the window shrinks by this share of n_iter ...
+CHECKPOINT_SHRINK = 0.03  # the window shrinks by this share of num_iter ...
 CHECKPOINT_MIN = 0.06    # ... down to this share
 
 
@@ -58,19 +58,19 @@ def checkpoint_fractions() -> List[float]:
         fractions.append(nxt)
 
 
-def checkpoint_schedule(n_iter: int) -> List[int]:
-    """Iterations ``w_j = ceil(p_j n_iter)`` (strictly increasing, ``<= n_iter``) after
+def checkpoint_schedule(num_iter: int) -> List[int]:
+    """Iterations ``w_j = ceil(p_j num_iter)`` (strictly increasing, ``<= num_iter``) after
     which the step size may be halved; starts with ``w_0 = 0``.
 
-    ``n_iter = 100`` gives ``[0, 22, 41, 57, 70, 80, 87, 93, 99]``, the published
+    ``num_iter = 100`` gives ``[0, 22, 41, 57, 70, 80, 87, 93, 99]``, the published
     schedule. (AutoAttack's code floors instead, with windows of at least one step; the
-    two agree whenever ``p_j n_iter`` is an integer.)
+    two agree whenever ``p_j num_iter`` is an integer.)
     """
-    check_count("n_iter", n_iter)
+    check_count("num_iter", num_iter)
     points: List[int] = []
     for p in checkpoint_fractions():
-        w = math.ceil(round(p * n_iter, 6))
-        if w <= n_iter and (not points or w > points[-1]):
+        w = math.ceil(round(p * num_iter, 6))
+        if w <= num_iter and (not points or w > points[-1]):
             points.append(w)
     return points
 
@@ -150,14 +150,14 @@ def _at_checkpoint(s: _State, i: tf.Tensor, checks: tf.Tensor, rho: tf.Tensor) -
 @tf.function(reduce_retracing=True)
 def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
                labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
-               checks: tf.Tensor, n_iter: tf.Tensor, clip_min: tf.Tensor, clip_max: tf.Tensor,
+               checks: tf.Tensor, num_iter: tf.Tensor, clip_min: tf.Tensor, clip_max: tf.Tensor,
                noise: tf.Tensor, rho: tf.Tensor, on_target: bool) -> Tuple[tf.Tensor, ...]:
     """One APGD run of a batch, compiled once per (model, objective, norm, on_target).
 
     ``checks`` int32 are the checkpoints ``w_1, w_2, ...`` followed by one sentinel that
     no iteration reaches. Returns ``(x_adv, success, x_best, loss_best, step_trace)``:
     ``x_adv`` the first successful iterate where there is one, else ``x_best`` (the
-    iterate of largest ``f``); ``step_trace`` ``(n_iter, B)`` the step used at each step.
+    iterate of largest ``f``); ``step_trace`` ``(num_iter, B)`` the step used at each step.
     """
     x_adv = random_start(x, noise, eps, norm, clip_min, clip_max)
     logits, loss, grad = _evaluate(model_fn, objective, x_adv, labels, targets)
@@ -166,7 +166,7 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
     s = _State(x_adv, x_adv, grad, loss, x_adv, grad, loss, x_adv, hit,
                tf.fill([batch], INITIAL_STEP * eps), tf.zeros([batch], tf.int32), loss,
                tf.fill([batch], True), tf.constant(0), tf.constant(0))
-    trace = tf.TensorArray(tf.float32, size=n_iter)
+    trace = tf.TensorArray(tf.float32, size=num_iter)
 
     def body(i: tf.Tensor, s: _State, trace: tf.TensorArray):
         trace = trace.write(i, s.step)
@@ -184,7 +184,7 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
             n_increase=s.n_increase + tf.cast(loss > s.loss, tf.int32))
         return i + 1, _at_checkpoint(s, i, checks, rho), trace
 
-    _, s, trace = tf.while_loop(lambda i, *_: i < n_iter, body, (tf.constant(0), s, trace))
+    _, s, trace = tf.while_loop(lambda i, *_: i < num_iter, body, (tf.constant(0), s, trace))
     x_out = tf.where(per_sample(s.hit, x), s.x_hit, s.x_best)
     return x_out, s.hit, s.x_best, s.loss_best, trace.stack()
 
@@ -201,7 +201,7 @@ class APGDResult:
             as the target) at some iterate, the start included.
         x_best: ``(B, ...)`` the iterate with the lowest objective value.
         best_value: ``(B,)`` that lowest objective value (the objective's units).
-        step_sizes: ``(n_iter, B)`` the step size used at each step (model units).
+        step_sizes: ``(num_iter, B)`` the step size used at each step (model units).
     """
 
     x_adv: tf.Tensor
@@ -213,7 +213,7 @@ class APGDResult:
 
 def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
              objective: Objective, eps: float, clip_min: Any, clip_max: Any,
-             n_iter: int = 100, norm: str = "linf",
+             num_iter: int = 100, norm: str = "linf",
              targets_onehot: Optional[Tensorish] = None, success_on_target: bool = False,
              seed: Seed = None, noise: Optional[Tensorish] = None,
              rho: float = RHO) -> APGDResult:
@@ -228,7 +228,7 @@ def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
             ``mmc_un1``; targeted ones such as ``dlr_targeted`` need ``targets_onehot``).
         eps: radius in model units (ℓ∞, or ℓ2 over the whole input); 0 returns ``x``.
         clip_min, clip_max: scalars or arrays broadcastable to ``x`` (per-pixel).
-        n_iter: steps (gradient evaluations after the start), >= 1.
+        num_iter: steps (gradient evaluations after the start), >= 1.
         norm: ``"linf"`` or ``"l2"``.
         targets_onehot: ``(B, L)`` targets for a targeted objective, else None.
         success_on_target: success means predicted as the target, not just wrong.
@@ -240,9 +240,9 @@ def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         :class:`APGDResult`; ``|x_adv - x| <= eps`` in ``norm`` and within the clips.
     """
     check_norm(norm)
-    checks = checkpoint_schedule(n_iter)
-    x, labels, targets, eps, _, n_iter, low, high = prepare_inputs(
-        x, labels_onehot, targets_onehot, eps, 1.0, n_iter, clip_min, clip_max)
+    checks = checkpoint_schedule(num_iter)
+    x, labels, targets, eps, _, num_iter, low, high = prepare_inputs(
+        x, labels_onehot, targets_onehot, eps, 1.0, num_iter, clip_min, clip_max)
     if success_on_target and targets is None:
         raise UsageError("success_on_target needs targets_onehot")
     if noise is None:
@@ -251,25 +251,25 @@ def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
     if noise.shape != x.shape:
         raise UsageError(f"noise shape {noise.shape} != x shape {x.shape}")
     if eps == 0.0:
-        return _unmoved(model_fn, objective, x, labels, targets, n_iter, success_on_target)
+        return _unmoved(model_fn, objective, x, labels, targets, num_iter, success_on_target)
     out = apgd_graph(model_fn, objective, norm, x, labels, targets,
                      tf.constant(eps, tf.float32), tf.constant(checks[1:] + [-1], tf.int32),
-                     tf.constant(n_iter, tf.int32), low, high, noise,
+                     tf.constant(num_iter, tf.int32), low, high, noise,
                      tf.constant(rho, tf.float32), bool(success_on_target))
     x_adv, success, x_best, loss_best, trace = out
     return APGDResult(x_adv, success, x_best, -loss_best, trace)
 
 
 def _unmoved(model_fn: ModelFn, objective: Objective, x: tf.Tensor, labels: tf.Tensor,
-             targets: Optional[tf.Tensor], n_iter: int, on_target: bool) -> APGDResult:
+             targets: Optional[tf.Tensor], num_iter: int, on_target: bool) -> APGDResult:
     """The ``eps = 0`` result: ``x`` itself."""
     logits, loss, _ = _evaluate(model_fn, objective, x, labels, targets)
     return APGDResult(x, _success(logits, labels, targets, on_target), x, -loss,
-                      tf.zeros([n_iter, x.shape[0]]))
+                      tf.zeros([num_iter, x.shape[0]]))
 
 
 def apgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, objective: Objective,
-         eps: float, clip_min: Any, clip_max: Any, n_iter: int = 100, norm: str = "linf",
+         eps: float, clip_min: Any, clip_max: Any, num_iter: int = 100, norm: str = "linf",
          targets_onehot: Optional[Tensorish] = None, success_on_target: bool = False,
          num_restarts: int = 1, seed: Seed = None,
          noise_for_restart: Optional[Callable[[int], tf.Tensor]] = None) -> tf.Tensor:
@@ -284,7 +284,7 @@ def apgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, objective
     best: Optional[APGDResult] = None
     for restart in range(int(num_restarts)):
         run = apgd_run(model_fn, x, labels_onehot, objective=objective, eps=eps,
-                       clip_min=clip_min, clip_max=clip_max, n_iter=n_iter, norm=norm,
+                       clip_min=clip_min, clip_max=clip_max, num_iter=num_iter, norm=norm,
                        targets_onehot=targets_onehot, success_on_target=success_on_target,
                        seed=restart_seed(seed, restart),
                        noise=None if noise_for_restart is None else noise_for_restart(restart))

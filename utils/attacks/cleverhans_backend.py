@@ -29,14 +29,14 @@ CLEVERHANS_ATTACKS: Registry[AttackFn] = Registry("cleverhans attack")
 
 def _register(name: str, call: Callable[..., tf.Tensor], iterative: bool,
               random_start: bool = False) -> None:
-    """Register ``call(model_fn, x, eps[, eps_iter, nb_iter], **common)`` under ``name``."""
+    """Register ``call(model_fn, x, eps[, eps_iter, num_iter], **common)`` under ``name``."""
 
     def attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-               objective: Objective, eps: float, eps_iter: float, nb_iter: int,
+               objective: Objective, eps: float, eps_iter: float, num_iter: int,
                clip_min: Any, clip_max: Any, targets_onehot: Optional[Tensorish] = None,
                rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
-        x, labels, targets, eps, eps_iter, nb_iter, low, high = prepare_inputs(
-            x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
+        x, labels, targets, eps, eps_iter, num_iter, low, high = prepare_inputs(
+            x, labels_onehot, targets_onehot, eps, eps_iter, num_iter, clip_min, clip_max)
         if rand_init is not None and bool(rand_init) != random_start:
             raise UsageError(f"cleverhans' {name} {'always' if random_start else 'never'} "
                              "starts at random; use --attack_backend=native")
@@ -52,15 +52,15 @@ def _register(name: str, call: Callable[..., tf.Tensor], iterative: bool,
                       clip_max=high, sanity_checks=False)
         if not iterative:
             return call(model_fn, x, eps, **common)
-        return call(model_fn, x, eps, eps_iter, nb_iter, **common)
+        return call(model_fn, x, eps, eps_iter, num_iter, **common)
 
     attack.__name__ = f"cleverhans_{name}"
     CLEVERHANS_ATTACKS.register(name)(attack)
 
 
-def _mim(model_fn: ModelFn, x: tf.Tensor, eps: float, eps_iter: float, nb_iter: int,
+def _mim(model_fn: ModelFn, x: tf.Tensor, eps: float, eps_iter: float, num_iter: int,
          **common: Any) -> tf.Tensor:
-    return cc.momentum_iterative_method(model_fn, x, eps, eps_iter, nb_iter,
+    return cc.momentum_iterative_method(model_fn, x, eps, eps_iter, num_iter,
                                         decay_factor=MOMENTUM_DECAY, norm=np.inf, **common)
 
 

@@ -120,9 +120,9 @@ def _fab_step(model_fn: ModelFn, norm: str, x0: tf.Tensor, x1: tf.Tensor, labels
 
 @tf.function(reduce_retracing=True)
 def fab_graph(model_fn: ModelFn, norm: str, x: tf.Tensor, labels: tf.Tensor,
-              targets: tf.Tensor, low: tf.Tensor, high: tf.Tensor, n_iter: tf.Tensor,
+              targets: tf.Tensor, low: tf.Tensor, high: tf.Tensor, num_iter: tf.Tensor,
               alpha_max: tf.Tensor, eta: tf.Tensor, beta: tf.Tensor) -> Tuple[tf.Tensor, ...]:
-    """``n_iter`` FAB-T steps of a batch (``low``/``high`` broadcast to ``x``). Returns
+    """``num_iter`` FAB-T steps of a batch (``low``/``high`` broadcast to ``x``). Returns
     ``(x_best, distance_best)``: the closest misclassified iterate (``x`` and ``inf``
     where none was found)."""
     inf = tf.fill([tf.shape(x)[0]], np.inf)
@@ -137,7 +137,7 @@ def fab_graph(model_fn: ModelFn, norm: str, x: tf.Tensor, labels: tf.Tensor,
         x1 = tf.where(per_sample(adv, x), x + (x1 - x) * beta, x1)
         return i + 1, x1, best, dist_best
 
-    _, _, best, dist_best = tf.while_loop(lambda i, *_: i < n_iter, body,
+    _, _, best, dist_best = tf.while_loop(lambda i, *_: i < num_iter, body,
                                           (tf.constant(0), x, x, inf))
     return best, dist_best
 
@@ -153,15 +153,15 @@ class FABResult:
     distance: tf.Tensor
 
 
-def check_fab(n_iter: int, alpha_max: float, eta: float, beta: float) -> None:
-    check_count("FAB n_iter", n_iter)
+def check_fab(num_iter: int, alpha_max: float, eta: float, beta: float) -> None:
+    check_count("FAB n_iter", num_iter)  # names the --fab_n_iter flag
     if not (0.0 <= alpha_max <= 1.0 and eta >= 1.0 and 0.0 < beta < 1.0):
         raise UsageError(f"FAB needs 0 <= alpha_max <= 1, eta >= 1, 0 < beta < 1; got "
                          f"{alpha_max}, {eta}, {beta}")
 
 
 def fab_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish,
-            targets_onehot: Tensorish, *, clip_min: Any, clip_max: Any, n_iter: int = N_ITER,
+            targets_onehot: Tensorish, *, clip_min: Any, clip_max: Any, num_iter: int = N_ITER,
             norm: str = "linf", alpha_max: float = ALPHA_MAX, eta: float = ETA,
             beta: float = BETA) -> FABResult:
     """One FAB run toward ``targets_onehot`` ``(B, L)`` (see the module docstring).
@@ -170,21 +170,21 @@ def fab_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish,
         model_fn: ``x -> logits`` ``(B, L)``, differentiable.
         x: ``(B, ...)`` float32 in model units within the clips; labels_onehot ``(B, L)``.
         clip_min, clip_max: scalars, per-pixel ``(H, W, C)`` or per-example arrays.
-        n_iter, alpha_max, eta, beta: FAB's hyper-parameters (AutoAttack's by default).
+        num_iter, alpha_max, eta, beta: FAB's hyper-parameters (AutoAttack's by default).
         norm: ``"linf"`` or ``"l2"``.
 
     Returns:
         :class:`FABResult`. Examples misclassified at ``x`` get distance 0.
     """
     check_norm(norm)
-    check_fab(n_iter, alpha_max, eta, beta)
+    check_fab(num_iter, alpha_max, eta, beta)
     x, labels, targets, _, _, _, low, high = prepare_inputs(
-        x, labels_onehot, targets_onehot, 0.0, 1.0, n_iter, clip_min, clip_max)
+        x, labels_onehot, targets_onehot, 0.0, 1.0, num_iter, clip_min, clip_max)
     if targets is None:
         raise UsageError("FAB-T needs targets_onehot")
     shape = tuple(x.shape)
     best, dist = fab_graph(model_fn, norm, x, labels, targets, tf.broadcast_to(low, shape),
-                           tf.broadcast_to(high, shape), tf.constant(int(n_iter)),
+                           tf.broadcast_to(high, shape), tf.constant(int(num_iter)),
                            tf.constant(alpha_max, tf.float32), tf.constant(eta, tf.float32),
                            tf.constant(beta, tf.float32))
     clean_wrong = attack_succeeded(model_fn(x), labels)
@@ -194,7 +194,7 @@ def fab_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish,
 
 
 def fab_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps: float,
-                 clip_min: Any, clip_max: Any, n_iter: int = N_ITER, norm: str = "linf",
+                 clip_min: Any, clip_max: Any, num_iter: int = N_ITER, norm: str = "linf",
                  n_target_classes: int = DEFAULT_TARGET_CLASSES, **hyper: float) -> tf.Tensor:
     """FAB-T at radius ``eps``: :func:`fab_run` toward each of the top
     ``n_target_classes`` wrong classes, on the examples no earlier target broke within
@@ -208,7 +208,7 @@ def fab_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, e
         sub = tf.gather(x, idx)
         res = fab_run(model_fn, sub, tf.gather(labels, idx), targets,
                       clip_min=subset_clip(clip_min, idx, shape),
-                      clip_max=subset_clip(clip_max, idx, shape), n_iter=n_iter, norm=norm,
+                      clip_max=subset_clip(clip_max, idx, shape), num_iter=num_iter, norm=norm,
                       **hyper)
         return tf.where(per_sample(res.distance <= eps, sub), res.x_adv, sub)
 

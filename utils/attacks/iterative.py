@@ -1,6 +1,6 @@
 """White-box ℓ∞ gradient attacks (FGSM, BIM, PGD, MIM), registered by the original names.
 
-Every attack is ``init -> (step -> project) x nb_iter`` on the perturbation ``delta``:
+Every attack is ``init -> (step -> project) x num_iter`` on the perturbation ``delta``:
 *init* is zero or uniform in the ε-ball, *step* moves against the gradient of an
 :mod:`utils.attacks.objectives` objective (which the attacker MINIMISES), *project* clips
 ``delta`` to the ε-ball and to ``[clip_min - x, clip_max - x]``. The whole loop of one
@@ -9,7 +9,7 @@ calls from inside its own compiled training step).
 
     attack = ATTACKS.get("MadryEtAl")
     x_adv = attack(model, x, y_onehot, objective=OBJECTIVES.get("ce").fn, eps=8 / 256,
-                   eps_iter=2 / 256, nb_iter=10, clip_min=data.clip_min, clip_max=data.clip_max)
+                   eps_iter=2 / 256, num_iter=10, clip_min=data.clip_min, clip_max=data.clip_max)
 """
 from __future__ import annotations
 
@@ -76,12 +76,12 @@ def project_linf(delta: tf.Tensor, eps: tf.Tensor, low: tf.Tensor, high: tf.Tens
 @tf.function(reduce_retracing=True)
 def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, x: tf.Tensor,
                  labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
-                 eps_iter: tf.Tensor, nb_iter: tf.Tensor, clip_min: tf.Tensor,
+                 eps_iter: tf.Tensor, num_iter: tf.Tensor, clip_min: tf.Tensor,
                  clip_max: tf.Tensor, rand_init: bool, seed: tf.Tensor) -> tf.Tensor:
-    """init -> (step -> project) x nb_iter, compiled once per (model, objective, step).
+    """init -> (step -> project) x num_iter, compiled once per (model, objective, step).
 
     Graph-safe core of :func:`run_iterative` (no validation, no host round trips): all
-    tensors float32 except ``nb_iter`` (int32 scalar) and ``seed`` (int64 ``(2,)``);
+    tensors float32 except ``num_iter`` (int32 scalar) and ``seed`` (int64 ``(2,)``);
     ``clip_min``/``clip_max`` broadcast to ``x``; ``targets`` None for untargeted.
     """
     low, high = clip_min - x, clip_max - x
@@ -91,7 +91,7 @@ def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, x: tf.Te
         delta = tf.zeros_like(x)
     delta = project_linf(delta, eps, low, high)
     state = tf.zeros_like(x)
-    for _ in tf.range(nb_iter):
+    for _ in tf.range(num_iter):
         with tf.GradientTape() as tape:
             x_adv = x + delta
             tape.watch(x_adv)
@@ -136,16 +136,16 @@ def _check_clip(name: str, value: Any, x_shape: Tuple[int, ...]) -> tf.Tensor:
 
 
 def prepare_inputs(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optional[Tensorish],
-                   eps: float, eps_iter: float, nb_iter: int, clip_min: Any,
+                   eps: float, eps_iter: float, num_iter: int, clip_min: Any,
                    clip_max: Any) -> tuple:
-    """Validated float32 tensors ``(x, labels, targets, eps, eps_iter, nb_iter, clip_min,
+    """Validated float32 tensors ``(x, labels, targets, eps, eps_iter, num_iter, clip_min,
     clip_max)`` shared by every attack loop; :class:`UsageError` on any impossible value."""
     eps = check_real("eps", eps)
     eps_iter = check_real("eps_iter", eps_iter, positive=True)
-    check_count("nb_iter", nb_iter)
+    check_count("num_iter", num_iter)
     x, labels, targets, low, high = prepare_batch(x, labels_onehot, targets_onehot, clip_min,
                                                   clip_max)
-    return x, labels, targets, eps, eps_iter, int(nb_iter), low, high
+    return x, labels, targets, eps, eps_iter, int(num_iter), low, high
 
 
 def prepare_batch(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Optional[Tensorish],
@@ -172,7 +172,7 @@ def prepare_batch(x: Tensorish, labels_onehot: Tensorish, targets_onehot: Option
 
 def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
                   objective: Objective, step: StepFn, eps: float, eps_iter: float,
-                  nb_iter: int, clip_min: Any, clip_max: Any,
+                  num_iter: int, clip_min: Any, clip_max: Any,
                   targets_onehot: Optional[Tensorish] = None, rand_init: bool = False,
                   seed: Seed = None) -> tf.Tensor:
     """The shared ℓ∞ loop behind every registered attack (see the module docstring).
@@ -187,7 +187,7 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         eps: ℓ∞ radius in model input units (ε in /256 units is converted by the caller:
             ``eps = eps_256 / 256``); 0 returns ``x`` unchanged.
         eps_iter: step size per iteration, same units, > 0.
-        nb_iter: number of steps, >= 1.
+        num_iter: number of steps, >= 1.
         clip_min, clip_max: valid input range, scalars or arrays broadcastable to ``x``
             (per-pixel ``(H, W, C)`` after mean subtraction).
         targets_onehot: ``(batch, L)`` targets for a targeted objective, else None.
@@ -198,13 +198,13 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         ``x_adv`` float32, shape of ``x``, with ``|x_adv - x| <= eps`` and
         ``clip_min <= x_adv <= clip_max`` element-wise.
     """
-    x, labels, targets, eps, eps_iter, nb_iter, low, high = prepare_inputs(
-        x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter, clip_min, clip_max)
+    x, labels, targets, eps, eps_iter, num_iter, low, high = prepare_inputs(
+        x, labels_onehot, targets_onehot, eps, eps_iter, num_iter, clip_min, clip_max)
     if eps == 0.0:
         return x
     return attack_graph(model_fn, objective, step, x, labels, targets,
                         tf.constant(eps, tf.float32), tf.constant(eps_iter, tf.float32),
-                        tf.constant(nb_iter, tf.int32), low, high, bool(rand_init),
+                        tf.constant(num_iter, tf.int32), low, high, bool(rand_init),
                         seed_tensor(seed))
 
 
@@ -212,22 +212,22 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
 
 def spec_attack(spec: AttackSpec) -> AttackFn:
     """The attack of ``spec`` with the uniform signature of :data:`ATTACKS`:
-    ``(model_fn, x, labels_onehot, *, objective, eps, eps_iter, nb_iter, clip_min,
+    ``(model_fn, x, labels_onehot, *, objective, eps, eps_iter, num_iter, clip_min,
     clip_max, targets_onehot=None, rand_init=None, seed=None) -> x_adv``; ``rand_init``
     None means the spec's default. A single-step attack validates ``eps_iter`` and
-    ``nb_iter`` for the uniform interface but takes one step of size ``eps``; arguments
+    ``num_iter`` for the uniform interface but takes one step of size ``eps``; arguments
     otherwise as :func:`run_iterative`."""
 
     def attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-               objective: Objective, eps: float, eps_iter: float, nb_iter: int,
+               objective: Objective, eps: float, eps_iter: float, num_iter: int,
                clip_min: Any, clip_max: Any, targets_onehot: Optional[Tensorish] = None,
                rand_init: Optional[bool] = None, seed: Seed = None) -> tf.Tensor:
         if spec.single_step:
-            prepare_inputs(x, labels_onehot, targets_onehot, eps, eps_iter, nb_iter,
+            prepare_inputs(x, labels_onehot, targets_onehot, eps, eps_iter, num_iter,
                            clip_min, clip_max)
-            eps_iter, nb_iter = max(float(eps), 1e-30), 1
+            eps_iter, num_iter = max(float(eps), 1e-30), 1
         return run_iterative(model_fn, x, labels_onehot, objective=objective, step=spec.step,
-                             eps=eps, eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
+                             eps=eps, eps_iter=eps_iter, num_iter=num_iter, clip_min=clip_min,
                              clip_max=clip_max, targets_onehot=targets_onehot,
                              rand_init=spec.random_start if rand_init is None else bool(rand_init),
                              seed=seed)
@@ -244,7 +244,7 @@ def register_attack(spec: AttackSpec) -> AttackFn:
 
 
 # FGSM (Goodfellow et al. 2015): one sign step of size eps from x. BIM (Kurakin et al.
-# 2016): nb_iter sign steps of eps_iter from x. PGD (Madry et al. 2018): BIM from a uniform
+# 2016): num_iter sign steps of eps_iter from x. PGD (Madry et al. 2018): BIM from a uniform
 # random start in the eps-ball. MIM (Dong et al. 2018): sign steps along the accumulated
 # L1-normalised gradient, decay MOMENTUM_DECAY.
 fast_gradient_method = register_attack(AttackSpec("FastGradientMethod", sign_step,
@@ -307,7 +307,7 @@ def worst_case_over_restarts(attack_name: str, model_fn: ModelFn, x: Tensorish,
     Restart ``r`` uses :func:`restart_seed` ``(seed, r)``, so restart 0 is exactly the
     single run with ``seed`` and the result is never weaker than it. Attacks without a
     random start are deterministic and run once. ``backend``: see :func:`get_attack`.
-    ``attack_kwargs`` (objective, eps, eps_iter, nb_iter, clip_min, clip_max) go to the
+    ``attack_kwargs`` (objective, eps, eps_iter, num_iter, clip_min, clip_max) go to the
     attack unchanged.
 
     Returns:

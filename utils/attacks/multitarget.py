@@ -12,7 +12,7 @@ Success means misclassified (``argmax != y``), not "reached the target": these a
 untargeted attacks. ``eps`` is in model input units (``eps_256 / 256``).
 
     x_adv = apgd_targeted(model, x, y_onehot, eps=8 / 256, clip_min=data.clip_min,
-                          clip_max=data.clip_max, n_iter=100, seed=0)
+                          clip_max=data.clip_max, num_iter=100, seed=0)
 """
 from __future__ import annotations
 
@@ -103,11 +103,11 @@ def subset_clip(clip: Any, idx: np.ndarray, x_shape: Tuple[int, ...]) -> Any:
 
 
 def apgd_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps: float,
-                  clip_min: Any, clip_max: Any, n_iter: int = 100, norm: str = "linf",
+                  clip_min: Any, clip_max: Any, num_iter: int = 100, norm: str = "linf",
                   objective: Optional[Objective] = None,
                   n_target_classes: int = DEFAULT_TARGET_CLASSES, seed: Seed = None,
                   noise_for_rank: Optional[NoiseFn] = None) -> tf.Tensor:
-    """APGD-T: targeted APGD (``n_iter`` steps per target) toward each top-k class.
+    """APGD-T: targeted APGD (``num_iter`` steps per target) toward each top-k class.
 
     ``objective`` must be targeted (default ``dlr_targeted``; ``mmc_tar1`` on MMC
     models). ``noise_for_rank`` gives the start noise of the whole batch per rank
@@ -128,7 +128,7 @@ def apgd_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, 
     def run_target(idx: np.ndarray, targets: tf.Tensor, rank: int) -> tf.Tensor:
         return apgd_run(model_fn, tf.gather(x, idx), tf.gather(labels, idx),
                         objective=objective, eps=eps, clip_min=subset_clip(clip_min, idx, shape),
-                        clip_max=subset_clip(clip_max, idx, shape), n_iter=n_iter, norm=norm,
+                        clip_max=subset_clip(clip_max, idx, shape), num_iter=num_iter, norm=norm,
                         targets_onehot=targets, noise=tf.gather(noise_for_rank(rank), idx)
                         ).x_adv
 
@@ -136,12 +136,12 @@ def apgd_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, 
 
 
 def multi_targeted_pgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-                       eps: float, eps_iter: float, nb_iter: int, clip_min: Any, clip_max: Any,
+                       eps: float, eps_iter: float, num_iter: int, clip_min: Any, clip_max: Any,
                        objective: Optional[Objective] = None,
                        n_target_classes: int = DEFAULT_TARGET_CLASSES, seed: Seed = None,
                        rand_init: bool = True) -> tf.Tensor:
     """MultiTargeted: ℓ∞ PGD (:func:`utils.attacks.iterative.run_iterative`, sign steps of
-    ``eps_iter``, ``nb_iter`` per target, uniform random start) toward each top-k class
+    ``eps_iter``, ``num_iter`` per target, uniform random start) toward each top-k class
     with the targeted ``margin`` objective ``max_{i!=t} z_i - z_t`` (or ``objective``).
     Returns ``x_adv`` ``(B, ...)``."""
     x = tf.convert_to_tensor(x, tf.float32)
@@ -152,7 +152,7 @@ def multi_targeted_pgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish
     def run_target(idx: np.ndarray, targets: tf.Tensor, rank: int) -> tf.Tensor:
         return run_iterative(model_fn, tf.gather(x, idx), tf.gather(labels, idx),
                              objective=objective, step=sign_step, eps=eps, eps_iter=eps_iter,
-                             nb_iter=nb_iter, clip_min=subset_clip(clip_min, idx, shape),
+                             num_iter=num_iter, clip_min=subset_clip(clip_min, idx, shape),
                              clip_max=subset_clip(clip_max, idx, shape), targets_onehot=targets,
                              rand_init=rand_init, seed=rank_seed(seed, rank))
 

@@ -151,7 +151,7 @@ def _evaluate_eps(config: IterativeConfig, eps: float, loaded: Loaded) -> Dict[s
         return evaluate_attack(
             attacked, data.x_test, data.y_test, attack_name=plan.attack,
             objective_name=plan.objective, eps=eps / 256, eps_iter=config.eps_iter_256 / 256,
-            nb_iter=config.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
+            num_iter=config.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
             batch_size=config.eval_batch_size, targets=loaded.targets,
             num_restarts=config.num_restarts, seed=config.seed, progress=config.progress,
             eval_model=evaluated,

@@ -6,7 +6,7 @@ original ``advtest_iterative.py``.
 
     result = evaluate_attack(model, data.x_test, data.y_test, attack_name="MadryEtAl",
                              objective_name="mmc_un1", eps=8 / 256, eps_iter=2 / 256,
-                             nb_iter=10, clip_min=data.clip_min, clip_max=data.clip_max,
+                             num_iter=10, clip_min=data.clip_min, clip_max=data.clip_max,
                              batch_size=50)
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _validate(num_restarts: int, targeted: bool, attack_name: str, objective_nam
 
 
 def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_name: str,
-                    objective_name: str, eps: float, eps_iter: float, nb_iter: int,
+                    objective_name: str, eps: float, eps_iter: float, num_iter: int,
                     clip_min: Any, clip_max: Any, batch_size: int,
                     targets: Optional[np.ndarray] = None, num_restarts: int = 1, seed: int = 0,
                     progress: bool = True, eval_model: Optional[keras.Model] = None,
@@ -85,7 +85,7 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         objective_name: a name in :data:`utils.attacks.objectives.OBJECTIVES` (minimised).
         eps, eps_iter: ℓ∞ radius and step in model units (ε in /256 units is converted
             by the caller: ``eps_256 / 256``).
-        nb_iter: attack iterations (>= 1).
+        num_iter: attack iterations (>= 1).
         clip_min, clip_max: scalars or per-pixel ``(H, W, C)`` arrays.
         batch_size: examples per attacked batch.
         targets: ``(N,)`` target labels for a targeted attack (see :func:`draw_targets`),
@@ -129,7 +129,7 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         x_adv = worst_case_over_restarts(
             attack_name, model, xb, tf.one_hot(y[part], num_classes),
             num_restarts=num_restarts, seed=(seed, b), targets_onehot=tb,
-            objective=objective, eps=eps, eps_iter=eps_iter, nb_iter=nb_iter,
+            objective=objective, eps=eps, eps_iter=eps_iter, num_iter=num_iter,
             clip_min=clip_min, clip_max=clip_max, backend=backend)
         return logits_outcome(part, y[part], None if targets is None else targets[part],
                               clean_logits, eval_model(x_adv).numpy())
@@ -139,6 +139,6 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         metrics.append(DetectionAuc(score_fn))
     fields = stream(len(x), batch_size, attack_batch, metrics, progress=progress)
     return dict(attack_name=attack_name, objective_name=objective_name, eps=float(eps),
-                eps_iter=float(eps_iter), nb_iter=int(nb_iter),
+                eps_iter=float(eps_iter), nb_iter=int(num_iter),  # record key kept
                 num_restarts=int(num_restarts), seed=int(seed), attack_backend=backend,
                 **fields)

@@ -151,12 +151,12 @@ REFERENCE_OBJECTIVES = ("ce", "margin")
 
 def weaker_objective(model_fn: ModelFn, x: Any, labels_onehot: Any, objective: str, *,
                      eps: float, clip_min: Any, clip_max: Any,
-                     alternatives: Sequence[str] = REFERENCE_OBJECTIVES, nb_iter: int = 10,
+                     alternatives: Sequence[str] = REFERENCE_OBJECTIVES, num_iter: int = 10,
                      eps_iter: float = 2.0 / 256, tol: float = 0.10,
                      seed: int = 0) -> List[str]:
     """An untargeted objective that a standard one beats on the same batch.
 
-    Runs PGD-``nb_iter`` (random start, same seed) with ``objective`` and with each of
+    Runs PGD-``num_iter`` (random start, same seed) with ``objective`` and with each of
     ``alternatives`` and warns when an alternative leaves a robust accuracy lower by more
     than ``tol`` (a fraction): the evaluation's objective is then not the strongest
     cheap choice, as ``mmc_un1`` was on MMLDA models (68 % where ``ce`` left 1 %).
@@ -176,7 +176,7 @@ def weaker_objective(model_fn: ModelFn, x: Any, labels_onehot: Any, objective: s
 
     def robust(name: str) -> float:
         x_adv = pgd(model_fn, x, labels, objective=OBJECTIVES.get(name).fn, eps=eps,
-                    eps_iter=eps_iter, nb_iter=nb_iter, clip_min=clip_min,
+                    eps_iter=eps_iter, num_iter=num_iter, clip_min=clip_min,
                     clip_max=clip_max, rand_init=True, seed=(seed, 0))
         return 1.0 - float(np.mean(attack_succeeded(model_fn(x_adv), labels).numpy()))
 
@@ -187,7 +187,7 @@ def weaker_objective(model_fn: ModelFn, x: Any, labels_onehot: Any, objective: s
             continue
         other = robust(name)
         if other < used - tol:
-            found.append(f"on the first batch, PGD-{nb_iter} (ε {eps * 256:g}/256) with "
+            found.append(f"on the first batch, PGD-{num_iter} (ε {eps * 256:g}/256) with "
                          f"objective {name} leaves {other:.1%} where {objective} leaves "
                          f"{used:.1%}: the objective in use is weaker than a standard one; "
                          f"rerun with --objective={name} (or APGD-T / AutoAttack)")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import apgd, checkpoint_schedule
+from utils.attacks.apgd import apgd
 from utils.attacks.threat_model import check_norm, start_noise
 from utils.attacks.fab import ALPHA_MAX, BETA, ETA, check_fab, fab_targeted
 from utils.attacks.iterative import ModelFn, restart_seed, worst_case_over_restarts
@@ -49,7 +49,9 @@ class EnsembleSettings:
     targeted_objective: APGD-T's. n_target_classes: k of APGD-T / FAB-T / MultiTargeted
     (capped at ``L - 1``). num_restarts: random starts of APGD-CE, PGD and Square. seed:
     base seed; batch ``b`` uses ``(seed, b)``. fab_n_iter: FAB-T steps per target;
-    square_n_queries: Square's queries per restart.
+    square_n_queries: Square's queries per restart. The step counts keep the names
+    ``n_iter``/``nb_iter``/``fab_n_iter`` because these fields are record and state-file
+    keys; the attacks take them as ``num_iter``.
     """
 
     eps: float
@@ -73,8 +75,7 @@ class EnsembleSettings:
         check_norm(self.norm)
         check_real("eps", self.eps)
         check_real("eps_iter", self.eps_iter, positive=True)
-        checkpoint_schedule(self.n_iter)
-        for name in ("nb_iter", "num_restarts", "n_target_classes"):
+        for name in ("n_iter", "nb_iter", "num_restarts", "n_target_classes"):
             check_count(name, getattr(self, name))
         check_queries(self.square_n_queries)
         check_fab(self.fab_n_iter, ALPHA_MAX, ETA, BETA)
@@ -127,7 +128,7 @@ def _apgd_member(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings,
                  objective: str) -> tf.Tensor:
     return apgd(model_fn, call.x, call.labels, objective=OBJECTIVES.get(objective).fn,
                 eps=s.eps, clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
-                n_iter=s.n_iter, norm=s.norm, targets_onehot=call.targets,
+                num_iter=s.n_iter, norm=s.norm, targets_onehot=call.targets,
                 success_on_target=call.targets is not None, num_restarts=s.num_restarts,
                 seed=call.seed,
                 noise_for_restart=lambda r: call.noise(s.norm, restart_seed(call.seed, r)))
@@ -147,7 +148,7 @@ def apgd_dlr(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Ten
 def apgd_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return apgd_targeted(model_fn, call.x, call.labels, eps=s.eps,
                          clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
-                         n_iter=s.n_iter, norm=s.norm,
+                         num_iter=s.n_iter, norm=s.norm,
                          objective=OBJECTIVES.get(s.targeted_objective).fn,
                          n_target_classes=s.n_target_classes,
                          noise_for_rank=lambda r: call.noise(s.norm, rank_seed(call.seed, r)))
@@ -156,7 +157,7 @@ def apgd_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tenso
 @register_member("MultiTargeted", lambda s: "margin", targeted_ok=False)
 def multi_targeted(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return multi_targeted_pgd(model_fn, call.x, call.labels, eps=s.eps, eps_iter=s.eps_iter,
-                              nb_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
+                              num_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
                               clip_max=call.clip(s.clip_max),
                               n_target_classes=s.n_target_classes, seed=call.seed)
 
@@ -166,7 +167,7 @@ def pgd(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return worst_case_over_restarts(
         "MadryEtAl", model_fn, call.x, call.labels, num_restarts=s.num_restarts,
         seed=call.seed, targets_onehot=call.targets, objective=OBJECTIVES.get(s.objective).fn,
-        eps=s.eps, eps_iter=s.eps_iter, nb_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
+        eps=s.eps, eps_iter=s.eps_iter, num_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
         clip_max=call.clip(s.clip_max))
 
 
@@ -175,7 +176,7 @@ def pgd(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
 def fab_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return fab_targeted(model_fn, call.x, call.labels, eps=s.eps,
                         clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
-                        n_iter=s.fab_n_iter, norm=s.norm, n_target_classes=s.n_target_classes)
+                        num_iter=s.fab_n_iter, norm=s.norm, n_target_classes=s.n_target_classes)
 
 
 @register_member("Square", lambda s: "margin", targeted_ok=False)

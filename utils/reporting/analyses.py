@@ -299,7 +299,7 @@ def accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 200) ->
 
 
 def cmm_row(model: Any, data: Any, *, c_mm: float, pgd_examples: int, eps_256: float = 8.0,
-            nb_iter: int = 10, seed: int = 0) -> Dict[str, Any]:
+            num_iter: int = 10, seed: int = 0) -> Dict[str, Any]:
     """One row of a C_MM sweep: clean accuracy on ``data.x_test`` and, when
     ``pgd_examples`` > 0, adaptive untargeted PGD (``mmc_un1``, step 2/256) accuracy on
     its first ``pgd_examples`` images. Accuracies are fractions in [0, 1]."""
@@ -310,9 +310,9 @@ def cmm_row(model: Any, data: Any, *, c_mm: float, pgd_examples: int, eps_256: f
         n = min(pgd_examples, len(data.x_test))
         result = evaluate_attack(
             model, data.x_test[:n], data.y_test[:n], attack_name="MadryEtAl",
-            objective_name="mmc_un1", eps=eps_256 / 256, eps_iter=2 / 256, nb_iter=nb_iter,
+            objective_name="mmc_un1", eps=eps_256 / 256, eps_iter=2 / 256, num_iter=num_iter,
             clip_min=data.clip_min, clip_max=data.clip_max, batch_size=50, seed=seed,
             progress=False)
-        row.update(n_pgd=n, pgd_eps_256=eps_256, pgd_nb_iter=nb_iter,
+        row.update(n_pgd=n, pgd_eps_256=eps_256, pgd_nb_iter=num_iter,
                    pgd_objective="mmc_un1", pgd_accuracy=result["adv_accuracy"])
     return row

@@ -46,7 +46,9 @@ class AdvTrainConfig:
             adversarial examples only (then the clean forward pass is skipped).
         use_target: targeted crafting (random wrong target per example).
         eps_256, eps_iter_256: ℓ∞ radius and step in /256 pixel units (8 and 2).
-        nb_iter: attack iterations (10; FGSM uses one step of size ε).
+        nb_iter: attack iterations (10; FGSM uses one step of size ε); the flag is
+            ``--advtrain_num_iter``, the field keeps ``nb_iter`` because it is the
+            run identity stored in ``flags.json`` and records.
     """
 
     attack_method: str = "MadryEtAl"
@@ -108,7 +110,7 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
     objective = OBJECTIVES.get(select_objective(loss, cfg.attack_method, cfg.use_target)).fn
     eps = tf.constant(cfg.eps_256 / 256.0, tf.float32)
     eps_iter = eps if single_step else tf.constant(cfg.eps_iter_256 / 256.0, tf.float32)
-    nb_iter = tf.constant(1 if single_step else int(cfg.nb_iter), tf.int32)
+    num_iter = tf.constant(1 if single_step else int(cfg.nb_iter), tf.int32)
     low = tf.constant(np.asarray(clip_min, np.float32)[None] if np.ndim(clip_min)
                       else np.float32(clip_min))
     high = tf.constant(np.asarray(clip_max, np.float32)[None] if np.ndim(clip_max)
@@ -130,7 +132,7 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
         targets = (random_wrong_targets(y, seed_t + tf.constant([1, 0], tf.int64))
                    if cfg.use_target else None)
         x_adv = attack_graph(model_fn, objective, step_fn, x, tf.cast(y, tf.float32), targets,
-                             eps, eps_iter, nb_iter, low, high, rand_init, seed_t)
+                             eps, eps_iter, num_iter, low, high, rand_init, seed_t)
         return tf.stop_gradient(x_adv)
 
     return adversary

@@ -38,12 +38,12 @@ ADVTRAIN_DEFAULTS = (8.0, 2.0, 10)
 
 
 def advtrain_suffix(attack_method: str, adv_ratio: float, use_target: bool,
-                    eps_256: float = 8.0, eps_iter_256: float = 2.0, nb_iter: int = 10) -> str:
+                    eps_256: float = 8.0, eps_iter_256: float = 2.0, num_iter: int = 10) -> str:
     """The original ``advtrain.py`` part of a name: ``_[target]MadryEtAl_advratio1.0``;
     crafting settings other than its fixed ones add ``_eps{e}_step{s}_iter{n}``."""
     suffix = f"_{'target' if use_target else ''}{attack_method}_advratio{float(adv_ratio)}"
-    if (float(eps_256), float(eps_iter_256), int(nb_iter)) != ADVTRAIN_DEFAULTS:
-        suffix += f"_eps{eps_256:g}_step{eps_iter_256:g}_iter{nb_iter}"
+    if (float(eps_256), float(eps_iter_256), int(num_iter)) != ADVTRAIN_DEFAULTS:
+        suffix += f"_eps{eps_256:g}_step{eps_iter_256:g}_iter{num_iter}"
     return suffix
 
 
