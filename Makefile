@@ -35,9 +35,11 @@ demo: $(STAMP) data
 reproduce-cpu: $(STAMP) data
 	$(PY) scripts/reproduce_cpu.py $(REPRO_ARGS)
 
-## Test suite (what CI runs).
+## Test suite (what CI runs), on TEST_WORKERS processes (pytest-xdist; files kept whole, so
+## a module's shared fixture is built once). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) tests
 
 ## Fast tier while you work (<= 90 s on 2 cores): everything not marked slow.
 test-fast: $(STAMP)

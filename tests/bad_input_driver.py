@@ -1,13 +1,15 @@
-"""Runs many bad-input cases of one entry script, each in its own forked process.
+"""Runs many bad-input cases of entry scripts, each in its own forked process.
 
-TensorFlow's import (~5 s here) is paid once by this driver; each case is then a child
+TensorFlow's import (~5-9 s here) is paid once by this driver; each case is then a child
 forked from it that runs the script as ``__main__`` (``python SCRIPT ARGS`` minus the
-interpreter start), with its own stdout, stderr, exit status and flags. TensorFlow is
-imported but never run before forking, so the children start clean.
+interpreter start) in the case's working directory, with its own stdout, stderr, exit
+status and flags. TensorFlow is imported but never run before forking, so the children
+start clean. The cases run one after another (a case's changes are its own).
 
-    python tests/bad_input_driver.py SCRIPT < cases.json   # [[args...], ...] -> JSON lines
+    python tests/bad_input_driver.py < cases.json   # [[script, cwd, [args...]], ...]
+                                                    # -> one JSON line per case
 
-Each result line also lists the paths under the working directory the case changed.
+Each result line also lists the paths under the case's working directory it changed.
 """
 from __future__ import annotations
 
@@ -81,10 +83,10 @@ def _run_case(script: str, args: list) -> dict:
 
 
 def main() -> None:
-    script = sys.argv[1]
     cases = json.load(sys.stdin)
     _warm_imports()
-    for args in cases:
+    for script, cwd, args in cases:
+        os.chdir(cwd)
         print(json.dumps(_run_case(script, args)), flush=True)
 
 

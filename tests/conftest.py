@@ -16,6 +16,25 @@ import pytest  # noqa: E402
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 
+# The longest files (minutes, on 2 cores), started first under ``pytest -n 2 --dist
+# loadfile`` (``make test``) so that the run does not end with one worker alone on one.
+LONGEST_FIRST = ("training/test_faults.py", "scripts/test_bench.py", "scripts/test_gpu_suite.py",
+                 "scripts/test_advtest_iterative.py", "scripts/test_advtest_others.py",
+                 "scripts/test_gpu_recipe.py", "scripts/test_reproduce_cpu.py",
+                 "scripts/test_analyses_script.py", "training/test_train_models.py",
+                 "scripts/test_demo.py", "training/test_advtrain.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the files of ``LONGEST_FIRST`` first (in that order); otherwise,
+    and within each file, collection order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    tests = ROOT / "tests"
+    items.sort(key=lambda item: rank.get(item.path.relative_to(tests).as_posix(), len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Every test starts and ends with the float32 Keras policy."""

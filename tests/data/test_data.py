@@ -243,6 +243,16 @@ def test_mean_subtraction_and_clip_range(cifar_raw):
         assert np.all(x >= data.clip_min) and np.all(x <= data.clip_max)
 
 
+@pytest.mark.parametrize("rows", [1, 3, 4, 100])
+def test_pixel_mean_in_blocks_is_numpys_mean_bit_for_bit(rows):
+    from utils.data.sources import _pixel_mean
+    x = np.random.default_rng(0).integers(0, 256, (10, 3, 2, 3), dtype=np.uint8)
+    x[:5] = 255  # large early partial sums: a change of summation order would show
+    want = np.mean(x.astype(np.float32) / 255, axis=0)
+    got = _pixel_mean(x, rows=rows)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
 def test_train_subset_is_seeded_and_keeps_full_mean(cifar_raw):
     full = D.prepare(cifar_raw)
     a = D.prepare(cifar_raw, train_size=7, test_size=4, seed=1)

@@ -78,6 +78,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data_dir, extra
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]
     rows = list(csv.DictReader(open(run_dir / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert (run_dir / "model.003.weights.h5").exists()
 
 
 @pytest.mark.slow
