@@ -155,20 +155,23 @@ def test_disk_full_during_checkpoint_exit_4_and_set_consistent(tmp_path, data_di
 
 @pytest.mark.slow
 def test_sigint_and_sigterm_end_with_one_line_and_exit_130(tmp_path, data_dir):
+    """One run at a time (two TensorFlow processes at once on a loaded 2-core machine
+    made the second overshoot its epoch); the epoch reached is read from the message."""
     args = TINY + [f"--data_dir={data_dir}", "--epochs=50"]
-    procs = {sig: _start(args, tmp_path / sig.name, verbose=1)
-             for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig, proc in procs.items():
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = _start(args, tmp_path / sig.name, verbose=1)
         _wait_for_line(proc, "Epoch 2/50")
         time.sleep(0.3)
         proc.send_signal(sig)
-    for sig, proc in procs.items():
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in err, err
-        assert re.search(r"interrupted at epoch 2 step \d+ \(last checkpoint: epoch 1 .*"
-                         r"resume with --resume", lines[0]), lines[0]
+        found = re.search(r"interrupted at epoch (\d+) step \d+ \(last checkpoint: epoch "
+                          r"(\d+) .*resume with --resume", lines[0])
+        assert found, lines[0]
+        epoch, last = int(found.group(1)), int(found.group(2))
+        assert epoch >= 2 and epoch - 1 <= last <= epoch, lines[0]
         run_dir = next((tmp_path / sig.name).glob("*/mnist/*"))
-        assert (run_dir / "model.001.weights.h5").exists()
+        assert (run_dir / f"model.{last:03d}.weights.h5").exists()
         assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
