@@ -75,7 +75,8 @@ def test_center_loss_centers_are_trained_and_saved(trained):
 def test_advtest_attacks_the_new_losses(trained, capsys, key, flags, objective):
     root, _ = trained
     results = root / f"{key}.jsonl"
-    code, out, err = run_entry("advtest_iterative", TINY[:8] + flags + [
+    model_flags = [f for f in TINY[:8] if not f.startswith(("--verbose", "--test_size"))]
+    code, out, err = run_entry("advtest_iterative", model_flags + flags + [
         f"--data_dir={root / 'data'}", f"--model_dir={root}", "--use_advtrain=False",
         "--epoch=1", f"--results_file={results}", "--progress=False",
         "--attack_method=MadryEtAl", "--target=False", "--eps_256=0,64", "--num_iter=3",

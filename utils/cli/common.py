@@ -53,8 +53,11 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def handle_signals() -> None:
-    """SIGTERM ends the run as Ctrl-C does (a KeyboardInterrupt in the main thread)."""
+    """SIGTERM ends the run as Ctrl-C does (a KeyboardInterrupt in the main thread), and
+    SIGINT does so even when the parent left it ignored (a background job of a
+    non-interactive shell, a pytest-xdist worker): the documented exit 130 then holds."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def call_guarded(main: Callable[[], None]) -> None:
