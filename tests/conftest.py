@@ -120,3 +120,20 @@ def run_entry(module_name: str, args, capsys=None):
         return code, "", ""
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def entry_config(module, args, build=None):
+    """An entry script's flags ``args`` -> the frozen config its ``main`` would build.
+
+    ``module``: the imported entry script (its ``define_flags`` re-establishes its own
+    flags); ``build``: ``FLAGS -> config`` (default ``module.config_from_flags``). The
+    flags are left unparsed afterwards, for the next script in this process."""
+    from absl import flags
+
+    module.define_flags()
+    flags.FLAGS.unparse_flags()
+    try:
+        flags.FLAGS([pathlib.Path(module.__file__).name, *args])
+        return (build or module.config_from_flags)(flags.FLAGS)
+    finally:
+        flags.FLAGS.unparse_flags()

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import run_entry, write_fake_mnist_npz
+from conftest import entry_config, run_entry, write_fake_mnist_npz
 
 pytestmark = pytest.mark.slow  # trains a model per module, attacks it end to end
 
@@ -33,17 +33,9 @@ def trained(tmp_path_factory):
 
 def _config(args):
     """advtest_iterative.py's flags ``args`` -> its validated IterativeConfig."""
-    from absl import flags
-
     import advtest_iterative
     from utils.cli.iterative import config_from_flags
-    advtest_iterative.define_flags()
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(["advtest_iterative.py", *args])
-        return config_from_flags(flags.FLAGS)
-    finally:
-        flags.FLAGS.unparse_flags()
+    return entry_config(advtest_iterative, args, config_from_flags)
 
 
 def _args(trained, results, *extra):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import run_entry, write_fake_mnist_npz
+from conftest import entry_config, run_entry, write_fake_mnist_npz
 
 pytestmark = pytest.mark.slow  # end to end: trains models, runs entry points
 
@@ -29,21 +29,14 @@ def trained(tmp_path_factory):
     code, _, err = run_entry("train_models", ARCH + [
         f"--data_dir={data}", f"--model_dir={root}", "--epochs=2", "--verbose=0",
         "--augment=False"], None)
+    assert code == 0, err
     return root, data
 
 
 def _config(args):
     """advtest_others.py's flags ``args`` -> its validated OthersConfig."""
-    from absl import flags
-
     import advtest_others
-    advtest_others.define_flags()
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(["advtest_others.py", *args])
-        return advtest_others.config_from_flags(flags.FLAGS)
-    finally:
-        flags.FLAGS.unparse_flags()
+    return entry_config(advtest_others, args)
 
 
 def _args(trained, results, *extra):

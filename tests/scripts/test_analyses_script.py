@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from conftest import entry_config
 from utils.errors import UsageError
 
 pytestmark = pytest.mark.slow  # end to end: trains models
@@ -18,16 +19,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def _config(args):
     """scripts/analyses.py's flags ``args`` -> its validated AnalysesConfig."""
-    from absl import flags
-
     from scripts import analyses
-    analyses.define_flags()
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(["analyses.py", *args])
-        return analyses.config_from_flags(flags.FLAGS)
-    finally:
-        flags.FLAGS.unparse_flags()
+    return entry_config(analyses, args)
 
 
 def _run(args, capsys):
