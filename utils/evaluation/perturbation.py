@@ -106,7 +106,7 @@ class Distortion:
         default_factory=lambda: {k: 0.0 for k in NORMS})
 
     def update(self, out: BatchOutcome) -> None:
-        success = out.target_hit if out.targets is not None else ~out.adv_correct
+        success = attack_succeeded(out.adv_logits, out.labels, out.targets).numpy()
         dist = distortions(out.x_adv, out.x)
         self.success += int(np.sum(success))
         self.already_adversarial += int(np.sum(out.extra["already"]))

@@ -123,7 +123,7 @@ def stream(n: int, batch_size: int, attack_batch: Callable[[int, slice], BatchOu
             resumable state).
         progress: a ``keras.utils.Progbar`` showing the running adversarial accuracy.
     """
-    check_batch_size(batch_size)
+    check_count("batch_size", batch_size)
     bar = None
     if progress:
         import keras
@@ -150,10 +150,6 @@ def stream(n: int, batch_size: int, attack_batch: Callable[[int, slice], BatchOu
 
 # ---------------------------------------------------------------- validation, once
 
-def check_batch_size(batch_size: Any) -> int:
-    return check_count("batch_size", batch_size)
-
-
 def class_indices(y: Any, name: str) -> np.ndarray:
     """``(N,)`` int64 class indices from indices or one-hot rows."""
     y = np.asarray(y)
@@ -172,7 +168,7 @@ def check_examples(x: np.ndarray, y: np.ndarray, targets: Optional[np.ndarray],
     if len(x) != len(y) or len(x) == 0:
         raise UsageError(f"need as many labels as images (> 0), got {len(x)} images and "
                          f"{len(y)} labels")
-    check_batch_size(batch_size)
+    check_count("batch_size", batch_size)
     if y.min() < 0 or y.max() >= num_classes:
         raise UsageError(f"labels must lie in [0, {num_classes}) for this model")
     if targets is not None:
