@@ -10,6 +10,7 @@ import shlex
 import pytest
 
 from scripts import reproduce_cpu as rc
+from scripts import reproduce_plan as rp
 
 pytestmark = pytest.mark.slow  # end to end: starts entry scripts
 
@@ -66,7 +67,7 @@ def trained_run_dir(train_args):
     from utils.training import checkpoints as ckpt
     from utils.cli.flags import advtrain_config_from_flags, model_config_from_flags
 
-    rc._parse("train_models", train_args)
+    rp._parse("train_models", train_args)
     v = types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
     flags.FLAGS.unparse_flags()
     adv = advtrain_config_from_flags(v)
@@ -82,10 +83,10 @@ def test_every_evaluation_loads_the_checkpoint_its_training_writes():
     args = argparse.Namespace(dataset="fashion_mnist", data_dir=None, runs_dir="/r",
                               report_dir="/rep", seed=0)
     dirs = set()
-    for model in rc.MODELS:
-        run_dir, last, epoch = rc.checkpoint_state(model, args, rc.FULL)
+    for model in rp.MODELS:
+        run_dir, last, epoch = rp.checkpoint_state(model, args, rp.FULL)
         assert last is None
-        assert trained_run_dir(rc.train_command(model, args, rc.FULL)[1]) == (run_dir, epoch)
+        assert trained_run_dir(rp.train_command(model, args, rp.FULL)[1]) == (run_dir, epoch)
         dirs.add(run_dir)
     assert len(dirs) == 5
     assert any("advtrained_models" in str(d) and "MadryEtAl_advratio1.0" in str(d)
