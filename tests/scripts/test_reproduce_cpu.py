@@ -12,8 +12,6 @@ import pytest
 from scripts import reproduce_cpu as rc
 from scripts import reproduce_plan as rp
 
-pytestmark = pytest.mark.slow  # end to end: starts entry scripts
-
 
 def listed(capsys, *args):
     assert rc.main(["--print_only", *args]) == 0
@@ -93,6 +91,7 @@ def test_every_evaluation_loads_the_checkpoint_its_training_writes():
                for d in dirs)
 
 
+@pytest.mark.slow  # end to end: trains and attacks five tiny models
 def test_dry_run_writes_report_and_resumes(tmp_path, fake_mnist_dir, capsys):
     rep, runs = tmp_path / "rep", tmp_path / "runs"
     args = ["--dry_run", "--dataset=mnist", f"--data_dir={fake_mnist_dir}",
