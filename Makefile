@@ -39,7 +39,7 @@ reproduce-cpu: $(STAMP) data
 ## a module's shared fixture is built once). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) tests
+	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
 
 ## Fast tier while you work (<= 90 s on 2 cores): everything not marked slow.
 test-fast: $(STAMP)

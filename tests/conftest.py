@@ -22,13 +22,18 @@ import pytest  # noqa: E402
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 
-# The longest files (minutes, on 2 cores), started first under ``pytest -n 2 --dist
-# loadfile`` (``make test``) so that the run does not end with one worker alone on one.
-LONGEST_FIRST = ("training/test_faults.py", "scripts/test_bench.py", "scripts/test_gpu_suite.py",
-                 "scripts/test_advtest_iterative.py", "scripts/test_advtest_others.py",
-                 "scripts/test_gpu_recipe.py", "scripts/test_reproduce_cpu.py",
+# The longest files (measured: ~70 s down to ~12 s of test time each on 2 busy cores), started
+# first under ``pytest -n 2 --dist loadfile --no-loadscope-reorder`` (``make test``; without
+# that flag pytest-xdist orders files by their number of tests) so that the run does not end
+# with one worker alone on one.
+LONGEST_FIRST = ("scripts/test_advtest_iterative.py", "training/test_faults.py",
+                 "scripts/test_gpu_suite.py", "scripts/test_reproduce_cpu.py",
+                 "scripts/test_gpu_recipe.py", "training/test_advtrain.py",
                  "scripts/test_analyses_script.py", "training/test_train_models.py",
-                 "scripts/test_demo.py", "training/test_advtrain.py")
+                 "scripts/test_keras_export.py", "scripts/test_advtest_others.py",
+                 "scripts/test_bench.py", "training/test_train_losses.py",
+                 "training/test_steps_per_loop.py", "training/test_distribute.py",
+                 "test_bad_input.py", "models/test_original_h5.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -134,7 +134,7 @@ def test_every_head_reloads_in_safe_mode(tmp_path, loss):
 @pytest.mark.slow
 def test_weights_file_round_trip_keeps_head_state(tmp_path):
     """What train_models writes and advtest loads: every head weight, centers included."""
-    from utils.training.run import load_weights
+    from utils.training.resume import load_weights
     for loss in NEW_LOSSES:
         cfg = ModelConfig(version=1, n=1, loss=loss)
         model = build_classifier(cfg, (8, 8, 3), 10)

@@ -15,7 +15,7 @@ a variable, which is awkward under a strategy scope or with a GPU-placed variabl
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf

@@ -94,7 +94,7 @@ def load_run(spec: RunSpec, input_shape: Sequence[int], num_classes: int, *,
         UsageError: no such checkpoint (naming the epochs that exist), a run directory of
         another architecture, or a file that does not load completely.
     """
-    from utils.training.run import load_weights
+    from utils.training.resume import load_weights
 
     run_dir, path = find_checkpoint(spec, model_dir, epoch)
     if not path.exists():

@@ -38,8 +38,7 @@ from utils.results import package_versions
 from utils.training.loop import OPTIMIZERS, NAN_POLICIES, EpochLog, Trainer
 from utils.errors import Interrupted, NonFiniteError
 from utils.fileio import atomic_write_text
-# load_weights is imported from here by utils.models.loading.
-from utils.training.resume import HISTORY_FILE, TrainingState, load_weights  # noqa: F401
+from utils.training.resume import HISTORY_FILE, TrainingState
 from utils.training.resume import prepare_run_dir
 
 # (epochs, lr boundaries) of the original per dataset.
