@@ -12,8 +12,8 @@ from utils.evaluation import ensemble as ens
 from utils.evaluation.state import ROBUST, EvalState, save_state
 from utils.errors import UsageError
 from conftest import cluster_data, fit_cluster_mlp
-from utils.evaluation.ensemble import (MEMBERS, PRESETS, EnsembleSettings, evaluate_ensemble,
-                                       parse_members)
+from utils.evaluation.ensemble import evaluate_ensemble, parse_members
+from utils.evaluation.members import MEMBERS, PRESETS, EnsembleSettings
 from utils.evaluation.loop import draw_targets
 
 SHAPE, NUM_CLASSES = (4, 4, 1), 4

@@ -5,7 +5,7 @@ each point keeps its worst case. Per batch, a state file (written atomically) re
 which member broke which example, so an interrupted run resumes at the next batch and
 ends with the same record. Only ``(N,)`` int8 arrays are kept: memory stays flat in N.
 
-Members and presets live in :mod:`utils.evaluation.members` (re-exported here):
+Members and presets live in :mod:`utils.evaluation.members` (registered there):
 ``APGD-CE``, ``APGD-DLR``, ``APGD-T``, ``FAB-T``, ``Square``, ``MultiTargeted``, ``PGD``.
 ``autoattack`` = APGD-CE, APGD-T, FAB-T, Square is AutoAttack's standard version (its
 members, order and settings: 100 APGD steps, 9 target classes, 100 FAB-T steps, 5000
@@ -32,9 +32,8 @@ from utils.attacks.iterative import attack_succeeded
 from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES
 from utils.errors import UsageError
-from utils.evaluation.members import (MEMBER_OBJECTIVE, MEMBERS, PRESETS,  # noqa: F401
-                                      TARGETED_OK, EnsembleSettings, MemberCall, MemberFn,
-                                      register_member)
+from utils.evaluation.members import (MEMBER_OBJECTIVE, MEMBERS, PRESETS, TARGETED_OK,
+                                      EnsembleSettings, MemberCall)
 from utils.evaluation.state import (CLEAN_BROKEN, ROBUST, EvalState, digest, load_state,
                                     save_state)
 from utils.evaluation.stream import BatchOutcome, accuracy_fields, check_examples, stream

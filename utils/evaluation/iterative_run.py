@@ -106,8 +106,8 @@ def state_path(state_file: Optional[str], eps_256: float) -> Optional[pathlib.Pa
 
 
 def ensemble_settings(config: IterativeConfig, eps_256: float, data: Any) -> Any:
-    """The :class:`utils.evaluation.ensemble.EnsembleSettings` of one ε."""
-    from utils.evaluation.ensemble import EnsembleSettings
+    """The :class:`utils.evaluation.members.EnsembleSettings` of one ε."""
+    from utils.evaluation.members import EnsembleSettings
     plan = config.plan
     return EnsembleSettings(
         eps=eps_256 / 256, clip_min=data.clip_min, clip_max=data.clip_max, norm=config.norm,
