@@ -52,7 +52,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ if str(ROOT) not in sys.path:
 # What to run (models, budgets, command lines, the plan) and the summary written after the
 # report: each in its own module.
 from scripts.reproduce_plan import (  # noqa: E402
-    DRY, FULL, MODELS, PROGRAMS, STAGES, Command, _parse, _split, command_text, plan)
+    DRY, FULL, MODELS, PROGRAMS, STAGES, Command, command_text, parse_command, plan)
 from scripts.reproduce_summary import write_reference_subset, write_summary  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 
@@ -85,13 +85,21 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _split(text: str, allowed: Sequence[str], flag: str) -> List[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise UsageError(f"--{flag}={text}: choose from {', '.join(allowed)}")
+    return [a for a in allowed if a in items]
+
+
 def run_command(cmd: Command) -> None:
     """Run an entry script's ``main`` in-process with ``sys.argv`` set to its command line
     (which its records and flags.json store); UsageErrors propagate."""
     import keras
     from absl import flags
 
-    module = _parse(*cmd)
+    module = parse_command(*cmd)
     saved = sys.argv
     sys.argv = [PROGRAMS[cmd[0]], *cmd[1]]
     try:

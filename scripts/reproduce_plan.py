@@ -70,14 +70,6 @@ DRY = Budget(epochs=1, train_size=50, test_size=20, at_epochs=1, at_train_size=5
                            "--cmm_pgd_iter=1", "--cmm_values=1,10", "--features_examples=10"))
 
 
-def _split(text: str, allowed: Sequence[str], flag: str) -> List[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in items if t not in allowed]
-    if bad or not items:
-        raise UsageError(f"--{flag}={text}: choose from {', '.join(allowed)}")
-    return [a for a in allowed if a in items]
-
-
 # ------------------------------------------------------------------ command lines
 
 def common_flags(args: argparse.Namespace, budget: Budget) -> List[str]:
@@ -185,8 +177,9 @@ def command_text(cmd: Command) -> str:
     return " ".join([PROGRAMS[cmd[0]], *cmd[1]])
 
 
-def _parse(module_name: str, cmd_args: Sequence[str]) -> Any:
-    """The entry script's flag values for ``cmd_args`` (a namespace)."""
+def parse_command(module_name: str, cmd_args: Sequence[str]) -> Any:
+    """Import the entry script ``module_name`` and parse ``cmd_args`` as its flags (absl's
+    process-wide FLAGS, left parsed); returns the module. UsageError on a bad flag."""
     from absl import flags
     module = importlib.import_module(module_name)
     module.define_flags()
@@ -208,7 +201,7 @@ def checkpoint_state(model: str, args: argparse.Namespace, budget: Budget
     from utils.cli.flags import model_config_from_flags
     from utils.models.loading import checkpoint_location
 
-    _parse("advtest_iterative", eval_flags(model, args, budget))
+    parse_command("advtest_iterative", eval_flags(model, args, budget))
     v = types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
     flags.FLAGS.unparse_flags()
     _, run_dir, _ = checkpoint_location(

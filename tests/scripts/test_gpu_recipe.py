@@ -19,13 +19,12 @@ import pathlib
 import pickle
 import shlex
 import subprocess
-import types
 
 import numpy as np
 import pytest
 from absl import flags
 
-from conftest import run_entry
+from conftest import entry_config, run_entry
 
 pytestmark = pytest.mark.slow  # end to end: starts entry scripts
 
@@ -46,15 +45,6 @@ def commands(**env):
         _, script, *args = shlex.split(line)
         parsed.append((MODULES[script], args))
     return parsed
-
-
-def flag_values(module_name, args):
-    """The entry script's flag values for ``args`` (parsed as its main would see them)."""
-    module = importlib.import_module(module_name)
-    module.define_flags()
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS([module_name, *args])
-    return types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
 
 
 def test_full_recipe_command_lines():
@@ -84,29 +74,27 @@ def test_full_recipe_command_lines():
 def _lookup_paths(cmds):
     """``(checkpoints the training commands write, Counter of those the evaluations load)``."""
     from utils.training import checkpoints as ckpt
-    from utils.cli.flags import advtrain_config_from_flags, model_config_from_flags
+    from utils.cli.flags import model_config_from_flags, train_run_spec
     from utils.models.loading import checkpoint_location
+
+    def written(v):  # where train_models.py's main writes its last checkpoint
+        return ckpt.checkpoint_path(train_run_spec(v).directory(v.model_dir), v.epochs)
+
+    def loaded(v):
+        return checkpoint_location(
+            model_config_from_flags(v), model_dir=v.model_dir, dataset=v.dataset,
+            optimizer=v.optimizer, lr=v.lr, batch_size=v.batch_size, epoch=v.epoch,
+            use_advtrain=v.use_advtrain, attack_method_for_advtrain=v.attack_method_for_advtrain,
+            adv_ratio=v.adv_ratio, use_target=v.use_target)[2]
 
     trained, evaluated = set(), collections.Counter()
     for module, args in cmds:
         if module == "scripts.compare_results":
             continue
-        v = flag_values(module, args)
-        cfg = model_config_from_flags(v)
         if module == "train_models":
-            adv = advtrain_config_from_flags(v)
-            suffix = "" if adv is None else ckpt.advtrain_suffix(
-                adv.attack_method, adv.adv_ratio, adv.use_target, adv.eps_256,
-                adv.eps_iter_256, adv.nb_iter)
-            run_dir = ckpt.run_directory(v.model_dir, v.dataset, cfg, v.optimizer, v.lr,
-                                         v.batch_size, suffix)
-            trained.add(ckpt.checkpoint_path(run_dir, v.epochs))
+            trained.add(entry_config(importlib.import_module(module), args, build=written))
         else:
-            evaluated[checkpoint_location(
-                cfg, model_dir=v.model_dir, dataset=v.dataset, optimizer=v.optimizer, lr=v.lr,
-                batch_size=v.batch_size, epoch=v.epoch, use_advtrain=v.use_advtrain,
-                attack_method_for_advtrain=v.attack_method_for_advtrain,
-                adv_ratio=v.adv_ratio, use_target=v.use_target)[2]] += 1
+            evaluated[entry_config(importlib.import_module(module), args, build=loaded)] += 1
     return trained, evaluated
 
 

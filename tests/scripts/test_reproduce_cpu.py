@@ -1,4 +1,4 @@
-"""scripts/reproduce_cpu.py: the planned command lines, a dry run (two of the five models,
+"""scripts/reproduce_cpu.py: the planned command lines, a dry run (AT-MMC-10 of the five models,
 on tiny generated MNIST) that writes records, report and summary, resuming (nothing is
 redone), and one-line errors."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ import shlex
 
 import pytest
 
+from conftest import entry_config
 from scripts import reproduce_cpu as rc
 from scripts import reproduce_plan as rp
 
@@ -57,23 +58,14 @@ def test_full_plan_command_lines(tmp_path, capsys):
 
 
 def trained_run_dir(train_args):
-    """Where ``train_models.py train_args`` writes its checkpoints."""
-    import types
+    """``(run directory, epochs)`` of ``train_models.py train_args``: where its ``main``
+    writes checkpoints (:func:`utils.cli.flags.train_run_spec`)."""
+    import importlib
 
-    from absl import flags
+    from utils.cli.flags import train_run_spec
 
-    from utils.training import checkpoints as ckpt
-    from utils.cli.flags import advtrain_config_from_flags, model_config_from_flags
-
-    rp._parse("train_models", train_args)
-    v = types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
-    flags.FLAGS.unparse_flags()
-    adv = advtrain_config_from_flags(v)
-    suffix = "" if adv is None else ckpt.advtrain_suffix(
-        adv.attack_method, adv.adv_ratio, adv.use_target, adv.eps_256, adv.eps_iter_256,
-        adv.nb_iter)
-    return ckpt.run_directory(v.model_dir, v.dataset, model_config_from_flags(v), v.optimizer,
-                              v.lr, v.batch_size, suffix), v.epochs
+    return entry_config(importlib.import_module("train_models"), train_args,
+                        build=lambda v: (train_run_spec(v).directory(v.model_dir), v.epochs))
 
 
 def test_every_evaluation_loads_the_checkpoint_its_training_writes():

@@ -4,7 +4,8 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from absl import flags
+
+from conftest import entry_config
 
 COMMON = ["--dataset=cifar10", "--version=1", "--n=1", "--optimizer=Adam", "--lr=0.001",
           "--batch_size=50"]
@@ -34,23 +35,15 @@ OPTIONS = {
 }
 
 
-def _parse(module_name, args):
-    module = importlib.import_module(module_name)
-    module.define_flags()
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS([module_name + ".py", *args])
-    return flags.FLAGS
-
-
 def _train_spec(args):
     from utils.cli.flags import train_run_spec
-    return train_run_spec(_parse("train_models", args))
+    return entry_config(importlib.import_module("train_models"), args, build=train_run_spec)
 
 
 def _eval_spec(module_name, args):
     from utils.cli.flags import eval_run_spec, model_config_from_flags
-    values = _parse(module_name, args)
-    return eval_run_spec(values, model_config_from_flags(values))
+    return entry_config(importlib.import_module(module_name), args,
+                        build=lambda v: eval_run_spec(v, model_config_from_flags(v)))
 
 
 @pytest.mark.parametrize("option", sorted(OPTIONS))

@@ -5,7 +5,7 @@ meanvar10.0_mom_lr0.01_batchsize50_withBN/model.005.weights.h5``) so the attack 
 find a checkpoint from the training flags alone; :class:`utils.training.runspec.RunSpec`
 is the one place that composes them. The original's Keras 2 files are ``model.005.h5``.
 
-    run_dir = run_directory(".", "cifar10", cfg, "mom", 0.01, 50)
+    run_dir = RunSpec("cifar10", cfg, "mom", 0.01, 50).directory(".")
 """
 from __future__ import annotations
 
@@ -45,15 +45,6 @@ def advtrain_suffix(attack_method: str, adv_ratio: float, use_target: bool,
     if (float(eps_256), float(eps_iter_256), int(num_iter)) != ADVTRAIN_DEFAULTS:
         suffix += f"_eps{eps_256:g}_step{eps_iter_256:g}_iter{num_iter}"
     return suffix
-
-
-def run_directory(model_dir: str, dataset: str, cfg: ModelConfig, optimizer: str, lr: float,
-                  batch_size: int, adv_suffix: str = "") -> pathlib.Path:
-    """``<model_dir>/trained_models/<dataset>/<run_name>``; with an ``adv_suffix``
-    (:func:`advtrain_suffix`) the root is ``advtrained_models/``, as ``advtrain.py``."""
-    root = ADVTRAINED_ROOT if adv_suffix else TRAINED_ROOT
-    return pathlib.Path(model_dir) / root / dataset / run_name(
-        cfg, optimizer, lr, batch_size, adv_suffix, float_meanvar=not adv_suffix)
 
 
 def meanvar_text(c_mm: float, float_meanvar: bool) -> str:

@@ -38,8 +38,7 @@ from utils.results import package_versions
 from utils.training.loop import OPTIMIZERS, NAN_POLICIES, EpochLog, Trainer
 from utils.errors import Interrupted, NonFiniteError
 from utils.fileio import atomic_write_text
-from utils.training.resume import HISTORY_FILE, TrainingState
-from utils.training.resume import prepare_run_dir
+from utils.training.resume import HISTORY_FILE, TrainingState, prepare_run_dir
 
 # (epochs, lr boundaries) of the original per dataset.
 DEFAULT_SCHEDULES: Dict[str, Tuple[int, Tuple[int, int]]] = {
