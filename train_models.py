@@ -18,7 +18,7 @@ from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
 from utils.cli.flags import (define_advtrain_flags, define_model_flags,  # noqa: E402
-                             forget_script_flags, train_run_spec)
+                             forget_script_flags)
 
 FLAGS = flags.FLAGS
 
@@ -67,29 +67,13 @@ define_flags()
 
 
 def main(argv: Sequence[str]) -> None:
+    from utils.cli.train import run_config_from_flags
     from utils.errors import UsageError
-    from utils.training.run import RunConfig, train
+    from utils.training.run import train
 
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
-
-    try:
-        boundaries = tuple(int(b) for b in FLAGS.lr_boundaries) or None
-    except ValueError:
-        raise UsageError(f"lr_boundaries must be integers, got {FLAGS.lr_boundaries}") from None
-    spec = train_run_spec(FLAGS)
-    cfg = RunConfig(
-        dataset=spec.dataset, model=spec.model, optimizer=spec.optimizer, lr=spec.lr,
-        batch_size=spec.batch_size, epochs=FLAGS.epochs, lr_boundaries=boundaries,
-        checkpoint_every=FLAGS.checkpoint_every, data_dir=FLAGS.data_dir,
-        model_dir=FLAGS.model_dir, strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed, resume=FLAGS.resume,
-        train_size=FLAGS.train_size, test_size=FLAGS.test_size,
-        augment=FLAGS.augment, verbose=FLAGS.verbose,
-        advtrain=spec.advtrain, nan_policy=FLAGS.nan_policy,
-        steps_per_loop=FLAGS.steps_per_loop, jit_compile=FLAGS.jit_compile,
-        flags={"argv": sys.argv, **FLAGS.flag_values_dict()})
-    result = train(cfg)
+    result = train(run_config_from_flags(FLAGS, sys.argv))
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "
           f"checkpoints in {result.run_dir}; weights sha256 {result.weights_digest}")
 

@@ -40,7 +40,8 @@ from bench.common import (finish, gradient_floor, interleaved_times, medians,  #
 from utils.attacks.apgd import apgd_run  # noqa: E402
 
 from utils.attacks.iterative import ATTACKS  # noqa: E402
-from utils.models.classifier import ModelConfig, build_classifier  # noqa: E402
+from utils.models.classifier import build_classifier  # noqa: E402
+from utils.runs.model_config import ModelConfig  # noqa: E402
 from utils.attacks.objectives import OBJECTIVES  # noqa: E402
 
 CLIP_MIN, CLIP_MAX = -0.5, 0.5  # scalar clips: cleverhans' clip_by_value takes scalars

@@ -28,7 +28,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.common import finish, require_idle  # noqa: E402
-from utils.models.classifier import ModelConfig  # noqa: E402
+from utils.runs.model_config import ModelConfig  # noqa: E402
+from utils.runs.spec import RunSpec  # noqa: E402
 from utils.training.run import RunConfig, train  # noqa: E402
 
 # Each configuration builds its own Trainer: TF's "retracing" warning counts them all.
@@ -39,9 +40,9 @@ def run_one(args: argparse.Namespace, loss: str, precision: str, k: int,
             model_dir: str) -> Dict[str, Any]:
     """Train one configuration; its per-epoch seconds and throughput."""
     keras.mixed_precision.set_global_policy("float32")  # train() sets mixed ones itself
-    cfg = RunConfig(dataset="fashion_mnist", model=ModelConfig(version=2, n=args.n, loss=loss,
-                                                               c_mm=10.0),
-                    optimizer="mom", lr=0.01, batch_size=args.batch_size, epochs=args.epochs,
+    spec = RunSpec("fashion_mnist", ModelConfig(version=2, n=args.n, loss=loss, c_mm=10.0),
+                   "mom", 0.01, args.batch_size)
+    cfg = RunConfig(run=spec, epochs=args.epochs,
                     checkpoint_every=args.epochs, data_dir=args.data_dir,
                     model_dir=model_dir, mixed_precision=precision, train_size=args.train_size,
                     test_size=args.test_size, verbose=0, steps_per_loop=k)

@@ -32,10 +32,11 @@ import tensorflow as tf  # noqa: E402
 
 from bench.common import finish, require_idle  # noqa: E402
 
-from utils.models.classifier import ModelConfig, build_classifier  # noqa: E402
+from utils.models.classifier import build_classifier  # noqa: E402
+from utils.runs.model_config import ModelConfig  # noqa: E402
 from utils.training.builder import TrainerConfig, build_trainer  # noqa: E402
 from utils.training.distribute import make_strategy  # noqa: E402
-from utils.losses import LOSSES  # noqa: E402
+from utils.losses import loss_function  # noqa: E402
 from utils.training.loop import Trainer, make_optimizer  # noqa: E402
 
 
@@ -161,7 +162,7 @@ def main() -> None:
     floor = floor_step(trainers["sce"])
     fit_model = build_classifier(ModelConfig(version=1, n=args.n, loss="sce", c_mm=10.0),
                                  (32, 32, 3), 10)
-    fit_model.compile(optimizer=make_optimizer("mom", 0.01), loss=LOSSES.get("sce").loss_fn)
+    fit_model.compile(optimizer=make_optimizer("mom", 0.01), loss=loss_function("sce"))
     timers = {loss: (lambda t=trainer: time_steps(t, iterator, args.steps))
               for loss, trainer in trainers.items()}
     timers["floor"] = lambda: time_floor(floor, batches, args.steps)

@@ -124,7 +124,7 @@ def _common(config: AnalysesConfig, **extra: Any) -> Dict[str, Any]:
 def run_training_time(config: AnalysesConfig) -> Dict[str, Any]:
     import tensorflow as tf
 
-    from utils.training.advtrain import AdvTrainConfig
+    from utils.runs.advtrain_config import AdvTrainConfig
     from utils.reporting.analyses import epoch_minutes, time_training
     from utils.data import load_dataset
     from utils.cli.flags import model_config_from_flags
@@ -192,7 +192,7 @@ def ood_inputs(config: AnalysesConfig, data: Any) -> "tuple[Dict[str, Any], List
 def run_ood(config: AnalysesConfig) -> Dict[str, Any]:
     from utils.reporting.analyses import ood_summary, predict
     from utils.cli.flags import model_config_from_flags
-    from utils.losses import LOSSES
+    from utils.loss_specs import LOSSES
 
     data = _test_data(config)
     sets, notes = ood_inputs(config, data)
@@ -314,7 +314,7 @@ def run_one(config: AnalysesConfig, which: str) -> List[pathlib.Path]:
 
 def run_all(config: AnalysesConfig) -> None:
     """Run (or, with ``skip_done``, skip) each analysis of ``config``; one line each."""
-    from utils.training.checkpoints import ensure_writable_dir
+    from utils.runs.checkpoints import ensure_writable_dir
 
     ensure_writable_dir(pathlib.Path(config.out_dir), flag="--out_dir")
     for which in config.which:

@@ -13,19 +13,18 @@ def get_model(values: Any, data: Any) -> Any:
     name; trained first with ``--train_missing`` when absent, else a UsageError."""
     from utils.errors import UsageError
     from utils.cli.flags import model_config_from_flags
-    from utils.models.loading import checkpoint_location, load_checkpoint_model
+    from utils.models.loading import load_run
+    from utils.runs.spec import RunSpec
     from utils.training.run import RunConfig, train
 
-    cfg = model_config_from_flags(values)
-    where = dict(model_dir=values.model_dir, dataset=values.dataset,
-                 optimizer=values.optimizer, lr=values.lr, batch_size=values.batch_size,
-                 epoch=values.epoch)
-    name, _, path = checkpoint_location(cfg, **where)
+    spec = RunSpec(values.dataset, model_config_from_flags(values), values.optimizer,
+                   values.lr, values.batch_size)
+    run_dir, path = spec.find_checkpoint(values.model_dir, values.epoch)
+    name = run_dir.name
     if not path.exists() and values.train_missing:
         print(f"training {name} ({values.epoch} epochs)", flush=True)
         result = train(RunConfig(
-            dataset=values.dataset, data_dir=values.data_dir, model_dir=values.model_dir,
-            model=cfg, optimizer=values.optimizer, lr=values.lr, batch_size=values.batch_size,
+            run=spec, data_dir=values.data_dir, model_dir=values.model_dir,
             epochs=values.epoch, checkpoint_every=values.epoch, seed=values.seed,
             train_size=values.train_size, test_size=values.num_examples,
             verbose=values.verbose, flags={"argv": sys.argv, **vars(values)}))
@@ -33,4 +32,5 @@ def get_model(values: Any, data: Any) -> Any:
     if not path.exists():
         raise UsageError(f"no checkpoint {path}; train it (train_models.py with the same "
                          "flags and --epochs=EPOCH) or pass --train_missing")
-    return load_checkpoint_model(cfg, data.input_shape, data.num_classes, **where).model, name
+    return load_run(spec, data.input_shape, data.num_classes, model_dir=values.model_dir,
+                    epoch=values.epoch).model, name

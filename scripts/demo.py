@@ -33,8 +33,9 @@ from utils.cli.common import call_guarded, quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
 from utils.fileio import text_item, write_set  # noqa: E402
-from utils.training.checkpoints import ensure_writable_dir  # noqa: E402
-from utils.models.classifier import ModelConfig  # noqa: E402
+from utils.runs.checkpoints import ensure_writable_dir  # noqa: E402
+from utils.runs.model_config import ModelConfig  # noqa: E402
+from utils.runs.spec import RunSpec  # noqa: E402
 from utils.data import load_dataset  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.evaluation.ensemble import evaluate_ensemble, parse_members  # noqa: E402
@@ -124,10 +125,10 @@ def run(args) -> list:
     for label, loss in MODELS.items():
         print(f"== training {label} ({loss}) on {args.dataset}", flush=True)
         start = time.time()
+        spec = RunSpec(args.dataset, ModelConfig(version=1, n=args.n, loss=loss, c_mm=10.0),
+                       "Adam", 0.001, 50)
         result = train(RunConfig(
-            dataset=args.dataset, data_dir=args.data_dir, model_dir=args.out_dir,
-            model=ModelConfig(version=1, n=args.n, loss=loss, c_mm=10.0),
-            optimizer="Adam", lr=0.001, batch_size=50, epochs=args.epochs,
+            run=spec, data_dir=args.data_dir, model_dir=args.out_dir, epochs=args.epochs,
             train_size=args.train_size, test_size=args.test_size, seed=args.seed,
             verbose=args.verbose, flags={"argv": sys.argv, **vars(args), "loss": loss}))
         rows.append({"model": label, "loss": loss, "epochs": result.final_epoch,

@@ -197,18 +197,14 @@ def checkpoint_state(model: str, args: argparse.Namespace, budget: Budget
     as the evaluation flags locate it."""
     from absl import flags
 
-    from utils.training import checkpoints as ckpt
-    from utils.cli.flags import model_config_from_flags
-    from utils.models.loading import checkpoint_location
+    from utils.runs import checkpoints as ckpt
+    from utils.cli.flags import eval_run_spec, model_config_from_flags
 
     parse_command("advtest_iterative", eval_flags(model, args, budget))
     v = types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
     flags.FLAGS.unparse_flags()
-    _, run_dir, _ = checkpoint_location(
-        model_config_from_flags(v), model_dir=v.model_dir, dataset=v.dataset,
-        optimizer=v.optimizer, lr=v.lr, batch_size=v.batch_size, epoch=v.epoch,
-        use_advtrain=v.use_advtrain, attack_method_for_advtrain=v.attack_method_for_advtrain,
-        adv_ratio=v.adv_ratio, use_target=v.use_target)
+    run_dir, _ = eval_run_spec(v, model_config_from_flags(v)).find_checkpoint(v.model_dir,
+                                                                             v.epoch)
     return run_dir, ckpt.latest_checkpoint(run_dir), v.epoch
 
 

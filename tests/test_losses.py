@@ -5,7 +5,8 @@ import tensorflow as tf
 
 from keras_layers import MMCLayer
 from utils.errors import UsageError
-from utils.losses import LOSSES, loss_name_from_flags, mmc_loss, mmlda_loss, sce_loss
+from utils.losses import mmc_loss, mmlda_loss, sce_loss
+from utils.loss_specs import LOSSES, loss_name_from_flags
 
 
 def _setup(seed=0, num_classes=5, dim=4):

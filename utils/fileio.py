@@ -22,7 +22,7 @@ import secrets
 import shutil
 from typing import Callable, List, Sequence, Tuple
 
-from utils.errors import DiskWriteError
+from utils.errors import DiskWriteError, UsageError
 
 PathLike = "str | os.PathLike[str]"
 # Our temporaries (and the older tempfile.mkstemp ones): ".<name>.<token>.tmp[<suffix>]",
@@ -162,8 +162,6 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 def check_can_create(path: PathLike, flag: str) -> None:
     """UsageError (naming ``flag``) unless ``path`` could be created or replaced, checked
     without creating anything: its nearest existing ancestor must be a writable directory."""
-    from utils.errors import UsageError
-
     path = pathlib.Path(path).absolute()
     if path.is_dir():
         raise UsageError(f"{flag}={path} is a directory; pass a file name")

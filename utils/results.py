@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.metadata
 import io
 import json
 import pathlib
@@ -18,20 +19,19 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from utils.fileio import check_can_create, text_item, write_set
 from utils.errors import UsageError
+from utils.fileio import check_can_create, text_item, write_set
 
 
 def package_versions() -> Dict[str, str]:
-    """Versions of the packages a number depends on."""
-    import cleverhans
-    import keras
-    import numpy
-    import scipy
-    import tensorflow
-    return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
-            "keras": keras.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "cleverhans": getattr(cleverhans, "__version__", "unknown")}
+    """Versions of the packages a number depends on (installed metadata: nothing imported)."""
+    versions = {"python": platform.python_version()}
+    for name in ("tensorflow", "keras", "numpy", "scipy", "cleverhans"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
 
 
 def provenance() -> Dict[str, Any]:

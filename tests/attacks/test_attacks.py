@@ -17,7 +17,7 @@ from utils.attacks import iterative as attacks_mod
 from utils.attacks.iterative import ATTACK_SPECS, ATTACKS, worst_case_over_restarts
 from utils.errors import UsageError
 from utils.evaluation.loop import draw_targets, evaluate_attack
-from utils.losses import LOSSES
+from utils.losses import loss_function
 from utils.attacks.objectives import OBJECTIVES
 
 NAMES = ATTACKS.names()
@@ -176,7 +176,7 @@ def test_mmc_un1_is_at_least_as_strong_as_ce_on_an_mmc_model(data):
     keras.utils.set_random_seed(0)
     inputs, z = _mlp(8)
     model = keras.Model(inputs, MMCLayer(ts_centers.get_centers("mm", NUM_CLASSES, 8, 10.0))(z))
-    model.compile(keras.optimizers.Adam(0.01), LOSSES.get("mmc").loss_fn)
+    model.compile(keras.optimizers.Adam(0.01), loss_function("mmc"))
     model.fit(data[0], np.eye(NUM_CLASSES, dtype=np.float32)[data[1]], epochs=20,
               batch_size=64, verbose=0)
     kw = _kw(eps=0.3, eps_iter=0.075, num_iter=10, batch_size=96)

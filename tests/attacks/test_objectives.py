@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras_layers import MMCLayer
 from ts_centers import get_centers
 from utils.errors import UsageError
-from utils.losses import LOSSES
+from utils.losses import loss_function
 from utils.attacks.objectives import OBJECTIVES, check_objective, select_objective
 
 NUM_CLASSES, FEATURE_DIM, C_MM, BATCH = 5, 6, 2.0, 16
@@ -53,7 +53,7 @@ def test_mmc_un1_is_minus_l_mmc_of_the_label(head):
     expected = -head["sqdist"][rows, head["y"]]
     np.testing.assert_allclose(call("mmc_un1", head["logits"], head["y1"]), expected, rtol=1e-5)
     # = h_y, and = -(the MMC training loss)
-    mmc_loss = LOSSES.get("mmc").loss_fn(head["y1"], head["logits"]).numpy()
+    mmc_loss = loss_function("mmc")(head["y1"], head["logits"]).numpy()
     np.testing.assert_allclose(call("mmc_un1", head["logits"], head["y1"]), -mmc_loss, rtol=1e-6)
 
 

@@ -8,9 +8,10 @@ import pytest
 
 from keras_layers import MMCLayer
 from utils.fileio import atomic_write
-from utils.training import checkpoints as ckpt
-from utils.models.classifier import (ModelConfig, architecture_fingerprint, build_classifier,
-                                     feature_model)
+from utils.runs import checkpoints as ckpt
+from utils.runs.naming import run_name
+from utils.models.classifier import build_classifier, feature_model
+from utils.runs.model_config import ModelConfig, architecture_fingerprint
 from utils.errors import UsageError
 
 
@@ -49,11 +50,12 @@ def test_2d_demo_and_random_centers():
     np.testing.assert_allclose(norms, 10.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig(c_mm=0.0), ModelConfig(c_mm=-1.0),
-                                 ModelConfig(loss="nope"), ModelConfig(centers="nope")])
-def test_bad_configs(cfg):
+@pytest.mark.parametrize("bad", [dict(c_mm=0.0), dict(c_mm=-1.0), dict(c_mm=float("nan")),
+                                 dict(loss="nope"), dict(centers="nope"), dict(feature_dim=0),
+                                 dict(version=3), dict(n=0)])
+def test_bad_configs_are_refused_when_built(bad):
     with pytest.raises(UsageError):
-        build_classifier(dataclass_replace(cfg, version=1, n=1), (8, 8, 3), 10)
+        ModelConfig(**bad)
 
 
 def dataclass_replace(cfg, **kw):
@@ -75,7 +77,7 @@ def dataclass_replace(cfg, **kw):
      "resnet32v1_meanvar10_mom_lr0.01_batchsize50_withBN_featuredim32_demoMNIST"),
 ])
 def test_run_names_follow_the_original(cfg, opt, lr, bs, name):
-    assert ckpt.run_name(cfg, opt, lr, bs) == name
+    assert run_name(cfg, opt, lr, bs) == name
 
 
 def test_list_checkpoints_and_atomic_write(tmp_path):
@@ -134,7 +136,7 @@ def test_every_head_reloads_in_safe_mode(tmp_path, loss):
 @pytest.mark.slow
 def test_weights_file_round_trip_keeps_head_state(tmp_path):
     """What train_models writes and advtest loads: every head weight, centers included."""
-    from utils.training.resume import load_weights
+    from utils.models.weights import load_weights
     for loss in NEW_LOSSES:
         cfg = ModelConfig(version=1, n=1, loss=loss)
         model = build_classifier(cfg, (8, 8, 3), 10)
@@ -167,7 +169,7 @@ def test_weights_file_round_trip_keeps_head_state(tmp_path):
      "resnet32v2_meanvar10_mom_lr0.01_batchsize50_withBN_centers-hierarchical_subratio0.2"),
 ])
 def test_run_names_of_the_new_losses(cfg, name):
-    assert ckpt.run_name(cfg, "mom", 0.01, 50) == name
+    assert run_name(cfg, "mom", 0.01, 50) == name
 
 
 def test_fingerprint_holds_only_the_own_loss_parameters():

@@ -13,7 +13,8 @@ from conftest import cluster_data
 def models():
     import keras
 
-    from utils.models.classifier import ModelConfig, build_classifier
+    from utils.models.classifier import build_classifier
+    from utils.runs.model_config import ModelConfig
     from utils.models.jit import jit_model
 
     keras.utils.set_random_seed(0)

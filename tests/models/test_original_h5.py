@@ -14,7 +14,8 @@ SHAPE, CLASSES = (8, 8, 3), 10
 
 
 def _our_model(version, loss, **arch):
-    from utils.models.classifier import ModelConfig, build_classifier
+    from utils.models.classifier import build_classifier
+    from utils.runs.model_config import ModelConfig
     cfg = ModelConfig(version=version, n=1, loss=loss, c_mm=10.0, **arch)
     return cfg, build_classifier(cfg, SHAPE, CLASSES)
 

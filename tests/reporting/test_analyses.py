@@ -116,7 +116,8 @@ def test_spread_ratio_and_epoch_minutes():
 
 
 def test_features_centers_and_cmm_row_of_a_2d_mmc_model():
-    from utils.models.classifier import ModelConfig, build_classifier
+    from utils.models.classifier import build_classifier
+    from utils.runs.model_config import ModelConfig
     from utils.data import prepare
     from utils.data.sources import RawDataset
 
@@ -229,7 +230,7 @@ def test_strong_attack_table_sets_pgd_beside_the_cascade():
 def test_time_training_keeps_one_input_iterator_per_setup(fake_mnist_dir, monkeypatch):
     """Rounds time training steps only: every round of a setup reads the same iterator
     (a fresh one refilled the shuffle buffer inside the timed round)."""
-    from utils.models.classifier import ModelConfig
+    from utils.runs.model_config import ModelConfig
     from utils.data import load_dataset
     from utils.training.loop import Trainer
 

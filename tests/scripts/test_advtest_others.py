@@ -104,15 +104,15 @@ def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
     """Labels that disagree with the clean prediction: distortion exactly 0 there."""
     from utils.attacks import perturbations
     from utils.evaluation import perturbation
-    from utils.models.classifier import ModelConfig
+    from utils.runs.model_config import ModelConfig
     from utils.data import load_dataset
-    from utils.models.loading import load_checkpoint_model
+    from utils.models.loading import load_run
+    from utils.runs.spec import RunSpec
 
     root, data_dir = trained
     data = load_dataset("mnist", str(data_dir), test_size=6)
-    loaded = load_checkpoint_model(ModelConfig(version=1, n=1), data.input_shape,
-                                   data.num_classes, model_dir=str(root), dataset="mnist",
-                                   optimizer="Adam", lr=0.001, batch_size=20, epoch=2)
+    spec = RunSpec("mnist", ModelConfig(version=1, n=1), "Adam", 0.001, 20)
+    loaded = load_run(spec, data.input_shape, data.num_classes, model_dir=str(root), epoch=2)
     model_fn = perturbation.pixel_model(loaded.model, data.mean)
     pixels = perturbation.to_pixels(data.x_test, data.mean)
     pred = np.asarray(model_fn(pixels)).argmax(-1)
@@ -269,13 +269,14 @@ def test_transforms_reject_bad_arguments():
 
 
 def test_missing_checkpoint_names_the_run(tmp_path):
-    from utils.models.classifier import ModelConfig
+    from utils.runs.model_config import ModelConfig
     from utils.errors import UsageError
-    from utils.models.loading import load_checkpoint_model
+    from utils.models.loading import load_run
+    from utils.runs.advtrain_config import AdvTrainConfig
+    from utils.runs.spec import RunSpec
+    spec = RunSpec("mnist", ModelConfig(version=1, n=1), "Adam", 0.001, 20, AdvTrainConfig())
     with pytest.raises(UsageError, match="no such run directory"):
-        load_checkpoint_model(ModelConfig(version=1, n=1), (28, 28, 3), 10,
-                              model_dir=str(tmp_path), dataset="mnist", optimizer="Adam",
-                              lr=0.001, batch_size=20, epoch=1, use_advtrain=True)
+        load_run(spec, (28, 28, 3), 10, model_dir=str(tmp_path), epoch=1)
 
 
 def test_helpshort_lists_every_attack_and_its_flags():

@@ -73,19 +73,16 @@ def test_full_recipe_command_lines():
 
 def _lookup_paths(cmds):
     """``(checkpoints the training commands write, Counter of those the evaluations load)``."""
-    from utils.training import checkpoints as ckpt
-    from utils.cli.flags import model_config_from_flags, train_run_spec
-    from utils.models.loading import checkpoint_location
+    from utils.runs import checkpoints as ckpt
+    from utils.cli.flags import eval_run_spec, model_config_from_flags
+    from utils.cli.train import run_config_from_flags
 
     def written(v):  # where train_models.py's main writes its last checkpoint
-        return ckpt.checkpoint_path(train_run_spec(v).directory(v.model_dir), v.epochs)
+        return ckpt.checkpoint_path(run_config_from_flags(v, []).directory, v.epochs)
 
     def loaded(v):
-        return checkpoint_location(
-            model_config_from_flags(v), model_dir=v.model_dir, dataset=v.dataset,
-            optimizer=v.optimizer, lr=v.lr, batch_size=v.batch_size, epoch=v.epoch,
-            use_advtrain=v.use_advtrain, attack_method_for_advtrain=v.attack_method_for_advtrain,
-            adv_ratio=v.adv_ratio, use_target=v.use_target)[2]
+        return eval_run_spec(v, model_config_from_flags(v)).find_checkpoint(v.model_dir,
+                                                                            v.epoch)[1]
 
     trained, evaluated = set(), collections.Counter()
     for module, args in cmds:

@@ -59,13 +59,13 @@ def test_full_plan_command_lines(tmp_path, capsys):
 
 def trained_run_dir(train_args):
     """``(run directory, epochs)`` of ``train_models.py train_args``: where its ``main``
-    writes checkpoints (:func:`utils.cli.flags.train_run_spec`)."""
+    writes checkpoints (:attr:`utils.training.run.RunConfig.directory`)."""
     import importlib
 
-    from utils.cli.flags import train_run_spec
+    from utils.cli.train import run_config_from_flags
 
     return entry_config(importlib.import_module("train_models"), train_args,
-                        build=lambda v: (train_run_spec(v).directory(v.model_dir), v.epochs))
+                        build=lambda v: (run_config_from_flags(v, []).directory, v.epochs))
 
 
 def test_every_evaluation_loads_the_checkpoint_its_training_writes():

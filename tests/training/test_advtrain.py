@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_entry
-from utils.training.advtrain import AdvTrainConfig, make_adversary, random_wrong_targets
+from utils.runs.advtrain_config import AdvTrainConfig
+from utils.training.advtrain import make_adversary, random_wrong_targets
 from utils.errors import UsageError
 
 TINY = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--verbose=0",
@@ -28,14 +29,19 @@ def _linear_model(num_classes: int = 3, dim: int = 4) -> keras.Model:
     (dict(adv_ratio=1.5), "adv_ratio"),
     (dict(adv_ratio=-0.1), "adv_ratio"),
     (dict(adv_ratio=float("nan")), "adv_ratio"),
-    (dict(attack_method="CarliniWagnerL2"), "attack_method"),
     (dict(eps_256=-1.0), "eps"),
     (dict(eps_iter_256=0.0), "eps_iter"),
     (dict(nb_iter=0), "num_iter"),
 ])
 def test_config_rejects_impossible_values(kwargs, match):
     with pytest.raises(UsageError, match=match):
-        AdvTrainConfig(**kwargs).validate()
+        AdvTrainConfig(**kwargs)
+
+
+def test_unknown_crafting_attack_is_refused_by_the_trainer_config():
+    from utils.training.builder import TrainerConfig
+    with pytest.raises(UsageError, match="attack_method"):
+        TrainerConfig(advtrain=AdvTrainConfig(attack_method="CarliniWagnerL2"))
 
 
 def test_random_wrong_targets_are_wrong_and_cover_all_wrong_labels():

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from conftest import cluster_data
 from utils.errors import UsageError
-from utils.models.classifier import ModelConfig
-from utils.training.advtrain import AdvTrainConfig
+from utils.runs.model_config import ModelConfig
+from utils.runs.advtrain_config import AdvTrainConfig
 from utils.training.builder import TrainerConfig, build_trainer
 from utils.training.resume import TrainingState
 

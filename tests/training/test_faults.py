@@ -103,7 +103,8 @@ def test_nan_batch_is_never_applied(policy):
     from conftest import cluster_data
     from utils.data import make_distributed_train_dataset
     from utils.errors import NonFiniteError
-    from utils.models.classifier import ModelConfig, build_classifier, training_loss
+    from utils.models.classifier import build_classifier, training_loss
+    from utils.runs.model_config import ModelConfig
     from utils.training.loop import Trainer, make_optimizer
 
     x, y = cluster_data(40, 0, shape=(8, 8, 3), num_classes=4)

@@ -35,9 +35,11 @@ OPTIONS = {
 }
 
 
-def _train_spec(args):
-    from utils.cli.flags import train_run_spec
-    return entry_config(importlib.import_module("train_models"), args, build=train_run_spec)
+def _train_config(args):
+    """The RunConfig train_models.py's main builds (its directory is where train() writes)."""
+    from utils.cli.train import run_config_from_flags
+    return entry_config(importlib.import_module("train_models"), args,
+                        build=lambda v: run_config_from_flags(v, []))
 
 
 def _eval_spec(module_name, args):
@@ -51,8 +53,8 @@ def test_evaluation_flags_find_every_training_run(option, tmp_path):
     train_args, eval_extra = OPTIONS[option]
     if "--use_advtrain=True" in train_args:
         train_args = train_args + ["--attack_method=" + eval_extra[0].split("=")[1]]
-    spec = _train_spec(COMMON + train_args)
-    written = spec.directory(str(tmp_path))
+    cfg = _train_config(COMMON + train_args + [f"--model_dir={tmp_path}"])
+    spec, written = cfg.run, cfg.directory
     written.mkdir(parents=True)
     adv = "--use_advtrain=True" in train_args
     eval_args = (COMMON + [a for a in train_args if not a.startswith("--attack_method=")]
@@ -72,9 +74,9 @@ def test_evaluation_flags_find_every_training_run(option, tmp_path):
      "resnet32v2_meanvar100.0_Adam_lr0.001_batchsize50_MadryEtAl_advratio1.0_withBN"),
 ])
 def test_original_spellings_and_legacy_lookup(advtrain, new, old, tmp_path):
-    from utils.models.classifier import ModelConfig
-    from utils.training.advtrain import AdvTrainConfig
-    from utils.training.runspec import RunSpec
+    from utils.runs.model_config import ModelConfig
+    from utils.runs.advtrain_config import AdvTrainConfig
+    from utils.runs.spec import RunSpec
     spec = RunSpec("cifar10", ModelConfig(version=2, c_mm=100.0), "Adam", 0.001, 50,
                    AdvTrainConfig() if advtrain else None)
     assert spec.name == new and spec.names() == [new, old]
@@ -86,10 +88,10 @@ def test_original_spellings_and_legacy_lookup(advtrain, new, old, tmp_path):
 
 
 def test_reports_read_the_stored_run_identity_not_the_name():
-    from utils.models.classifier import ModelConfig
+    from utils.runs.model_config import ModelConfig
     from utils.reporting.compare import normalize_record
-    from utils.training.advtrain import AdvTrainConfig
-    from utils.training.runspec import RunSpec
+    from utils.runs.advtrain_config import AdvTrainConfig
+    from utils.runs.spec import RunSpec
     spec = RunSpec("cifar10", ModelConfig(version=1, n=2, c_mm=100.0, centers="random"),
                    "Adam", 0.001, 50, AdvTrainConfig(use_target=True))
     record = dict(model="renamed-by-hand", run=spec.to_dict(), dataset="cifar10",

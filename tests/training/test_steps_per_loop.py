@@ -16,7 +16,8 @@ def _train(k, x, y, policy="stop", epochs=1, jit=False):
     import keras
 
     from utils.data import make_distributed_train_dataset
-    from utils.models.classifier import ModelConfig, build_classifier, training_loss
+    from utils.models.classifier import build_classifier, training_loss
+    from utils.runs.model_config import ModelConfig
     from utils.training.loop import Trainer, make_optimizer
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")

@@ -57,12 +57,13 @@ def test_each_loss_trains_into_its_own_directory(trained, key):
 
 
 def test_center_loss_centers_are_trained_and_saved(trained):
-    from utils.models.classifier import ModelConfig, head_layer
-    from utils.models.loading import load_checkpoint_model
+    from utils.models.classifier import head_layer
+    from utils.runs.model_config import ModelConfig
+    from utils.models.loading import load_run
+    from utils.runs.spec import RunSpec
     root, _ = trained
-    loaded = load_checkpoint_model(ModelConfig(version=1, n=1, loss="center"), (28, 28, 3), 10,
-                                   model_dir=str(root), dataset="mnist", optimizer="mom",
-                                   lr=0.01, batch_size=20, epoch=1)
+    spec = RunSpec("mnist", ModelConfig(version=1, n=1, loss="center"), "mom", 0.01, 20)
+    loaded = load_run(spec, (28, 28, 3), 10, model_dir=str(root), epoch=1)
     centers = head_layer(loaded.model).class_centers.numpy()
     assert np.all(np.isfinite(centers)) and np.abs(centers).sum(1).min() > 0  # moved from 0
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 import tensorflow as tf
 
 from utils.errors import UsageError
-from utils.losses import LOSSES
+from utils.loss_specs import LOSSES
 from utils.registry import Registry
 
 Objective = Callable[..., tf.Tensor]

@@ -16,6 +16,9 @@ import signal
 import sys
 from typing import Callable, NoReturn, Sequence
 
+from absl import app, flags
+from absl import logging as absl_logging
+
 from utils.errors import EXIT_INTERRUPTED, DiskWriteError, NonFiniteError, UsageError
 
 HANDLED = (UsageError, NonFiniteError, DiskWriteError)
@@ -35,6 +38,7 @@ def quiet_tensorflow() -> None:
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
+        # Imported here, with stderr closed: TensorFlow's C++ start-up lines print at import.
         import tensorflow as tf
         tf.config.list_physical_devices()  # device probing logs too
     finally:
@@ -99,8 +103,6 @@ def run_main(main: Callable[[Sequence[str]], None], argv: "Sequence[str] | None"
     gives one line and exit 2. absl INFO lines appear only with ``--verbosity=1``.
     """
     quiet_tensorflow()
-    from absl import app, flags
-    from absl import logging as absl_logging
 
     _own_flags_to_main_module(flags)
 

@@ -15,10 +15,17 @@ from typing import Any, Collection, Optional
 from absl import flags
 
 import ts_centers
-from utils.models.classifier import LOSS_PARAM_FIELDS, ModelConfig, check_model_config
 from utils.errors import UsageError
-from utils.losses import LOSSES, loss_name_from_flags
-from utils.evaluation.sources import DataSource, ModelSource, load_data, load_model
+from utils.evaluation.sources import DataSource, ModelSource
+from utils.loss_specs import CENTER_SET_HEADS, LOSSES, loss_name_from_flags
+from utils.models.keras_io import head_kind, read_keras_file
+from utils.results import check_writable, read_records
+from utils.runs.advtrain_config import (ADVTRAIN_ATTACK, ADVTRAIN_EPS_256,
+                                        ADVTRAIN_EPS_ITER_256, ADVTRAIN_NUM_ITER,
+                                        AdvTrainConfig)
+from utils.runs.model_config import LOSS_PARAM_FIELDS, ModelConfig
+from utils.runs.spec import RunSpec
+from utils.training.loop import OPTIMIZERS
 
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -182,7 +189,6 @@ def model_config_from_flags(values: Any) -> ModelConfig:
         center_seed=values.seed if centers != "mm" else 0,
         sub_center_ratio=values.sub_center_ratio,
         **{field: getattr(values, field) for field in LOSS_PARAM_FIELDS})
-    check_model_config(cfg)
     return cfg
 
 
@@ -191,14 +197,12 @@ ADVTRAIN_ONLY_FLAGS = ("attack_method", "adv_ratio", "use_target", "advtrain_eps
                        "advtrain_eps_iter_256", "advtrain_num_iter")
 
 
-def train_run_spec(values: Any) -> Any:
-    """The :class:`utils.training.runspec.RunSpec` ``train_models.py``'s flags name.
+def train_run_spec(values: Any) -> RunSpec:
+    """The :class:`utils.runs.spec.RunSpec` ``train_models.py``'s flags name.
 
     UsageError when a flag of :data:`ADVTRAIN_ONLY_FLAGS` is given without
     ``--use_advtrain=True`` (the original's advtrain.py command lines would otherwise
     silently train a standard model)."""
-    from utils.training.runspec import RunSpec
-
     if not values.use_advtrain:
         given = [n for n in ADVTRAIN_ONLY_FLAGS if n in flags.FLAGS and flags.FLAGS[n].present]
         if given:
@@ -209,18 +213,11 @@ def train_run_spec(values: Any) -> Any:
                    values.lr, values.batch_size, advtrain_config_from_flags(values))
 
 
-def eval_run_spec(values: Any, cfg: ModelConfig) -> Any:
-    """The :class:`utils.training.runspec.RunSpec` the ``advtest_*.py`` flags name (the
-    trained model's ``attack_method_for_advtrain`` plays training's ``attack_method``)."""
-    from utils.models.loading import run_spec
-
-    return run_spec(cfg, dataset=values.dataset, optimizer=values.optimizer, lr=values.lr,
-                    batch_size=values.batch_size, use_advtrain=values.use_advtrain,
-                    attack_method_for_advtrain=values.attack_method_for_advtrain,
-                    adv_ratio=values.adv_ratio, use_target=values.use_target,
-                    advtrain_eps_256=values.advtrain_eps_256,
-                    advtrain_eps_iter_256=values.advtrain_eps_iter_256,
-                    advtrain_num_iter=values.advtrain_num_iter)
+def eval_run_spec(values: Any, cfg: ModelConfig) -> RunSpec:
+    """The :class:`utils.runs.spec.RunSpec` the ``advtest_*.py`` flags name (the trained
+    model's ``attack_method_for_advtrain`` plays training's ``attack_method``)."""
+    adv = advtrain_config_from_flags(values, values.attack_method_for_advtrain)
+    return RunSpec(values.dataset, cfg, values.optimizer, values.lr, values.batch_size, adv)
 
 
 #: Flags that name a training run: given with --model_path they contradict the file.
@@ -235,9 +232,6 @@ def model_path_config(values: Any, given: Optional[Collection[str]] = None) -> M
     """With ``--model_path``: the config whose ``loss`` picks the attack objectives (``mmc``
     for an MMCLayer head, else ``sce``: ce); UsageError for flags that contradict the file
     (any run-naming flag, ``--use_advtrain=True``, or a loss of the other head kind)."""
-    from utils.losses import CENTER_SET_HEADS
-    from utils.models.keras_io import head_kind, read_keras_file
-
     given = present_flags() if given is None else given
     named = [n for n in RUN_FLAGS if n in given]
     named += ["use_advtrain"] if values.use_advtrain and "use_advtrain" in given else []
@@ -270,9 +264,6 @@ def check_eval_flags(values: Any, results_file: str) -> None:
     The optimizer is known (else the checkpoint name would just not exist), the results
     file parses and its directory is writable.
     """
-    from utils.results import check_writable, read_records
-    from utils.training.loop import OPTIMIZERS
-
     OPTIMIZERS.get(values.optimizer)
     check_writable(results_file)
     read_records(results_file)
@@ -292,14 +283,6 @@ def model_source(values: Any, cfg: ModelConfig) -> ModelSource:
                        epoch=values.epoch, use_advtrain=bool(values.use_advtrain))
 
 
-def load_data_and_checkpoint(values: Any, cfg: ModelConfig) -> "tuple[Any, Any]":
-    """The test data and the checkpoint (or ``--model_path`` file) the ``advtest_*.py``
-    flags name: ``(PreparedData, utils.models.loading.LoadedModel)``, as
-    :func:`utils.evaluation.sources.load_model` (its errors)."""
-    data = load_data(data_source(values))
-    return data, load_model(model_source(values, cfg), data)
-
-
 def define_advtrain_flags() -> None:
     """Adversarial-training flags of the original ``advtrain.py`` (``adv_ratio``,
     ``attack_method``, ``use_target``) plus ``use_advtrain`` and the crafting settings it
@@ -308,7 +291,7 @@ def define_advtrain_flags() -> None:
         "use_advtrain", False, "Adversarial training (advtrain.py); "
         "checkpoints go to advtrained_models/.")
     flags.DEFINE_string(
-        "attack_method", "MadryEtAl", "Attack crafting the training "
+        "attack_method", ADVTRAIN_ATTACK, "Attack crafting the training "
         "examples: MadryEtAl | MomentumIterativeMethod | FastGradientMethod | "
         "BasicIterativeMethod.")
     flags.DEFINE_float(
@@ -322,23 +305,24 @@ def define_crafting_flags() -> None:
     """The adversarial-training crafting settings (they name the run, so training and
     evaluation both take them; defaults: advtrain.py's fixed ε 8/256, step 2/256, 10 it.)."""
     flags.DEFINE_float(
-        "advtrain_eps_256", 8.0, "Adversarial training: crafting ε in /256 "
+        "advtrain_eps_256", ADVTRAIN_EPS_256, "Adversarial training: crafting ε in /256 "
         "pixel units (names the run).")
     flags.DEFINE_float(
-        "advtrain_eps_iter_256", 2.0, "Adversarial training: crafting step "
+        "advtrain_eps_iter_256", ADVTRAIN_EPS_ITER_256, "Adversarial training: crafting step "
         "in /256 pixel units (names the run).")
     flags.DEFINE_integer(
-        "advtrain_num_iter", 10, "Adversarial training: crafting "
+        "advtrain_num_iter", ADVTRAIN_NUM_ITER, "Adversarial training: crafting "
         "iterations (FGSM: 1; names the run).")
 
 
-def advtrain_config_from_flags(values: Any) -> Any:
-    """The :class:`utils.training.advtrain.AdvTrainConfig` the flags describe, or None."""
-    from utils.training.advtrain import AdvTrainConfig
-
+def advtrain_config_from_flags(values: Any, attack_method: Optional[str] = None
+                               ) -> Optional[AdvTrainConfig]:
+    """The :class:`utils.runs.advtrain_config.AdvTrainConfig` the flags describe, or None
+    without ``--use_advtrain``; ``attack_method`` defaults to ``--attack_method``."""
     if not values.use_advtrain:
         return None
-    return AdvTrainConfig(attack_method=values.attack_method, adv_ratio=values.adv_ratio,
-                          use_target=values.use_target, eps_256=values.advtrain_eps_256,
+    return AdvTrainConfig(attack_method=attack_method or values.attack_method,
+                          adv_ratio=values.adv_ratio, use_target=values.use_target,
+                          eps_256=values.advtrain_eps_256,
                           eps_iter_256=values.advtrain_eps_iter_256,
                           nb_iter=values.advtrain_num_iter)

@@ -17,6 +17,8 @@ from utils.cli.flags import (check_eval_flags, data_source, eval_batch_size,
                              model_config_from_flags, model_path_config, model_source,
                              present_flags)
 from utils.errors import UsageError
+from utils.runs.advtrain_config import (ADVTRAIN_ATTACK, ADVTRAIN_EPS_256,
+                                        ADVTRAIN_EPS_ITER_256, ADVTRAIN_NUM_ITER)
 from utils.evaluation.state import check_state_file
 from utils.evaluation.iterative_run import (ENSEMBLE_ATTACKS, IterativeConfig, Plan,
                                             RecordInfo, state_path)
@@ -33,9 +35,10 @@ TRANSFER_MODELS: Dict[str, Dict[str, Any]] = {
 }
 # AT-*: the original fixed them to PGD (MadryEtAl) adversarial training, adv_ratio 1.0,
 # untargeted, advtrain.py's crafting settings, whatever the other flags say.
-_AT_PRESET = dict(use_advtrain=True, attack_method_for_advtrain="MadryEtAl", adv_ratio=1.0,
-                  use_target=False, advtrain_eps_256=8.0, advtrain_eps_iter_256=2.0,
-                  advtrain_num_iter=10)
+_AT_PRESET = dict(use_advtrain=True, attack_method_for_advtrain=ADVTRAIN_ATTACK, adv_ratio=1.0,
+                  use_target=False, advtrain_eps_256=ADVTRAIN_EPS_256,
+                  advtrain_eps_iter_256=ADVTRAIN_EPS_ITER_256,
+                  advtrain_num_iter=ADVTRAIN_NUM_ITER)
 TRANSFER_MODELS.update({f"AT-{k}": dict(v, **_AT_PRESET)
                         for k, v in list(TRANSFER_MODELS.items())})
 #: The original advtest_iterative_blackbox.py's per-model flags (name -> (definer, default));

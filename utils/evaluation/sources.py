@@ -11,7 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+import numpy as np
+
+from utils.data import PreparedData, load_dataset
 from utils.errors import NonFiniteError, UsageError
+from utils.models.loading import LoadedModel, load_model_file, load_run
+from utils.runs.spec import RunSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,28 +32,27 @@ class DataSource:
 
 @dataclasses.dataclass(frozen=True)
 class ModelSource:
-    """A checkpoint: run ``spec`` (:class:`utils.training.runspec.RunSpec`) at ``epoch``
+    """A checkpoint: run ``spec`` (:class:`utils.runs.spec.RunSpec`) at ``epoch``
     under ``model_dir``, or the file ``model_path`` (then ``spec`` is None).
 
     ``use_advtrain``: the run was named as adversarially trained (a missing checkpoint's
     message then hints at ``--use_advtrain=False``)."""
 
-    spec: Any = None
+    spec: Optional[RunSpec] = None
     model_dir: str = "."
     epoch: int = 1
     model_path: Optional[str] = None
     use_advtrain: bool = False
 
 
-def load_data(source: DataSource) -> Any:
+def load_data(source: DataSource) -> PreparedData:
     """The :class:`utils.data.PreparedData` of ``source``."""
-    from utils.data import load_dataset
-
     return load_dataset(source.dataset, source.data_dir, test_size=source.num_examples,
                         seed=source.seed)
 
 
-def load_model(source: ModelSource, data: Any, *, check_finite: bool = True) -> Any:
+def load_model(source: ModelSource, data: PreparedData, *, check_finite: bool = True
+               ) -> LoadedModel:
     """The :class:`utils.models.loading.LoadedModel` of ``source`` for ``data``'s shapes.
 
     Raises:
@@ -57,8 +61,6 @@ def load_model(source: ModelSource, data: Any, *, check_finite: bool = True) -> 
       NonFiniteError: with ``check_finite``, the clean logits of the first 100 test images
         hold NaN/inf (no attack measures such a model).
     """
-    from utils.models.loading import load_model_file, load_run
-
     if source.model_path:
         loaded = load_model_file(source.model_path, data)
     else:
@@ -77,8 +79,6 @@ def load_model(source: ModelSource, data: Any, *, check_finite: bool = True) -> 
 
 def check_finite_logits(model: Any, x: Any, name: str) -> None:
     """NonFiniteError unless ``model(x)`` is finite (``x``: a few clean test images)."""
-    import numpy as np
-
     logits = np.asarray(model(x, training=False))
     if not np.all(np.isfinite(logits)):
         raise NonFiniteError(f"model {name} gives non-finite logits on clean test images "

@@ -21,6 +21,7 @@ import numpy as np
 
 from utils.fileio import atomic_write
 from utils.errors import UsageError
+from utils.fileio import check_can_create
 
 UNPROCESSED, CLEAN_BROKEN, ROBUST = -3, -2, -1  # broken_by codes besides member indices
 
@@ -99,8 +100,6 @@ def _read(path: pathlib.Path) -> "tuple[str, EvalState]":
 def check_state_file(path: "str | pathlib.Path") -> None:
     """Before any work: an existing ``path`` must be a readable state file, and both it
     and its directory writable (UsageError naming ``--state_file`` otherwise)."""
-    from utils.fileio import check_can_create
-
     path = pathlib.Path(path)
     check_can_create(path, "--state_file")
     if path.exists():

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional, Protocol, Sequence
 import numpy as np
 
 from utils.errors import UsageError, check_count
+import keras
 
 
 @dataclasses.dataclass
@@ -126,7 +127,6 @@ def stream(n: int, batch_size: int, attack_batch: Callable[[int, slice], BatchOu
     check_count("batch_size", batch_size)
     bar = None
     if progress:
-        import keras
         bar = keras.utils.Progbar(n, stateful_metrics=["adv_acc"], unit_name="example")
     adv_correct, first = 0, first_batch * batch_size
     for b in range(first_batch, -(-n // batch_size)):

@@ -20,8 +20,10 @@ import keras
 import numpy as np
 
 from utils.errors import UsageError
-from utils.losses import LOSSES
-from utils.models.classifier import ModelConfig, feature_model, head_layer
+from utils.loss_specs import LOSSES
+from utils.models.classifier import feature_model, head_layer
+from utils.runs.model_config import ModelConfig
+import h5py
 
 #: Heads the original's checkpoints can hold: SCE (dense), MMC and MMLDA (mmc).
 ORIGINAL_HEADS = ("dense", "mmc")
@@ -45,8 +47,6 @@ def read_original_h5(path: pathlib.Path) -> List[Tuple[str, List[np.ndarray]]]:
     Accepts ``save_weights`` files and full ``model.save`` files (``model_weights``).
     UsageError for a file that is not readable HDF5 (e.g. truncated).
     """
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f

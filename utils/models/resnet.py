@@ -21,9 +21,8 @@ import keras
 from keras import layers
 
 from utils.errors import UsageError
+from utils.runs.model_config import DEFAULT_FEATURE_DIM, check_version_and_n, depth_of
 
-#: Feature dimension d of the original when ``use_dense`` (and pooled channels of v1/v2).
-DEFAULT_FEATURE_DIM = {1: 64, 2: 256}
 #: L2 weight on every convolution kernel (the original's ``l2(1e-4)``).
 L2_WEIGHT = 1e-4
 #: Negative slope of LeakyReLU when ``use_leaky`` (tf.nn.leaky_relu's default; Keras' is 0.3).
@@ -31,20 +30,6 @@ LEAKY_SLOPE = 0.2
 #: Name of the layer whose output is the feature vector z.
 FEATURE_LAYER_NAME = "features"
 _BASE_FILTERS = 16
-
-
-def depth_of(version: int, n: int) -> int:
-    """Number of weighted layers of a ResNet: ``6n+2`` for v1, ``9n+2`` for v2.
-
-    Args:
-        version: 1 (basic blocks) or 2 (bottleneck, pre-activation).
-        n: residual blocks per stage, >= 1.
-
-    Returns:
-        The depth, e.g. ``depth_of(1, 5) == 32``, ``depth_of(2, 12) == 110``.
-    """
-    check_version_and_n(version, n)
-    return (6 if version == 1 else 9) * n + 2
 
 
 def describe(version: int, n: int) -> str:
@@ -120,14 +105,6 @@ class _Cfg:
     use_BN: bool
     use_leaky: bool
     l2_weight: float
-
-
-def check_version_and_n(version: int, n: int) -> None:
-    """UsageError unless ``version`` is 1 or 2 and ``n`` an int >= 1."""
-    if isinstance(version, bool) or version not in DEFAULT_FEATURE_DIM:
-        raise UsageError(f"ResNet version must be 1 or 2, got {version!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UsageError(f"n (residual blocks per stage) must be an int >= 1, got {n!r}")
 
 
 def _check_input_shape(input_shape: Tuple[int, int, int]) -> None:

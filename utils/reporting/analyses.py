@@ -27,6 +27,12 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from utils.errors import UsageError
+from utils.data import make_distributed_train_dataset
+from utils.training.builder import TrainerConfig, build_trainer
+from utils.training.distribute import make_strategy
+from utils.evaluation.detection import roc_auc
+from utils.models.classifier import feature_model, head_layer
+from utils.evaluation.loop import evaluate_attack
 
 # Rows of the CPU reproduction and the analyses: name -> the original's architecture flags
 # (``train_models.py`` / ``advtest_*.py``). AT rows add the adversarial-training flags.
@@ -84,9 +90,6 @@ def time_training(setups: Mapping[str, Tuple[Any, Any]], data: Any, *, batch_siz
     Returns:
         label -> ``{"round_seconds": [...], "median_step_s": s, "images_per_s": r}``.
     """
-    from utils.data import make_distributed_train_dataset
-    from utils.training.builder import TrainerConfig, build_trainer
-    from utils.training.distribute import make_strategy
 
     if steps < 1 or rounds < 1:
         raise UsageError(f"timing needs steps >= 1 and rounds >= 1, got {steps}, {rounds}")
@@ -158,8 +161,6 @@ def ood_summary(logits_in: np.ndarray, logits_ood: np.ndarray, *, head: str,
         and ``mean_in_top_k`` ``[k]`` (means of the sorted scores), ``mean_max_softmax_ood``
         / ``_in`` in [0, 1], and ``auroc_max_score`` in [0, 1] (1: OOD always scores lower).
     """
-    from utils.evaluation.detection import roc_auc
-
     if head not in ("dense", "mmc"):
         raise UsageError(f"OOD scores are defined for dense (SCE) and mmc heads, not {head!r}")
     score = softmax if head == "dense" else (lambda z: np.asarray(z, np.float64))
@@ -268,13 +269,11 @@ def predict(model: Any, x: np.ndarray, batch_size: int = 200) -> np.ndarray:
 
 def features_of(model: Any, x: np.ndarray, batch_size: int = 200) -> np.ndarray:
     """Features ``z`` ``(N, feature_dim)`` of a classifier (its ``features`` sub-model)."""
-    from utils.models.classifier import feature_model
     return predict(feature_model(model), x, batch_size)
 
 
 def centers_of(model: Any) -> Optional[np.ndarray]:
     """The class centers ``(L, feature_dim)`` of an MMC/MMLDA head, else None."""
-    from utils.models.classifier import head_layer
     centers = getattr(head_layer(model), "centers", None)
     return None if centers is None else np.asarray(centers)
 
@@ -306,7 +305,6 @@ def cmm_row(model: Any, data: Any, *, c_mm: float, pgd_examples: int, eps_256: f
     row: Dict[str, Any] = {"c_mm": c_mm, "n_clean": int(len(data.x_test)),
                            "clean_accuracy": accuracy(model, data.x_test, data.y_test)}
     if pgd_examples > 0:
-        from utils.evaluation.loop import evaluate_attack
         n = min(pgd_examples, len(data.x_test))
         result = evaluate_attack(
             model, data.x_test[:n], data.y_test[:n], attack_name="MadryEtAl",

@@ -20,6 +20,8 @@ import numpy as np
 from utils.reporting.analyses import (PAPER_000_GSCE_SHARE_PERCENT, PAPER_000_TABLE1_MIN,
                                       PAPER_000_TABLE3, PAPER_000_TABLE4)
 from utils.reporting.markdown import markdown_table
+from utils.fileio import bytes_item, text_item, write_set
+from utils.runs.checkpoints import ensure_writable_dir
 
 Payload = Dict[str, Any]
 
@@ -260,8 +262,6 @@ def write_analysis(out_dir: "str | pathlib.Path", name: str, payload: Payload,
     Raises:
       UsageError: ``out_dir`` cannot be created or written.
     """
-    from utils.fileio import bytes_item, text_item, write_set
-    from utils.training.checkpoints import ensure_writable_dir
 
     out = pathlib.Path(out_dir)
     text = json.dumps(payload, indent=1, sort_keys=True, default=float) + "\n"

@@ -28,6 +28,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from utils.errors import UsageError, check_count
+from utils.reporting.analyses import centers_of, features_of
 
 # Radii of the grid: these quantiles of the distances of all features to their class center.
 DEFAULT_QUANTILES = tuple(float(q) for q in np.round(np.linspace(0.05, 1.0, 20), 2))
@@ -171,6 +172,5 @@ def model_density(model: Any, x: np.ndarray, y: np.ndarray, num_classes: int,
     """:func:`density_profile` of a classifier's features of ``x`` ``(N, H, W, C)``
     (preprocessed as it was trained) with labels ``y`` ``(N,)``, around its head's
     centers (MMC/MMLDA) or, for a dense head, the class means."""
-    from utils.reporting.analyses import centers_of, features_of
     return density_profile(features_of(model, x), y, centers=centers_of(model),
                            num_classes=num_classes, quantiles=quantiles)

@@ -19,6 +19,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from utils.errors import UsageError
 from utils.reporting.reference import Record, method_label
+from utils.runs.model_config import depth_of
+from utils.loss_specs import CENTER_SET_HEADS, LOSSES
 
 REQUIRED_RECORD_FIELDS = ("dataset", "model", "attack_name", "clean_accuracy", "adv_accuracy")
 _ADV_RE = re.compile(r"_(target)?(MadryEtAl|MomentumIterativeMethod|FastGradientMethod|"
@@ -64,7 +66,6 @@ def _identity(record: Record, run_model: Record, loss: str
     model = str(record["model"])
     if not run_model:
         return _arch(model) + (_centers(model, loss), _advtrain(record))
-    from utils.models.resnet import depth_of
     version, n = int(run_model["version"]), int(run_model["n"])
     arch = f"resnet{32 if n == 5 else depth_of(version, n)}v{version}"
     centers = run_model.get("centers") if loss in ("mmc", "mmlda") else None
@@ -75,7 +76,6 @@ def _identity(record: Record, run_model: Record, loss: str
 def _c_mm(model: str, run_model: Record, loss: str) -> Optional[float]:
     """C_MM from the record's stored run identity; older records: from the run name."""
     if run_model:
-        from utils.losses import CENTER_SET_HEADS, LOSSES
         uses_centers = loss in LOSSES and LOSSES.get(loss).head in CENTER_SET_HEADS
         return float(run_model["c_mm"]) if uses_centers else None
     found = re.search(r"_meanvar([0-9.]+?)(?=_)", model)

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from utils.reporting.compare import ROW_COLUMNS, Comparison
 from utils.reporting.reference import Record
 from utils.reporting.markdown import markdown_table
+from utils.fileio import bytes_item, text_item, write_set
+from utils.runs.checkpoints import ensure_writable_dir
 
 _PREFIX = {"<=": "≤", ">": ">", "~": "≈", "=": ""}
 _RELAXED_TEXT = {"dataset": "datasets differ", "n_blocks": "architectures (ResNet depth) "
@@ -229,8 +231,6 @@ def write_report(comparison: Comparison, out_dir: "str | pathlib.Path", name: st
     Raises:
       UsageError: ``out_dir`` cannot be created or written.
     """
-    from utils.fileio import bytes_item, text_item, write_set
-    from utils.training.checkpoints import ensure_writable_dir
 
     png = render_png(comparison) if plot else None
     out = pathlib.Path(out_dir)

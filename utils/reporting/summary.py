@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from utils.fileio import atomic_write_text
-from utils.training.checkpoints import ensure_writable_dir
+from utils.runs.checkpoints import ensure_writable_dir
 
 from utils.reporting.records import latest_per_setting
 from utils.reporting.reference import Record

@@ -18,16 +18,15 @@ labels (the original drew among all labels, the true one included, which makes s
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
 from utils.attacks.iterative import ATTACK_SPECS, attack_graph
-from utils.errors import UsageError
 from utils.attacks.objectives import OBJECTIVES, select_objective
+from utils.errors import UsageError
+from utils.runs.advtrain_config import AdvTrainConfig
 
 # The attacks the original advtrain.py crafted with (their specs: utils.attacks.iterative).
 ADVTRAIN_ATTACKS = ("MadryEtAl", "BasicIterativeMethod", "MomentumIterativeMethod",
@@ -35,43 +34,12 @@ ADVTRAIN_ATTACKS = ("MadryEtAl", "BasicIterativeMethod", "MomentumIterativeMetho
 Adversary = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-@dataclasses.dataclass(frozen=True)
-class AdvTrainConfig:
-    """The original ``advtrain.py`` settings.
-
-    Attributes:
-        attack_method: one of :data:`ADVTRAIN_ATTACKS` (the original: MadryEtAl,
-            MomentumIterativeMethod, FastGradientMethod).
-        adv_ratio: weight of the adversarial loss in ``[0, 1]``; 1.0 trains on
-            adversarial examples only (then the clean forward pass is skipped).
-        use_target: targeted crafting (random wrong target per example).
-        eps_256, eps_iter_256: ℓ∞ radius and step in /256 pixel units (8 and 2).
-        nb_iter: attack iterations (10; FGSM uses one step of size ε); the flag is
-            ``--advtrain_num_iter``, the field keeps ``nb_iter`` because it is the
-            run identity stored in ``flags.json`` and records.
-    """
-
-    attack_method: str = "MadryEtAl"
-    adv_ratio: float = 1.0
-    use_target: bool = False
-    eps_256: float = 8.0
-    eps_iter_256: float = 2.0
-    nb_iter: int = 10
-
-    def validate(self) -> "AdvTrainConfig":
-        if self.attack_method not in ADVTRAIN_ATTACKS:
-            raise UsageError(f"unknown adversarial-training attack_method "
-                             f"{self.attack_method!r}; use one of {', '.join(ADVTRAIN_ATTACKS)}")
-        if not (math.isfinite(self.adv_ratio) and 0.0 <= self.adv_ratio <= 1.0):
-            raise UsageError(f"adv_ratio must lie in [0, 1], got {self.adv_ratio}")
-        if not (math.isfinite(self.eps_256) and self.eps_256 >= 0):
-            raise UsageError(f"advtrain eps must be >= 0 (/256 units), got {self.eps_256}")
-        if not (math.isfinite(self.eps_iter_256) and self.eps_iter_256 > 0):
-            raise UsageError(f"advtrain eps_iter must be > 0 (/256 units), got "
-                             f"{self.eps_iter_256}")
-        if self.nb_iter < 1:
-            raise UsageError(f"advtrain num_iter must be >= 1, got {self.nb_iter}")
-        return self
+def check_advtrain_attack(name: str) -> str:
+    """``name`` if it is an attack adversarial training can craft with, else UsageError."""
+    if name not in ADVTRAIN_ATTACKS:
+        raise UsageError(f"unknown adversarial-training attack_method {name!r}; use one of "
+                         f"{', '.join(ADVTRAIN_ATTACKS)}")
+    return name
 
 
 def random_wrong_targets(labels_onehot: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -104,7 +72,6 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
         ``(b, L)`` and the global step (int64 scalar), returning ``x_adv`` (no
         gradient flows through it).
     """
-    cfg.validate()
     spec = ATTACK_SPECS.get(cfg.attack_method)
     step_fn, rand_init, single_step = spec.step, spec.random_start, spec.single_step
     objective = OBJECTIVES.get(select_objective(loss, cfg.attack_method, cfg.use_target)).fn

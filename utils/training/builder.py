@@ -16,9 +16,12 @@ from typing import Any, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from utils.models.classifier import ModelConfig, build_classifier, training_loss
-from utils.training.advtrain import AdvTrainConfig, make_adversary
-from utils.training.loop import Trainer, make_optimizer
+from utils.errors import UsageError
+from utils.models.classifier import build_classifier, training_loss
+from utils.runs.advtrain_config import AdvTrainConfig
+from utils.runs.model_config import ModelConfig
+from utils.training.advtrain import check_advtrain_attack, make_adversary
+from utils.training.loop import NAN_POLICIES, OPTIMIZERS, Trainer, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,18 @@ class TrainerConfig:
     nan_policy: str = "stop"
     steps_per_loop: int = 1
     jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        """Validated once, here (UsageError): optimizer name, NaN policy, steps per loop,
+        the adversarial-training attack (rates and batch size: :class:`RunSpec`)."""
+        OPTIMIZERS.get(self.optimizer)
+        if self.nan_policy not in NAN_POLICIES:
+            raise UsageError(f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, "
+                             f"got {self.nan_policy!r}")
+        if int(self.steps_per_loop) < 1:
+            raise UsageError(f"--steps_per_loop must be >= 1, got {self.steps_per_loop}")
+        if self.advtrain is not None:
+            check_advtrain_attack(self.advtrain.attack_method)
 
 
 def build_trainer(strategy: tf.distribute.Strategy, model_cfg: ModelConfig,

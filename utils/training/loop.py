@@ -4,7 +4,7 @@ Keras 3's ``Model.fit`` does not accept ``MultiWorkerMirroredStrategy`` datasets
 loop follows the SimCLR-TF2 skeleton: per-replica step inside ``strategy.run``, losses
 scaled by the global batch, a ``tf.function`` step, a Keras progress bar.
 
-    trainer = Trainer(strategy, model, LOSSES.get("mmc").loss_fn, optimizer, 50)
+    trainer = Trainer(strategy, model, loss_function("mmc"), optimizer, 50)
     # or, model and optimizer built too: utils.training.builder.build_trainer(...)
     history = trainer.fit(dist_dataset, steps_per_epoch, eval_dataset, schedule, hooks)
 """
@@ -44,8 +44,6 @@ def adam(lr: float) -> keras.optimizers.Optimizer:
 
 def make_optimizer(name: str, lr: float, mixed_float16: bool = False) -> keras.optimizers.Optimizer:
     """Optimizer by the original's name, wrapped for loss scaling under float16."""
-    if not lr > 0:
-        raise UsageError(f"lr must be > 0, got {lr}")
     optimizer = OPTIMIZERS.get(name)(lr)
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_float16 else optimizer
 
@@ -110,11 +108,6 @@ class Trainer:
                  adversary: Optional[Adversary] = None, adv_ratio: float = 1.0,
                  nan_policy: str = "stop", steps_per_loop: int = 1,
                  jit_compile: bool = False) -> None:
-        if int(steps_per_loop) < 1:
-            raise UsageError(f"--steps_per_loop must be >= 1, got {steps_per_loop}")
-        if nan_policy not in NAN_POLICIES:
-            raise UsageError(f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, "
-                             f"got {nan_policy!r}")
         # One device: a non-finite update is skipped in the graph (tf.cond). Mirrored and
         # multi-worker: apply_gradients cannot sit in a cond inside the replica function
         # (it is a synchronisation point), so the run stops after such a step, before any

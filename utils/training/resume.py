@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import pathlib
-import warnings
 import zipfile
 from typing import Optional
 
@@ -35,15 +34,9 @@ import tensorflow as tf
 from utils.errors import UsageError
 from utils.fileio import (Staged, Stager, file_item, finish_temp, remove_stale_temps,
                           temp_path, text_item, write_set)
-from utils.training import checkpoints as ckpt
-
-HISTORY_FILE = "history.csv"
-
-
-def state_prefix(run_dir: pathlib.Path, epoch: int) -> pathlib.Path:
-    """``run_dir/state.{epoch:03d}`` (``.index`` and ``.data-*`` files)."""
-    return pathlib.Path(run_dir) / f"state.{epoch:03d}"
-
+from utils.models.weights import load_weights
+from utils.runs import checkpoints as ckpt
+from utils.runs.checkpoints import HISTORY_FILE, state_prefix
 
 def tf_checkpoint_item(checkpoint: tf.train.Checkpoint, prefix: pathlib.Path) -> Stager:
     """A :func:`utils.fileio.write_set` member: ``checkpoint`` written under ``prefix``."""
@@ -65,25 +58,6 @@ def tf_checkpoint_item(checkpoint: tf.train.Checkpoint, prefix: pathlib.Path) ->
         return staged
 
     return stage
-
-
-def load_weights(model: keras.Model, path: pathlib.Path) -> None:
-    """``model.load_weights`` with a one-line UsageError for missing/foreign/broken files."""
-    if not path.exists():
-        raise UsageError(f"checkpoint {path} does not exist; train it first or check the flags")
-    try:
-        # Keras only *warns* when parts of a file do not match ("Skipping nested
-        # container ... retain their freshly-initialized weights"): that would evaluate a
-        # half-random model, so any warning while loading is an error here.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            model.load_weights(str(path))
-    except Exception as exc:  # Keras raises ValueError/OSError/KeyError variants
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"cannot load {path} into this model ({first[:160]}); it was written by another "
-            "architecture or is truncated: use the flags it was trained with or retrain"
-        ) from None
 
 
 class TrainingState:

@@ -8,13 +8,14 @@ with ``state.{epoch:03d}.*``, the whole training state for an exact ``--resume``
 (:mod:`utils.training.resume`). A non-finite loss stops the run (NonFiniteError) before
 anything non-finite is saved; an interrupt raises :class:`utils.errors.Interrupted`.
 
-    result = train(RunConfig(dataset="fashion_mnist", model=ModelConfig(version=1, n=1),
-                             epochs=1, train_size=2000))
+    spec = RunSpec("fashion_mnist", ModelConfig(version=1, n=1), "mom", 0.01, 50)
+    result = train(RunConfig(run=spec, epochs=1, train_size=2000))
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import pathlib
@@ -25,20 +26,19 @@ import numpy as np
 import tensorflow as tf
 
 import ts_centers
-from utils.training import checkpoints as ckpt
-from utils.training.advtrain import AdvTrainConfig
-from utils.training.builder import TrainerConfig, build_trainer
-from utils.training.runspec import RunSpec
-from utils.models.classifier import ModelConfig, architecture_fingerprint, check_model_config
 from utils.data import (PreparedData, load_dataset, make_distributed_train_dataset,
                         make_eval_dataset, steps_per_epoch)
-from utils.training.distribute import is_chief, make_strategy, sync_non_trainable
-from utils.errors import UsageError
-from utils.results import package_versions
-from utils.training.loop import OPTIMIZERS, NAN_POLICIES, EpochLog, Trainer
-from utils.errors import Interrupted, NonFiniteError
+from utils.errors import Interrupted, NonFiniteError, UsageError
 from utils.fileio import atomic_write_text
-from utils.training.resume import HISTORY_FILE, TrainingState, prepare_run_dir
+from utils.results import package_versions
+from utils.runs import checkpoints as ckpt
+from utils.runs.checkpoints import HISTORY_FILE
+from utils.runs.model_config import architecture_fingerprint
+from utils.runs.spec import RunSpec
+from utils.training.builder import TrainerConfig, build_trainer
+from utils.training.distribute import is_chief, make_strategy, sync_non_trainable
+from utils.training.loop import EpochLog, Trainer
+from utils.training.resume import TrainingState, prepare_run_dir
 
 # (epochs, lr boundaries) of the original per dataset.
 DEFAULT_SCHEDULES: Dict[str, Tuple[int, Tuple[int, int]]] = {
@@ -52,13 +52,11 @@ MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Plain arguments of one training run (see ``train_models.py --help``)."""
+    """Plain arguments of one training run (see ``train_models.py --help``), validated
+    when built: ``run`` is the run's identity (dataset, model, optimizer, lr, batch size,
+    adversarial training); the rest says how to train it."""
 
-    dataset: str = "mnist"
-    model: ModelConfig = ModelConfig()
-    optimizer: str = "mom"
-    lr: float = 0.01
-    batch_size: int = 50
+    run: RunSpec
     epochs: Optional[int] = None
     lr_boundaries: Optional[Tuple[int, int]] = None
     checkpoint_every: int = 5
@@ -72,11 +70,30 @@ class RunConfig:
     test_size: Optional[int] = None
     augment: bool = True
     verbose: int = 1
-    advtrain: Optional[AdvTrainConfig] = None
     nan_policy: str = "stop"
     steps_per_loop: int = 1
     jit_compile: bool = False
     flags: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs is None or self.epochs >= 1,
+             f"--epochs must be >= 1, got {self.epochs}"),
+            (self.checkpoint_every >= 1,
+             f"--checkpoint_every must be >= 1, got {self.checkpoint_every}"),
+            (self.mixed_precision in MIXED_PRECISION,
+             f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
+             f"got {self.mixed_precision!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        trainer_config(self)  # validates the training-step settings, once, there
+
+    @property
+    def directory(self) -> pathlib.Path:
+        """Where this run writes (:meth:`utils.runs.spec.RunSpec.directory`)."""
+        return self.run.directory(self.model_dir)
 
 
 @dataclasses.dataclass
@@ -91,50 +108,10 @@ class RunResult:
 
 def weights_digest(model: keras.Model) -> str:
     """sha256 of all weights' bytes: equal digests mean bit-identical models."""
-    import hashlib
     digest = hashlib.sha256()
     for weight in model.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
     return digest.hexdigest()
-
-
-def validate(cfg: RunConfig) -> None:
-    """One-line UsageErrors for impossible values, before anything is written."""
-    checks = [
-        (cfg.batch_size >= 1, f"--batch_size must be >= 1, got {cfg.batch_size}"),
-        (cfg.lr > 0, f"--lr must be > 0, got {cfg.lr}"),
-        (cfg.model.c_mm > 0 and np.isfinite(cfg.model.c_mm),
-         f"--mean_var must be > 0, got {cfg.model.c_mm}"),
-        (cfg.model.feature_dim is None or cfg.model.feature_dim >= 1,
-         f"--feature_dim must be >= 1, got {cfg.model.feature_dim}"),
-        (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be >= 1, got {cfg.epochs}"),
-        (cfg.steps_per_loop >= 1,
-         f"--steps_per_loop must be >= 1, got {cfg.steps_per_loop}"),
-        (cfg.checkpoint_every >= 1,
-         f"--checkpoint_every must be >= 1, got {cfg.checkpoint_every}"),
-        (cfg.nan_policy in NAN_POLICIES,
-         f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, got {cfg.nan_policy!r}"),
-        (cfg.mixed_precision in MIXED_PRECISION,
-         f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}, "
-         f"got {cfg.mixed_precision!r}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
-    check_model_config(cfg.model)
-    OPTIMIZERS.get(cfg.optimizer)
-    if cfg.advtrain is not None:
-        cfg.advtrain.validate()
-
-
-def run_spec(cfg: RunConfig) -> RunSpec:
-    """The :class:`utils.training.runspec.RunSpec` (the run's identity) of ``cfg``."""
-    return RunSpec(cfg.dataset, cfg.model, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.advtrain)
-
-
-def run_directory(cfg: RunConfig) -> pathlib.Path:
-    """Where run ``cfg`` writes (:meth:`utils.training.runspec.RunSpec.directory`)."""
-    return run_spec(cfg).directory(cfg.model_dir)
 
 
 def _history_csv(rows: Sequence[EpochLog]) -> str:
@@ -161,7 +138,7 @@ def _write_run_files(run_dir: pathlib.Path, cfg: RunConfig,
     prepare_run_dir(run_dir)  # temporaries of a killed run: nothing else writes here now
     atomic_write_text(run_dir / ckpt.ARCH_FILE, json.dumps(fingerprint, indent=1))
     atomic_write_text(run_dir / "flags.json", json.dumps(cfg.flags or {}, indent=1))
-    atomic_write_text(run_dir / "run.json", json.dumps(run_spec(cfg).to_dict(), indent=1))
+    atomic_write_text(run_dir / "run.json", json.dumps(cfg.run.to_dict(), indent=1))
     atomic_write_text(run_dir / "versions.json", json.dumps(package_versions(), indent=1))
 
 
@@ -196,23 +173,25 @@ def _epoch_end_hook(cfg: RunConfig, run_dir: pathlib.Path, state: TrainingState,
 
 def trainer_config(cfg: RunConfig) -> TrainerConfig:
     """The :class:`utils.training.builder.TrainerConfig` of run ``cfg``."""
-    return TrainerConfig(optimizer=cfg.optimizer, lr=cfg.lr, batch_size=cfg.batch_size,
+    run = cfg.run
+    return TrainerConfig(optimizer=run.optimizer, lr=run.lr, batch_size=run.batch_size,
                          mixed_float16=cfg.mixed_precision == "mixed_float16",
-                         advtrain=cfg.advtrain, seed=cfg.seed, nan_policy=cfg.nan_policy,
+                         advtrain=run.advtrain, seed=cfg.seed, nan_policy=cfg.nan_policy,
                          steps_per_loop=cfg.steps_per_loop, jit_compile=cfg.jit_compile)
 
 
 def _load_checked_data(cfg: RunConfig) -> PreparedData:
     """The run's data, refused (UsageError) when it cannot fill one batch or, for
     hierarchical centers, its coarse labels do not fit."""
-    data = load_dataset(cfg.dataset, cfg.data_dir, train_size=cfg.train_size,
+    run = cfg.run
+    data = load_dataset(run.dataset, cfg.data_dir, train_size=cfg.train_size,
                         test_size=cfg.test_size, seed=cfg.seed)
-    if len(data.x_train) < cfg.batch_size:
+    if len(data.x_train) < run.batch_size:
         raise UsageError(f"only {len(data.x_train)} training examples for --batch_size="
-                         f"{cfg.batch_size}; raise --train_size or lower --batch_size")
-    if cfg.model.centers == "hierarchical":
+                         f"{run.batch_size}; raise --train_size or lower --batch_size")
+    if run.model.centers == "hierarchical":
         ts_centers.check_coarse_labels(data.y_train, data.coarse_train, data.num_classes,
-                                       cfg.dataset)
+                                       run.dataset)
     return data
 
 
@@ -221,11 +200,11 @@ def _datasets(cfg: RunConfig, strategy: tf.distribute.Strategy, data: PreparedDa
     """``(distributed training set repeating from epoch initial_epoch + 1, eval set)``."""
     with strategy.scope():
         dist_ds = make_distributed_train_dataset(
-            strategy, data.x_train, data.y_train, global_batch_size=cfg.batch_size,
+            strategy, data.x_train, data.y_train, global_batch_size=cfg.run.batch_size,
             num_classes=data.num_classes, augment=cfg.augment, shuffle_seed=cfg.seed,
             repeat=True, first_epoch=initial_epoch, steps=steps)
     eval_ds = make_eval_dataset(data.x_test, data.y_test,
-                                global_batch_size=max(cfg.batch_size, 100),
+                                global_batch_size=max(cfg.run.batch_size, 100),
                                 num_classes=data.num_classes)
     return dist_ds, eval_ds
 
@@ -246,20 +225,19 @@ def _fit_or_interrupted(trainer: Trainer, run_dir: pathlib.Path, *args: Any,
 
 def train(cfg: RunConfig) -> RunResult:
     """Run one training job; see the module docstring for what is written."""
-    validate(cfg)
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = make_strategy(cfg.strategy)
-    epochs, boundaries = DEFAULT_SCHEDULES.get(cfg.dataset, (50, (30, 40)))
+    epochs, boundaries = DEFAULT_SCHEDULES.get(cfg.run.dataset, (50, (30, 40)))
     epochs = cfg.epochs or epochs
     boundaries = tuple(cfg.lr_boundaries or boundaries)
     data = _load_checked_data(cfg)
-    run_dir = run_directory(cfg)
-    fingerprint = architecture_fingerprint(cfg.model, data.input_shape, data.num_classes)
+    run_dir = cfg.directory
+    fingerprint = architecture_fingerprint(cfg.run.model, data.input_shape, data.num_classes)
     ckpt.check_architecture(run_dir, fingerprint)
     chief = is_chief()
     if cfg.mixed_precision != "off":
         keras.mixed_precision.set_global_policy(cfg.mixed_precision)
-    trainer = build_trainer(strategy, cfg.model, data.input_shape, data.num_classes,
+    trainer = build_trainer(strategy, cfg.run.model, data.input_shape, data.num_classes,
                             trainer_config(cfg), clip_min=data.clip_min, clip_max=data.clip_max)
     model = trainer.model
     with strategy.scope():
@@ -274,10 +252,10 @@ def train(cfg: RunConfig) -> RunResult:
     if chief:
         _write_run_files(run_dir, cfg, fingerprint)
     history = _read_history(run_dir / HISTORY_FILE, initial_epoch) if cfg.resume else []
-    steps = steps_per_epoch(len(data.x_train), cfg.batch_size)
+    steps = steps_per_epoch(len(data.x_train), cfg.run.batch_size)
     dist_ds, eval_ds = _datasets(cfg, strategy, data, initial_epoch, steps)
     _fit_or_interrupted(trainer, run_dir, dist_ds, steps, eval_ds, epochs=epochs,
-                        initial_epoch=initial_epoch, base_lr=cfg.lr, lr_boundaries=boundaries,
+                        initial_epoch=initial_epoch, base_lr=cfg.run.lr, lr_boundaries=boundaries,
                         verbose=cfg.verbose, on_epoch_end=_epoch_end_hook(
                             cfg, run_dir, state, strategy, history, epochs, chief))
     final_acc = history[-1].val_accuracy if history else trainer.evaluate(eval_ds)["accuracy"]
