@@ -1,7 +1,8 @@
 """Per-example progress of a cascaded evaluation, saved atomically so a run can resume.
 
-The state is three ``(N,)`` int8 arrays and the next batch index, plus a fingerprint
-string (JSON) of what was evaluated; a state file of another evaluation is refused.
+The state is three ``(N,)`` int8 arrays, two ``(N,)`` float32 detection-score arrays and
+the next batch index, plus a fingerprint string (JSON) of what was evaluated; a state file
+of another evaluation is refused.
 
     state = load_state(path, fp, n) or EvalState.fresh(n)
     save_state(path, fp, state)       # after every batch
@@ -19,9 +20,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from utils.fileio import atomic_write
 from utils.errors import UsageError
-from utils.fileio import check_can_create
+from utils.fileio import atomic_write, check_can_create
 
 UNPROCESSED, CLEAN_BROKEN, ROBUST = -3, -2, -1  # broken_by codes besides member indices
 
@@ -30,18 +30,23 @@ UNPROCESSED, CLEAN_BROKEN, ROBUST = -3, -2, -1  # broken_by codes besides member
 class EvalState:
     """Per-example progress ``(N,)`` int8: ``broken_by`` the index of the member that
     broke the example (``ROBUST`` none, ``CLEAN_BROKEN`` already broken clean,
-    ``UNPROCESSED``); ``clean_correct`` / ``adv_correct`` 0/1 (-1 unprocessed).
+    ``UNPROCESSED``); ``clean_correct`` / ``adv_correct`` 0/1 (-1 unprocessed);
+    ``clean_score`` / ``adv_score`` float32 detection scores of the clean and the final
+    adversarial input (NaN where none was asked for or not yet processed).
     ``next_batch``: the first batch not yet done."""
 
     broken_by: np.ndarray
     clean_correct: np.ndarray
     adv_correct: np.ndarray
+    clean_score: np.ndarray
+    adv_score: np.ndarray
     next_batch: int = 0
 
     @classmethod
     def fresh(cls, n: int) -> "EvalState":
         return cls(np.full(n, UNPROCESSED, np.int8), np.full(n, -1, np.int8),
-                   np.full(n, -1, np.int8))
+                   np.full(n, -1, np.int8), np.full(n, np.nan, np.float32),
+                   np.full(n, np.nan, np.float32))
 
 
 def digest(*arrays: Any) -> str:
@@ -61,6 +66,7 @@ def save_state(path: "str | pathlib.Path", fp: str, state: EvalState) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, fingerprint=np.array(fp), broken_by=state.broken_by,
                  clean_correct=state.clean_correct, adv_correct=state.adv_correct,
+                 clean_score=state.clean_score, adv_score=state.adv_score,
                  next_batch=np.array(state.next_batch))
         pathlib.Path(tmp).write_bytes(buffer.getvalue())
 
@@ -88,7 +94,12 @@ def _read(path: pathlib.Path) -> "tuple[str, EvalState]":
     try:
         with np.load(path, allow_pickle=False) as f:
             saved_fp = str(f["fingerprint"])
+            n = len(f["broken_by"])
+            # Files written before the scores were kept: no scores (AUC runs had no state).
+            none = np.full(n, np.nan, np.float32)
             state = EvalState(f["broken_by"], f["clean_correct"], f["adv_correct"],
+                              f["clean_score"] if "clean_score" in f.files else none,
+                              f["adv_score"] if "adv_score" in f.files else none,
                               int(f["next_batch"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
