@@ -154,15 +154,18 @@ def example_seeds(seed: Seed, index: Tensorish, restart: Any = 0) -> tf.Tensor:
 def uniform_per_example(shape: Sequence[int], seeds: tf.Tensor, lo: float = 0.0,
                         hi: float = 1.0) -> tf.Tensor:
     """``shape`` ``(batch, ...)`` float32 uniform in ``[lo, hi)``; row ``i`` drawn from
-    ``seeds[i]`` alone (vectorised over rows)."""
+    ``seeds[i]`` alone. A ``tf.map_fn`` over rows (``vectorized_map`` has no converter
+    for the stateless ops and falls back to the same loop); attacks draw once per run."""
     row = tuple(shape[1:])
-    return tf.vectorized_map(lambda s: tf.random.stateless_uniform(row, s, lo, hi), seeds)
+    return tf.map_fn(lambda s: tf.random.stateless_uniform(row, s, lo, hi), seeds,
+                     fn_output_signature=tf.float32)
 
 
 def normal_per_example(shape: Sequence[int], seeds: tf.Tensor) -> tf.Tensor:
     """``shape`` ``(batch, ...)`` float32 standard normal; row ``i`` from ``seeds[i]``."""
     row = tuple(shape[1:])
-    return tf.vectorized_map(lambda s: tf.random.stateless_normal(row, s), seeds)
+    return tf.map_fn(lambda s: tf.random.stateless_normal(row, s), seeds,
+                     fn_output_signature=tf.float32)
 
 
 # ---------------------------------------------------------------- inputs and success
