@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from utils.attacks import apgd as apgd_mod
 from utils.attacks.apgd import apgd, apgd_run, checkpoint_schedule
-from utils.attacks.threat_model import start_noise
+from utils.attacks.core import example_seeds
+from utils.attacks.threat_model import threat_model
 from utils.errors import UsageError
 from utils.evaluation.loop import evaluate_attack
 from utils.attacks.multitarget import apgd_targeted, multi_targeted_pgd, top_k_targets
@@ -207,7 +208,7 @@ def test_targeted_sweeps_never_weaker_than_their_first_target(cnn):
                   num_iter=10, targets_onehot=_onehot(first), seed=(0, 0))
     sweep = apgd_targeted(model, x, _onehot(y), eps=eps, clip_min=-1.0, clip_max=1.0,
                           num_iter=10, n_target_classes=4,  # rank 0 starts where `single` does
-                          noise_for_rank=lambda r: start_noise(x.shape, (0, r), "linf"))
+                          seed=(0, 0))
 
     def correct(a):
         return int(np.sum(model(a).numpy().argmax(-1) == y))
@@ -274,7 +275,7 @@ def test_dlr_needs_enough_classes():
 # ---------------------------------------------------------------- inputs and compilation
 @pytest.mark.parametrize("over,match", [
     (dict(norm="l1"), "unknown norm"), (dict(num_iter=0), "num_iter must be"),
-    (dict(eps=-0.1), "eps must be"), (dict(noise=np.zeros((3,) + SHAPE)), "noise shape"),
+    (dict(eps=-0.1), "eps must be"), (dict(example_index=np.arange(3)), "example_index has 3"),
     (dict(success_on_target=True), "needs targets_onehot"),
     (dict(clip_min=np.zeros((3, 3, 1))), "does not broadcast")])
 def test_bad_inputs_raise_usage_error(over, match, cnn):
@@ -295,7 +296,12 @@ def test_one_graph_serves_every_batch(cnn):
 
 
 def test_start_noise_is_seeded_and_scaled():
-    a = start_noise((4,) + SHAPE, (3, 1), "linf").numpy()
-    np.testing.assert_array_equal(a, start_noise((4,) + SHAPE, (3, 1), "linf").numpy())
-    assert np.abs(a).max() <= 1.0 and not np.array_equal(
-        a, start_noise((4,) + SHAPE, (3, 2), "linf").numpy())
+    linf = threat_model("linf")
+
+    def noise(seed, restart=0):
+        return linf.noise((4,) + SHAPE, example_seeds(seed, np.arange(4), restart)).numpy()
+
+    a = noise((3, 1))
+    np.testing.assert_array_equal(a, noise((3, 1)))
+    assert np.abs(a).max() <= 1.0 and not np.array_equal(a, noise((3, 2)))
+    assert not np.array_equal(a, noise((3, 1), restart=1))

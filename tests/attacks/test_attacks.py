@@ -14,7 +14,8 @@ import ts_centers
 from conftest import cluster_data
 from keras_layers import MMCLayer
 from utils.attacks import iterative as attacks_mod
-from utils.attacks.iterative import ATTACK_SPECS, ATTACKS, worst_case_over_restarts
+from utils.attacks.core import ATTACK_SPECS
+from utils.attacks.iterative import ATTACKS, worst_case_over_restarts
 from utils.errors import UsageError
 from utils.evaluation.loop import draw_targets, evaluate_attack
 from utils.losses import loss_function

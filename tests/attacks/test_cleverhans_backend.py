@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import FASHION_DIR, cluster_data
-from utils.attacks.iterative import get_attack
+from utils.attacks.core import get_attack
 from utils.attacks.objectives import OBJECTIVES
 from utils.errors import UsageError
 

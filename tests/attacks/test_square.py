@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from utils.attacks.iterative import ATTACKS
 from utils.attacks.objectives import OBJECTIVES
-from utils.attacks.square import (p_schedule, pseudo_gaussian, square_attack, square_run,
-                                  window_sides)
+from utils.attacks.square import square_attack, square_run
+from utils.attacks.square_schedule import p_schedule, pseudo_gaussian, window_sides
 from utils.errors import UsageError
 
 SHAPE, NUM_CLASSES = (8, 8, 1), 3

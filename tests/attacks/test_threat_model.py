@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from utils.attacks.threat_model import (check_norm, direction, l2_norm, per_sample, project,
-                                        random_start, start_noise)
+from utils.attacks.core import example_seeds
+from utils.attacks.threat_model import check_norm, l2_norm, per_sample, threat_model
 from utils.errors import UsageError
 
 
@@ -17,7 +17,7 @@ def _batch(seed=0, shape=(5, 4, 4, 2)):
 def test_project_lands_in_the_ball_and_the_box(norm):
     x, far = _batch(0), _batch(1) * 5 - 2
     eps = tf.constant(0.1)
-    out = project(far, x, eps, norm, 0.0, 1.0).numpy()
+    out = threat_model(norm).project(far, x, eps, 0.0, 1.0).numpy()
     delta = out - x.numpy()
     size = np.abs(delta).reshape(5, -1).max(1) if norm == "linf" else \
         np.sqrt((delta ** 2).reshape(5, -1).sum(1))
@@ -29,22 +29,27 @@ def test_project_lands_in_the_ball_and_the_box(norm):
 def test_project_leaves_points_inside_alone(norm):
     x = _batch(0) * 0.5 + 0.25
     inside = x + 0.001
-    np.testing.assert_allclose(project(inside, x, tf.constant(0.1), norm, 0.0, 1.0), inside,
+    np.testing.assert_allclose(threat_model(norm).project(inside, x, tf.constant(0.1), 0.0, 1.0),
+                               inside,
                                atol=1e-7)
 
 
 def test_direction_has_unit_length():
     g = _batch(2) - 0.5
-    assert np.all(np.abs(direction(g, "linf").numpy()) <= 1.0)
-    np.testing.assert_allclose(l2_norm(direction(g, "l2")).numpy().ravel(), 1.0, rtol=1e-5)
+    assert np.all(np.abs(threat_model("linf").direction(g).numpy()) <= 1.0)
+    np.testing.assert_allclose(l2_norm(threat_model("l2").direction(g)).numpy().ravel(), 1.0,
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_random_start_is_in_the_ball_and_seeded(norm):
     x = _batch(3) * 0.5 + 0.25
-    noise = start_noise(tuple(x.shape), (1, 2), norm)
-    np.testing.assert_array_equal(noise, start_noise(tuple(x.shape), (1, 2), norm))
-    out = random_start(x, noise, tf.constant(0.05), norm, 0.0, 1.0).numpy() - x.numpy()
+    tm, seeds = threat_model(norm), example_seeds((1, 2), np.arange(5))
+    noise = tm.noise(x.shape, seeds)
+    np.testing.assert_array_equal(noise, tm.noise(x.shape, seeds))
+    # a row depends on its own seed only
+    np.testing.assert_array_equal(noise[2:3], tm.noise((1,) + tuple(x.shape[1:]), seeds[2:3]))
+    out = tm.init(x, noise, tf.constant(0.05), 0.0, 1.0).numpy() - x.numpy()
     size = np.abs(out).reshape(5, -1).max(1) if norm == "linf" else \
         np.sqrt((out ** 2).reshape(5, -1).sum(1))
     assert np.all(size <= 0.05 + 1e-6) and np.all(size > 0)

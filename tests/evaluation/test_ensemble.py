@@ -190,7 +190,6 @@ def test_state_round_trip(tmp_path):
     ("APGD-CE", dict(settings=dict(n_iter=0)), "n_iter must be"),
     ("APGD-CE", dict(settings=dict(objective="mmc_tar1")), "needs an untargeted"),
     ("APGD-T", dict(settings=dict(targeted_objective="dlr")), "needs a targeted"),
-    ("PGD", dict(settings=dict(norm="l2")), "only"),
     ("APGD-T", dict(settings=dict(n_target_classes=0)), "n_target_classes"),
     ("APGD-CE", dict(batch_size=0), "batch_size"),
     ("APGD-CE", dict(settings=dict(objective="nope")), "unknown objective"),

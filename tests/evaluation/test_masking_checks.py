@@ -120,7 +120,9 @@ def test_weaker_objective_fires_when_a_standard_objective_does_better():
     found = masking_checks.weaker_objective(_two_centers, x, y, "mmc_un1", eps=1.2,
                                             eps_iter=0.2, clip_min=-5.0, clip_max=5.0)
     assert found and all("--objective=" in w for w in found)
-    assert any("objective ce leaves 0.0%" in w for w in found)
+    # ce breaks (nearly) every point; the exact share depends on the random starts
+    [ce] = [w for w in found if "objective ce leaves" in w]
+    assert float(ce.split("objective ce leaves ")[1].split("%")[0]) <= 5.0
 
 
 def test_weaker_objective_quiet_when_the_objective_is_the_strongest():

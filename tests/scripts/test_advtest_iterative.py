@@ -293,12 +293,30 @@ def test_autoattack_resumes_from_its_state_file(trained, capsys, tmp_path):
     (["--attack_method=APGD", "--apgd_loss=nope"], "unknown objective 'nope'"),
     (["--attack_method=APGD", "--target=True", "--apgd_loss=dlr"], "needs a targeted"),
     (["--attack_method=MadryEtAl", "--state_file=s.npz"], "--state_file applies to"),
-    (["--attack_method=MadryEtAl", "--norm=l2"], "l-inf attack"),
+    (["--attack_method=MadryEtAl", "--norm=l1"], "unknown norm 'l1'"),
     (["--attack_method=APGD", "--is_calculate_auc=True"], "not supported"),
     (["--epoch_1=5"], "--epoch_1/--epoch_2"),
 ])
 def test_bad_apgd_flags_exit_2(trained, capsys, extra, expected):
     assert expected in _refused(trained, "--eps_256=8", *extra)
+
+
+@pytest.mark.parametrize("name", ["FastGradientMethod", "BasicIterativeMethod", "MadryEtAl",
+                                  "MomentumIterativeMethod"])
+def test_gradient_attacks_accept_the_l2_norm(trained, name):
+    config = _config(_args(trained, trained[0] / "res.jsonl", f"--attack_method={name}",
+                           "--norm=l2", "--eps_256=64"))
+    assert config.norm == "l2" and config.plan.attack == name
+
+
+def test_l2_pgd_runs_and_records_its_norm(trained, capsys):
+    # eps_256 is the l2 radius over the whole 28x28 input: 0 keeps, 2560 (10 units) breaks
+    _, results = _advtest(trained, capsys, "--attack_method=MadryEtAl", "--norm=l2",
+                          "--target=False", "--eps_256=0,2560", "--num_iter=20",
+                          "--eps_iter_256=640")
+    zero, huge = _records(results, 2)
+    assert zero["norm"] == huge["norm"] == "l2"
+    assert zero["adv_accuracy"] == zero["clean_accuracy"] and huge["adv_accuracy"] <= 0.05
 
 
 @pytest.mark.slow

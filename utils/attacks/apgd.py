@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
-import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, prepare_inputs,
-                                     restart_seed)
+from utils.attacks.core import (AttackSpec, ModelFn, Seed, Tensorish, attack_succeeded,
+                                example_indices, example_seeds, fixed_seed, prepare_inputs,
+                                register_spec)
 from utils.errors import UsageError, check_count
 from utils.attacks.objectives import Objective
-from utils.attacks.threat_model import (check_norm, direction, per_sample, project,
-                                        random_start, start_noise)
+from utils.attacks.threat_model import ThreatModel, per_sample, threat_model
 
 MOMENTUM = 0.75          # alpha: weight of the new gradient step against the last move
 RHO = 0.75               # condition 1: minimum share of loss-increasing steps per window
@@ -92,7 +91,7 @@ def _evaluate(model_fn: ModelFn, objective: Objective, x_adv: tf.Tensor, labels:
 
 def _success(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor],
              on_target: bool) -> tf.Tensor:
-    """:func:`utils.attacks.iterative.attack_succeeded`; with a targeted objective, success
+    """:func:`utils.attacks.core.attack_succeeded`; with a targeted objective, success
     is reaching the target only when ``on_target`` (else: any misclassification)."""
     return attack_succeeded(logits, labels, targets if on_target else None)
 
@@ -117,15 +116,15 @@ class _State(NamedTuple):
     last_check: tf.Tensor   # () int32 iteration of the last checkpoint
 
 
-def _momentum_step(s: _State, i: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: str,
-                   clip_min: tf.Tensor, clip_max: tf.Tensor) -> tf.Tensor:
+def _momentum_step(s: _State, i: tf.Tensor, x: tf.Tensor, eps: tf.Tensor,
+                   threat: ThreatModel, clip_min: tf.Tensor, clip_max: tf.Tensor) -> tf.Tensor:
     """``z = P(x_k + eta d)``, ``x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1}))``
     with ``a = 1`` on the first step."""
-    z = project(s.x_adv + per_sample(s.step, x) * direction(s.grad, norm), x, eps, norm,
-                clip_min, clip_max)
+    z = threat.project(s.x_adv + per_sample(s.step, x) * threat.direction(s.grad), x, eps,
+                       clip_min, clip_max)
     a = tf.where(i > 0, MOMENTUM, 1.0)
     moved = s.x_adv + a * (z - s.x_adv) + (1.0 - a) * (s.x_adv - s.x_prev)
-    return project(moved, x, eps, norm, clip_min, clip_max)
+    return threat.project(moved, x, eps, clip_min, clip_max)
 
 
 def _at_checkpoint(s: _State, i: tf.Tensor, checks: tf.Tensor, rho: tf.Tensor) -> _State:
@@ -148,18 +147,19 @@ def _at_checkpoint(s: _State, i: tf.Tensor, checks: tf.Tensor, rho: tf.Tensor) -
 
 
 @tf.function(reduce_retracing=True)
-def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
+def apgd_graph(model_fn: ModelFn, objective: Objective, threat: ThreatModel, x: tf.Tensor,
                labels: tf.Tensor, targets: Optional[tf.Tensor], eps: tf.Tensor,
                checks: tf.Tensor, num_iter: tf.Tensor, clip_min: tf.Tensor, clip_max: tf.Tensor,
                noise: tf.Tensor, rho: tf.Tensor, on_target: bool) -> Tuple[tf.Tensor, ...]:
-    """One APGD run of a batch, compiled once per (model, objective, norm, on_target).
+    """One APGD run of a batch, compiled once per (model, objective, threat model,
+    on_target); ``noise`` ``(B, ...)`` the start noise (:meth:`ThreatModel.noise`).
 
     ``checks`` int32 are the checkpoints ``w_1, w_2, ...`` followed by one sentinel that
     no iteration reaches. Returns ``(x_adv, success, x_best, loss_best, step_trace)``:
     ``x_adv`` the first successful iterate where there is one, else ``x_best`` (the
     iterate of largest ``f``); ``step_trace`` ``(num_iter, B)`` the step used at each step.
     """
-    x_adv = random_start(x, noise, eps, norm, clip_min, clip_max)
+    x_adv = threat.init(x, noise, eps, clip_min, clip_max)
     logits, loss, grad = _evaluate(model_fn, objective, x_adv, labels, targets)
     hit = _success(logits, labels, targets, on_target)
     batch = tf.shape(x)[0]
@@ -170,7 +170,7 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, norm: str, x: tf.Tensor,
 
     def body(i: tf.Tensor, s: _State, trace: tf.TensorArray):
         trace = trace.write(i, s.step)
-        x_new = _momentum_step(s, i, x, eps, norm, clip_min, clip_max)
+        x_new = _momentum_step(s, i, x, eps, threat, clip_min, clip_max)
         logits, loss, grad = _evaluate(model_fn, objective, x_new, labels, targets)
         success = _success(logits, labels, targets, on_target)
         first = per_sample(tf.logical_and(success, tf.logical_not(s.hit)), x)
@@ -215,8 +215,8 @@ def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
              objective: Objective, eps: float, clip_min: Any, clip_max: Any,
              num_iter: int = 100, norm: str = "linf",
              targets_onehot: Optional[Tensorish] = None, success_on_target: bool = False,
-             seed: Seed = None, noise: Optional[Tensorish] = None,
-             rho: float = RHO) -> APGDResult:
+             seed: Seed = None, example_index: Optional[Tensorish] = None,
+             restart: int = 0, rho: float = RHO) -> APGDResult:
     """One APGD run (see the module docstring).
 
     Args:
@@ -233,26 +233,25 @@ def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         targets_onehot: ``(B, L)`` targets for a targeted objective, else None.
         success_on_target: success means predicted as the target, not just wrong.
         seed: stateless seed of the random start (None: drawn from NumPy).
-        noise: ``(B, ...)`` start noise instead of ``seed`` (see :func:`start_noise`).
+        example_index: ``(B,)`` global example indices (default ``arange(B)``) and
+        restart: the restart number; example ``i``'s start depends only on
+            ``(seed, i, restart)`` (:func:`utils.attacks.core.example_seeds`).
         rho: condition-1 threshold.
 
     Returns:
         :class:`APGDResult`; ``|x_adv - x| <= eps`` in ``norm`` and within the clips.
     """
-    check_norm(norm)
+    threat = threat_model(norm)
     checks = checkpoint_schedule(num_iter)
     x, labels, targets, eps, _, num_iter, low, high = prepare_inputs(
         x, labels_onehot, targets_onehot, eps, 1.0, num_iter, clip_min, clip_max)
     if success_on_target and targets is None:
         raise UsageError("success_on_target needs targets_onehot")
-    if noise is None:
-        noise = start_noise(tuple(x.shape), seed, norm)
-    noise = tf.convert_to_tensor(noise, tf.float32)
-    if noise.shape != x.shape:
-        raise UsageError(f"noise shape {noise.shape} != x shape {x.shape}")
     if eps == 0.0:
         return _unmoved(model_fn, objective, x, labels, targets, num_iter, success_on_target)
-    out = apgd_graph(model_fn, objective, norm, x, labels, targets,
+    noise = threat.noise(x.shape, example_seeds(
+        seed, example_indices(example_index, int(x.shape[0])), restart))
+    out = apgd_graph(model_fn, objective, threat, x, labels, targets,
                      tf.constant(eps, tf.float32), tf.constant(checks[1:] + [-1], tf.int32),
                      tf.constant(num_iter, tf.int32), low, high, noise,
                      tf.constant(rho, tf.float32), bool(success_on_target))
@@ -272,22 +271,19 @@ def apgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, objective
          eps: float, clip_min: Any, clip_max: Any, num_iter: int = 100, norm: str = "linf",
          targets_onehot: Optional[Tensorish] = None, success_on_target: bool = False,
          num_restarts: int = 1, seed: Seed = None,
-         noise_for_restart: Optional[Callable[[int], tf.Tensor]] = None) -> tf.Tensor:
+         example_index: Optional[Tensorish] = None) -> tf.Tensor:
     """APGD with ``num_restarts`` random starts, per-sample worst case: a successful
     ``x_adv`` from the first restart that found one, else the lowest-objective point.
-    Restart ``r`` starts from ``noise_for_restart(r)`` ``(B, ...)`` if given, else from
-    :func:`start_noise` with :func:`utils.attacks.iterative.restart_seed` ``(seed, r)``. Other
-    arguments as :func:`apgd_run`; returns ``x_adv`` ``(B, ...)`` float32."""
+    Restart ``r`` is :func:`apgd_run` with ``restart=r``. Other arguments as
+    :func:`apgd_run`; returns ``x_adv`` ``(B, ...)`` float32."""
     check_count("num_restarts", num_restarts)
-    if seed is None:
-        seed = tuple(int(s) for s in np.random.randint(0, 2**31 - 1, size=2))
+    seed = fixed_seed(seed)
     best: Optional[APGDResult] = None
     for restart in range(int(num_restarts)):
         run = apgd_run(model_fn, x, labels_onehot, objective=objective, eps=eps,
                        clip_min=clip_min, clip_max=clip_max, num_iter=num_iter, norm=norm,
                        targets_onehot=targets_onehot, success_on_target=success_on_target,
-                       seed=restart_seed(seed, restart),
-                       noise=None if noise_for_restart is None else noise_for_restart(restart))
+                       seed=seed, example_index=example_index, restart=restart)
         best = run if best is None else _merge(best, run)
         if bool(tf.reduce_all(best.success)):
             break
@@ -306,3 +302,7 @@ def _merge(a: APGDResult, b: APGDResult) -> APGDResult:
     return APGDResult(pick(a.x_adv, b.x_adv), tf.logical_or(a.success, b.success),
                       pick(a.x_best, b.x_best), tf.where(keep_a, a.best_value, b.best_value),
                       b.step_sizes)
+
+
+register_spec(AttackSpec("APGD", random_start=True, objective_family="ce",
+                         offered_by=frozenset({"ensemble member", "iterative"})))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import ModelFn, Tensorish, prepare_batch
+from utils.attacks.core import ModelFn, Tensorish, prepare_batch
 from utils.errors import UsageError, check_count
 
 DIV_EPS = 1e-5  # cleverhans' guard against f_k = 0

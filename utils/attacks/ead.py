@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.attacks.const_search import is_adversarial, update_const
-from utils.attacks.iterative import ModelFn, Tensorish, prepare_batch
+from utils.attacks.core import ModelFn, Tensorish, prepare_batch
 from utils.attacks.objectives import Objective
 from utils.errors import UsageError
 

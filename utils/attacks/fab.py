@@ -37,8 +37,9 @@ from typing import Any, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.threat_model import check_norm, per_sample
-from utils.attacks.iterative import (ModelFn, Tensorish, attack_succeeded, prepare_inputs)
+from utils.attacks.core import (AttackSpec, ModelFn, Tensorish, attack_succeeded,
+                                prepare_inputs, register_spec)
+from utils.attacks.threat_model import check_norm, per_sample, threat_model
 from utils.attacks.multitarget import (DEFAULT_TARGET_CLASSES, subset_clip,
                                        worst_case_over_targets)
 from utils.errors import UsageError, check_count
@@ -52,11 +53,8 @@ _TINY = 1e-12
 
 
 def distance(delta: tf.Tensor, norm: str) -> tf.Tensor:
-    """Per-example ``norm`` of ``delta`` ``(B, ...)`` -> ``(B,)``."""
-    flat = tf.reshape(delta, [tf.shape(delta)[0], -1])
-    if norm == "linf":
-        return tf.reduce_max(tf.abs(flat), axis=1)
-    return tf.sqrt(tf.reduce_sum(tf.square(flat), axis=1))
+    """Per-example ``norm`` of ``delta`` ``(B, ...)`` -> ``(B,)`` (the threat model's)."""
+    return tf.reshape(threat_model(norm).size(delta), [-1])
 
 
 def box_projection(p: tf.Tensor, w: tf.Tensor, r: tf.Tensor, low: tf.Tensor, high: tf.Tensor,
@@ -213,3 +211,7 @@ def fab_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, e
         return tf.where(per_sample(res.distance <= eps, sub), res.x_adv, sub)
 
     return worst_case_over_targets(model_fn, x, labels, n_target_classes, run_target)
+
+
+register_spec(AttackSpec("FAB-T", targeted=False, objective_family="margin",
+                         offered_by=frozenset({"ensemble member"})))

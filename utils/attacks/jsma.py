@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import ModelFn, Tensorish, prepare_batch
+from utils.attacks.core import ModelFn, Tensorish, prepare_batch
 from utils.errors import UsageError
 
 PAIR_BUDGET = 2 ** 25  # pairwise scores per chunk of examples (128 MB of float32)

@@ -22,7 +22,7 @@ import scipy.optimize
 import tensorflow as tf
 
 from utils.attacks.const_search import update_const
-from utils.attacks.iterative import ModelFn, Tensorish, attack_succeeded, prepare_batch
+from utils.attacks.core import ModelFn, Tensorish, attack_succeeded, prepare_batch
 from utils.attacks.objectives import Objective
 from utils.errors import UsageError, check_count
 

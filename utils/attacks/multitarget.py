@@ -21,17 +21,17 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.apgd import apgd_run, check_norm, start_noise
-from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, run_iterative,
-                                     sign_step)
+from utils.attacks.apgd import apgd_run
+from utils.attacks.core import (AttackSpec, ModelFn, Seed, Tensorish, attack_succeeded,
+                                example_indices, fixed_seed, register_spec)
+from utils.attacks.iterative import gradient_step, run_iterative
+from utils.attacks.threat_model import check_norm
 from utils.errors import UsageError, check_count
 from utils.attacks.objectives import OBJECTIVES, Objective
 
 DEFAULT_TARGET_CLASSES = 9  # AutoAttack's APGD-T default
 # run_target(idx (m,) int64 into the batch, targets_onehot (m, L), rank) -> x_adv (m, ...)
 TargetRun = Callable[[np.ndarray, tf.Tensor, int], tf.Tensor]
-# noise_for_rank(rank) -> (B, ...) start noise for the whole batch
-NoiseFn = Callable[[int], tf.Tensor]
 
 
 def check_target_classes(n_target_classes: int, num_classes: int) -> int:
@@ -48,15 +48,6 @@ def top_k_targets(logits: Tensorish, labels_onehot: Tensorish, k: int) -> np.nda
     masked = tf.where(tf.convert_to_tensor(labels_onehot, tf.float32) > 0.5,
                       tf.fill(tf.shape(logits), -np.inf), logits)
     return tf.math.top_k(masked, k=k).indices.numpy().T.astype(np.int64)
-
-
-def rank_seed(seed: Seed, rank: int) -> Optional[tuple]:
-    """Seed of target rank ``rank``: the second word moves by ``(rank + 1) * 2**48`` (clear
-    of :func:`utils.attacks.iterative.restart_seed`'s ``restart * 2**32``)."""
-    if seed is None:
-        return None
-    first, second = (int(seed), 0) if np.ndim(seed) == 0 else (int(seed[0]), int(seed[1]))
-    return first, second + ((rank + 1) << 48)
 
 
 def worst_case_over_targets(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish,
@@ -106,54 +97,63 @@ def apgd_targeted(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, 
                   clip_min: Any, clip_max: Any, num_iter: int = 100, norm: str = "linf",
                   objective: Optional[Objective] = None,
                   n_target_classes: int = DEFAULT_TARGET_CLASSES, seed: Seed = None,
-                  noise_for_rank: Optional[NoiseFn] = None) -> tf.Tensor:
+                  example_index: Optional[Tensorish] = None) -> tf.Tensor:
     """APGD-T: targeted APGD (``num_iter`` steps per target) toward each top-k class.
 
     ``objective`` must be targeted (default ``dlr_targeted``; ``mmc_tar1`` on MMC
-    models). ``noise_for_rank`` gives the start noise of the whole batch per rank
-    (default :func:`utils.attacks.apgd.start_noise` with :func:`rank_seed`); an example's run
-    depends only on its own noise, never on which others are still robust. Other
-    arguments as :func:`utils.attacks.apgd.apgd_run`. Returns ``x_adv`` ``(B, ...)``.
+    models). Target rank ``r`` of example ``i`` starts from the seed of ``(seed, i,
+    restart=r)`` (:func:`utils.attacks.core.example_seeds`): it never depends on which
+    others are still robust or on the batch. Other arguments as
+    :func:`utils.attacks.apgd.apgd_run`. Returns ``x_adv`` ``(B, ...)``.
     """
     check_norm(norm)
     x = tf.convert_to_tensor(x, tf.float32)
     labels = tf.convert_to_tensor(labels_onehot, tf.float32)
     objective = objective or OBJECTIVES.get("dlr_targeted").fn
-    if seed is None:
-        seed = tuple(int(s) for s in np.random.randint(0, 2**31 - 1, size=2))
-    noise_for_rank = noise_for_rank or (
-        lambda rank: start_noise(tuple(x.shape), rank_seed(seed, rank), norm))
+    seed, index = fixed_seed(seed), example_indices(example_index, int(x.shape[0]))
     shape = tuple(x.shape)
 
     def run_target(idx: np.ndarray, targets: tf.Tensor, rank: int) -> tf.Tensor:
         return apgd_run(model_fn, tf.gather(x, idx), tf.gather(labels, idx),
                         objective=objective, eps=eps, clip_min=subset_clip(clip_min, idx, shape),
                         clip_max=subset_clip(clip_max, idx, shape), num_iter=num_iter, norm=norm,
-                        targets_onehot=targets, noise=tf.gather(noise_for_rank(rank), idx)
-                        ).x_adv
+                        targets_onehot=targets, seed=seed, example_index=tf.gather(index, idx),
+                        restart=rank).x_adv
 
     return worst_case_over_targets(model_fn, x, labels, n_target_classes, run_target)
 
 
 def multi_targeted_pgd(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
                        eps: float, eps_iter: float, num_iter: int, clip_min: Any, clip_max: Any,
-                       objective: Optional[Objective] = None,
+                       objective: Optional[Objective] = None, norm: str = "linf",
                        n_target_classes: int = DEFAULT_TARGET_CLASSES, seed: Seed = None,
-                       rand_init: bool = True) -> tf.Tensor:
-    """MultiTargeted: ℓ∞ PGD (:func:`utils.attacks.iterative.run_iterative`, sign steps of
-    ``eps_iter``, ``num_iter`` per target, uniform random start) toward each top-k class
-    with the targeted ``margin`` objective ``max_{i!=t} z_i - z_t`` (or ``objective``).
-    Returns ``x_adv`` ``(B, ...)``."""
+                       rand_init: bool = True,
+                       example_index: Optional[Tensorish] = None) -> tf.Tensor:
+    """MultiTargeted: PGD (:func:`utils.attacks.iterative.run_iterative`, steps of
+    ``eps_iter`` in ``norm``, ``num_iter`` per target, random start) toward each top-k
+    class with the targeted ``margin`` objective ``max_{i!=t} z_i - z_t`` (or
+    ``objective``); rank ``r`` is restart ``r`` of each example's seed (as
+    :func:`apgd_targeted`). Returns ``x_adv`` ``(B, ...)``."""
     x = tf.convert_to_tensor(x, tf.float32)
     labels = tf.convert_to_tensor(labels_onehot, tf.float32)
     objective = objective or OBJECTIVES.get("margin").fn
+    seed, index = fixed_seed(seed), example_indices(example_index, int(x.shape[0]))
     shape = tuple(x.shape)
 
     def run_target(idx: np.ndarray, targets: tf.Tensor, rank: int) -> tf.Tensor:
         return run_iterative(model_fn, tf.gather(x, idx), tf.gather(labels, idx),
-                             objective=objective, step=sign_step, eps=eps, eps_iter=eps_iter,
-                             num_iter=num_iter, clip_min=subset_clip(clip_min, idx, shape),
+                             objective=objective, step=gradient_step, eps=eps,
+                             eps_iter=eps_iter, num_iter=num_iter, norm=norm,
+                             clip_min=subset_clip(clip_min, idx, shape),
                              clip_max=subset_clip(clip_max, idx, shape), targets_onehot=targets,
-                             rand_init=rand_init, seed=rank_seed(seed, rank))
+                             rand_init=rand_init, seed=seed,
+                             example_index=tf.gather(index, idx), restart=rank)
 
     return worst_case_over_targets(model_fn, x, labels, n_target_classes, run_target)
+
+
+register_spec(AttackSpec("APGD-T", random_start=True, targeted=False,
+                         objective_family="dlr_targeted",
+                         offered_by=frozenset({"ensemble member"})))
+register_spec(AttackSpec("MultiTargeted", gradient_step, random_start=True, targeted=False,
+                         objective_family="margin", offered_by=frozenset({"ensemble member"})))

@@ -25,95 +25,57 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.threat_model import DIV_EPS, check_norm, l2_norm, per_sample
-from utils.attacks.iterative import (ModelFn, Seed, Tensorish, attack_succeeded, prepare_inputs,
-                                     restart_seed, seed_tensor)
+from utils.attacks.core import (AttackSpec, ModelFn, Seed, Tensorish, attack_succeeded,
+                                example_indices, example_seeds, fixed_seed, prepare_inputs,
+                                register_spec, uniform_per_example)
+from utils.attacks.threat_model import DIV_EPS, l2_norm, per_sample, threat_model
 from utils.attacks.multitarget import subset_clip
 from utils.attacks.objectives import OBJECTIVES
+from utils.attacks.square_schedule import (P_INIT, pattern_table, pseudo_gaussian,
+                                          window_sides)
 from utils.errors import UsageError, check_count
 
-P_INIT = 0.8
 N_QUERIES = 5000
-# Rescaled iteration (of 10000) after which p is divided by 2, 4, ..., 512.
-P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
-
-
-# ---------------------------------------------------------------- the schedule
-
-def p_schedule(n_queries: int, p_init: float = P_INIT) -> np.ndarray:
-    """``(n_queries,)`` share of pixels the window covers at each query: ``p_init``
-    divided by ``2**j``, ``j`` the number of halvings passed at ``int(i / n * 10000)``."""
-    rescaled = (np.arange(n_queries) / n_queries * 10000).astype(np.int64)
-    halvings = np.searchsorted(np.asarray(P_HALVINGS), rescaled, side="left")
-    return p_init / 2.0 ** halvings
-
-
-def window_sides(n_queries: int, shape: Tuple[int, ...], norm: str,
-                 p_init: float = P_INIT) -> np.ndarray:
-    """``(n_queries,)`` int window side ``s = round(sqrt(p h w))``: at least 1 (ℓ∞) or
-    an odd number >= 3 (ℓ2), at most ``min(h, w)``."""
-    h, w = shape[0], shape[1]
-    sides = np.round(np.sqrt(p_schedule(n_queries, p_init) * h * w)).astype(np.int64)
-    if norm == "l2":
-        sides = np.maximum(sides, 3)
-        sides += 1 - sides % 2
-    return np.clip(sides, 1, min(h, w))
-
-
-def _eta_rectangles(rows: int, cols: int) -> np.ndarray:
-    """AutoAttack's nested-rectangle bump ``(rows, cols)``, unit ℓ2 norm."""
-    delta = np.zeros((rows, cols))
-    cr, cc = rows // 2, cols // 2
-    for k in range(max(rows // 2 + 1, cols // 2 + 1)):
-        delta[max(cr - k, 0):min(cr + k + 1, rows), max(cc - k, 0):min(cc + k + 1, cols)] \
-            += 1.0 / (k + 1) ** 2
-    return delta / np.sqrt(np.sum(delta ** 2))
-
-
-def pseudo_gaussian(side: int) -> np.ndarray:
-    """``(side, side)`` float32: a bump on the top half, minus one on the bottom half,
-    unit ℓ2 norm (AutoAttack's ``meta_pseudo_gaussian_pert`` before its random flip)."""
-    delta = np.zeros((side, side))
-    if side >= 2:
-        delta[:side // 2] = _eta_rectangles(side // 2, side)
-    delta[side // 2:] = -_eta_rectangles(side - side // 2, side)
-    return (delta / np.sqrt(np.sum(delta ** 2))).astype(np.float32)
-
-
-def pattern_table(sides: np.ndarray, shape: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
-    """``(K, S, S)`` pseudo-Gaussian patterns of the distinct sides (zero-padded to
-    ``S = max(h, w)``) and ``(n_queries,)`` the index of each query's pattern."""
-    distinct, index = np.unique(sides, return_inverse=True)
-    size = max(shape[0], shape[1])
-    table = np.zeros((len(distinct), size, size), np.float32)
-    for k, side in enumerate(distinct):
-        table[k, :side, :side] = pseudo_gaussian(int(side))
-    return table, index.astype(np.int32)
 
 
 # ---------------------------------------------------------------- starts
 
-def linf_start(shape: Tuple[int, ...], eps: float, seed: Seed) -> tf.Tensor:
-    """``(B, H, W, C)`` vertical stripes: ``+-eps`` per (example, column, channel)."""
+def start_draws(shape: Tuple[int, ...], norm: str) -> int:
+    """How many uniforms the start of an example of ``shape`` ``(H, W, C)`` takes."""
+    h, w, c = shape
+    side = max(h // 5, 1)
+    return w * c if norm == "linf" else (h // side) * (w // side) * c
+
+
+def _signs(u: tf.Tensor, shape: Tuple[int, ...]) -> tf.Tensor:
+    """``+-1`` of shape ``shape`` from uniforms in [0, 1) ``(B, prod(shape[1:]))``."""
+    return tf.reshape(tf.where(u > 0.5, 1.0, -1.0), shape)
+
+
+def linf_start(shape: Tuple[int, ...], eps: float, u: tf.Tensor,
+               seed: Tuple[int, int]) -> tf.Tensor:
+    """``(B, H, W, C)`` vertical stripes: ``+-eps`` per (example, column, channel), from
+    each example's uniforms ``u`` ``(B, W C)``."""
     b, _, w, c = shape
-    signs = tf.sign(tf.random.stateless_uniform((b, 1, w, c), seed_tensor(seed), -1.0, 1.0))
-    return eps * tf.broadcast_to(tf.where(signs == 0, 1.0, signs), shape)
+    return eps * tf.broadcast_to(_signs(u, (b, 1, w, c)), shape)
 
 
-def l2_start(shape: Tuple[int, ...], eps: float, seed: Seed) -> tf.Tensor:
-    """``(B, H, W, C)`` a grid of ``h // 5`` pseudo-Gaussian patches with random signs per
-    (example, patch, channel), rescaled to ℓ2 norm ``eps``."""
+def l2_start(shape: Tuple[int, ...], eps: float, u: tf.Tensor,
+             seed: Tuple[int, int]) -> tf.Tensor:
+    """``(B, H, W, C)`` a grid of ``h // 5`` pseudo-Gaussian patches (orientations from
+    ``seed``, shared by the batch) with signs per (example, patch, channel) from each
+    example's uniforms ``u``, rescaled to ℓ2 norm ``eps``."""
     b, h, w, c = shape
     side = max(h // 5, 1)
     n_h, n_w = h // side, w // side
     off_h, off_w = (h - side * n_h) // 2, (w - side * n_w) // 2
     grid = np.zeros((h, w), np.float32)
-    rng = np.random.default_rng(list(np.ravel(seed_tensor(seed).numpy())))
+    rng = np.random.default_rng([v % 2**63 for v in seed])
     for i in range(n_h):
         for j in range(n_w):
             patch = pseudo_gaussian(side)
@@ -121,8 +83,7 @@ def l2_start(shape: Tuple[int, ...], eps: float, seed: Seed) -> tf.Tensor:
                  off_w + (j + 1) * side] = patch.T if rng.random() > 0.5 else patch
     rows = np.clip((np.arange(h) - off_h) // side, 0, n_h - 1)
     cols = np.clip((np.arange(w) - off_w) // side, 0, n_w - 1)
-    signs = tf.sign(tf.random.stateless_uniform((b, n_h, n_w, c), seed_tensor(seed), -1., 1.))
-    signs = tf.gather(tf.gather(tf.where(signs == 0, 1.0, signs), rows, axis=1), cols, axis=2)
+    signs = tf.gather(tf.gather(_signs(u, (b, n_h, n_w, c)), rows, axis=1), cols, axis=2)
     delta = grid[None, :, :, None] * signs
     return eps * delta / (l2_norm(delta) + DIV_EPS)
 
@@ -193,6 +154,7 @@ def _propose_l2(x: tf.Tensor, x_best: tf.Tensor, eps: tf.Tensor, side: tf.Tensor
 
 
 _PROPOSALS = {"linf": _propose_linf, "l2": _propose_l2}
+_STARTS = {"linf": linf_start, "l2": l2_start}
 
 
 def _margin(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -211,29 +173,25 @@ class _Loop(NamedTuple):
 def square_graph(model_fn: ModelFn, norm: str, x: tf.Tensor, labels: tf.Tensor,
                  start: tf.Tensor, eps: tf.Tensor, low: tf.Tensor, high: tf.Tensor,
                  sides: tf.Tensor, pattern_ids: tf.Tensor, patterns: tf.Tensor,
-                 seed: tf.Tensor) -> Tuple[tf.Tensor, ...]:
+                 draws: tf.Tensor) -> Tuple[tf.Tensor, ...]:
     """One Square run of a batch; the query loop is a ``tf.while_loop`` that ends when
     every example is fooled. ``start`` ``(B, H, W, C)`` the initial perturbation,
     ``low``/``high`` broadcast to ``x``; ``sides``, ``pattern_ids`` ``(n_queries,)``
-    int32 (:func:`window_sides`, :func:`pattern_table`); ``patterns`` ``(K, S, S)``.
-    Returns ``(x_best, fooled, margin, queries)``."""
+    int32 (:func:`window_sides`, :func:`pattern_table`); ``patterns`` ``(K, S, S)``;
+    ``draws`` ``(B, n_queries, 5 + C)`` each example's uniforms per query. Returns ``(x_best, fooled, margin, queries)``."""
     propose = _PROPOSALS[norm]
     x_best = tf.clip_by_value(x + start, low, high)
     logits = tf.cast(model_fn(x_best), tf.float32)
-    batch, channels = tf.shape(x)[0], x.shape[-1]
+    batch = tf.shape(x)[0]
     s = _Loop(x_best, _margin(logits, labels), attack_succeeded(logits, labels),
               tf.ones([batch], tf.int32))
 
     def body(i: tf.Tensor, s: _Loop) -> Tuple[tf.Tensor, _Loop]:
-        key = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
-        u = tf.random.stateless_uniform([batch, 6], key)
-        signs = tf.where(u[:, 5:6] > 0.5, 1.0, -1.0)  # one sign per example and channel
-        if channels > 1:
-            signs = tf.where(tf.random.stateless_uniform(
-                [batch, channels], key + 1) > 0.5, 1.0, -1.0)
+        u = draws[:, i]
+        signs = tf.where(u[:, 5:] > 0.5, 1.0, -1.0)  # one sign per example and channel
         run = tf.where(tf.logical_not(s.fooled))
         pick = lambda t: tf.gather_nd(t, run)  # noqa: E731
-        draw = _Draw(pick(u), pick(signs)[:, None, None, :])
+        draw = _Draw(pick(u[:, :5]), pick(signs)[:, None, None, :])
         x_new = propose(pick(x), pick(s.x_best), eps, sides[i], draw,
                         patterns[pattern_ids[i]])
         x_new = tf.clip_by_value(x_new, pick(low), pick(high))
@@ -275,7 +233,8 @@ def check_queries(n_queries: int) -> int:
 
 def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps: float,
                clip_min: Any, clip_max: Any, n_queries: int = N_QUERIES, norm: str = "linf",
-               p_init: float = P_INIT, seed: Seed = None) -> SquareResult:
+               p_init: float = P_INIT, seed: Seed = None,
+               example_index: Optional[Tensorish] = None, restart: int = 0) -> SquareResult:
     """One untargeted Square run (see the module docstring).
 
     Args:
@@ -285,12 +244,14 @@ def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps
         eps: radius in model units (ℓ∞, or ℓ2 over the whole input); 0 returns ``x``.
         clip_min, clip_max: scalars, per-pixel ``(H, W, C)`` or per-example arrays.
         n_queries: proposals after the start (``>= 1``); p_init: the schedule's start.
-        seed: stateless seed (None: drawn from NumPy).
+        seed: stateless seed (None: drawn from NumPy); example_index ``(B,)`` global
+            example indices (default ``arange(B)``) and restart: example ``i``'s start
+            and per-query draws depend only on ``(seed, i, restart)``.
 
     Returns:
         :class:`SquareResult`; ``|x_adv - x| <= eps`` in ``norm``, within the clips.
     """
-    check_norm(norm)
+    threat_model(norm)
     n_queries = check_queries(n_queries)
     if not 0.0 < p_init <= 1.0:
         raise UsageError(f"p_init must lie in (0, 1], got {p_init}")
@@ -298,8 +259,7 @@ def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps
                                                         clip_min, clip_max)
     if x.shape.rank != 4:
         raise UsageError(f"Square needs images (B, H, W, C), got shape {x.shape}")
-    if seed is None:
-        seed = tuple(int(v) for v in np.random.randint(0, 2**31 - 1, size=2))
+    seed = fixed_seed(seed)
     if eps == 0.0:
         logits = model_fn(x)
         return SquareResult(x, attack_succeeded(logits, labels), _margin(logits, labels),
@@ -308,23 +268,28 @@ def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps
     sides = window_sides(n_queries, shape[1:], norm, p_init)
     table, ids = pattern_table(sides, shape[1:]) if norm == "l2" else \
         (np.zeros((1, 1, 1), np.float32), np.zeros(n_queries, np.int32))
-    start = (linf_start if norm == "linf" else l2_start)(shape, eps, seed)
+    n_start, per_query = start_draws(shape[1:], norm), 5 + shape[-1]
+    seeds = example_seeds(seed, example_indices(example_index, shape[0]), restart)
+    u = uniform_per_example((shape[0], n_start + n_queries * per_query), seeds)
+    start = _STARTS[norm](shape, eps, u[:, :n_start], seed + (restart,))
+    draws = tf.reshape(u[:, n_start:], (shape[0], n_queries, per_query))
     out = square_graph(model_fn, norm, x, labels, start, tf.constant(eps, tf.float32),
                        tf.broadcast_to(low, shape), tf.broadcast_to(high, shape),
                        tf.constant(sides, tf.int32), tf.constant(ids), tf.constant(table),
-                       tf.random.experimental.stateless_fold_in(seed_tensor(seed), 7))
+                       draws)
     return SquareResult(*out)
 
 
 def square_attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
-                  num_restarts: int = 1, seed: Seed = None, **kwargs: Any) -> tf.Tensor:
-    """Square with ``num_restarts`` runs; restart ``r`` (seed :func:`restart_seed`) attacks
-    only the examples no earlier run fooled. ``kwargs`` as :func:`square_run`. Returns
-    ``x_adv`` ``(B, ...)``."""
+                  num_restarts: int = 1, seed: Seed = None,
+                  example_index: Optional[Tensorish] = None, **kwargs: Any) -> tf.Tensor:
+    """Square with ``num_restarts`` runs; restart ``r`` (:func:`square_run` with
+    ``restart=r``) attacks only the examples no earlier run fooled. ``kwargs`` as
+    :func:`square_run`. Returns ``x_adv`` ``(B, ...)``."""
     check_count("num_restarts", num_restarts)
-    if seed is None:
-        seed = tuple(int(v) for v in np.random.randint(0, 2**31 - 1, size=2))
-    best = square_run(model_fn, x, labels_onehot, seed=seed, **kwargs)
+    seed = fixed_seed(seed)
+    index = example_indices(example_index, int(np.shape(x)[0]))
+    best = square_run(model_fn, x, labels_onehot, seed=seed, example_index=index, **kwargs)
     x_adv, fooled = best.x_adv.numpy(), best.success.numpy()
     for restart in range(1, int(num_restarts)):
         idx = np.flatnonzero(~fooled)
@@ -332,8 +297,13 @@ def square_attack(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
             break
         clips = {k: subset_clip(kwargs[k], idx, x_adv.shape) for k in ("clip_min", "clip_max")}
         run = square_run(model_fn, tf.gather(x, idx), tf.gather(labels_onehot, idx),
-                         seed=restart_seed(seed, restart), **{**kwargs, **clips})
+                         seed=seed, example_index=tf.gather(index, idx), restart=restart,
+                         **{**kwargs, **clips})
         won = run.success.numpy()
         x_adv[idx[won]] = run.x_adv.numpy()[won]
         fooled[idx[won]] = True
     return tf.constant(x_adv)
+
+
+register_spec(AttackSpec("Square", random_start=True, targeted=False, objective_family="margin",
+                         offered_by=frozenset({"ensemble member"})))

@@ -1,31 +1,27 @@
-"""Threat models: the ℓ∞ and ℓ2 ε-balls as the gradient attacks use them.
+"""Threat models: the ℓ∞ and ℓ2 ε-balls as every attack uses them.
 
-One place for what every attack does with a norm: the steepest-ascent ``direction`` of
+A :class:`ThreatModel` is the geometry of one norm: the steepest-ascent ``direction`` of
 unit length, the ``project``-ion onto the ε-ball around ``x`` and into the clip box, the
-``random_start`` of AutoAttack (noise rescaled to length ε) and its ``start_noise``, and
-the per-sample helpers (``per_sample`` broadcasting, ``l2_norm``). Tensors are
-``(batch, ...)`` float32 in model input units; ``eps`` is in the same units.
-APGD, FAB-T and Square use these; the ℓ∞ iterative attacks (FGSM/BIM/PGD/MIM) use
-:func:`utils.attacks.iterative.project_linf`, the ℓ∞ case of :func:`project` on ``delta``.
+random starts (Madry's ``start_delta`` of the iterative attacks, AutoAttack's ``init``)
+and their per-example ``noise``. FGSM/BIM/PGD/MIM, APGD, FAB-T and Square take their
+geometry from here, so each has both norms. Tensors are ``(batch, ...)`` float32 in
+model input units; ``eps`` is in the same units (ℓ2: over the whole input).
+
+    tm = threat_model("l2")
+    x_adv = tm.project(x + step * tm.direction(grad), x, eps, clip_min, clip_max)
 """
 from __future__ import annotations
 
-from typing import Tuple
+import dataclasses
+from typing import Sequence
 
 import tensorflow as tf
 
-from utils.attacks.iterative import Seed, seed_tensor
+from utils.attacks.core import normal_per_example, uniform_per_example
 from utils.errors import UsageError
+from utils.registry import Registry
 
-NORMS = ("linf", "l2")
 DIV_EPS = 1e-12  # keeps ℓ2 normalisations finite
-
-
-def check_norm(norm: str) -> str:
-    """``norm`` if it is one of :data:`NORMS`, else UsageError."""
-    if norm not in NORMS:
-        raise UsageError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
-    return norm
 
 
 def per_sample(v: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
@@ -38,42 +34,110 @@ def l2_norm(t: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(tf.reduce_sum(tf.square(t), axis=tf.range(1, tf.rank(t)), keepdims=True))
 
 
-def direction(grad: tf.Tensor, norm: str) -> tf.Tensor:
-    """Steepest ascent direction of unit ``norm``-length for ``grad``."""
-    if norm == "linf":
+def linf_norm(t: tf.Tensor) -> tf.Tensor:
+    """Per-sample ℓ∞ norm, ``(batch, 1, ..., 1)``."""
+    return tf.reduce_max(tf.abs(t), axis=tf.range(1, tf.rank(t)), keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreatModel:
+    """One norm's ε-ball (subclasses fill :meth:`size`, :meth:`ball`, :meth:`direction`,
+    :meth:`noise`); frozen and hashable, so compiled graphs are cached per norm."""
+
+    name: str
+
+    def size(self, delta: tf.Tensor) -> tf.Tensor:
+        """Per-sample norm of ``delta``, ``(batch, 1, ..., 1)``."""
+        raise NotImplementedError
+
+    def ball(self, delta: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+        """``delta`` onto the ε-ball around 0."""
+        raise NotImplementedError
+
+    def direction(self, grad: tf.Tensor) -> tf.Tensor:
+        """Steepest-ascent direction of unit length for ``grad``."""
+        raise NotImplementedError
+
+    def noise(self, shape: Sequence[int], seeds: tf.Tensor) -> tf.Tensor:
+        """Start noise ``shape`` from per-example seeds ``(batch, 2)``."""
+        raise NotImplementedError
+
+    def project_delta(self, delta: tf.Tensor, eps: tf.Tensor, low: tf.Tensor,
+                      high: tf.Tensor) -> tf.Tensor:
+        """``delta`` onto the ε-ball, then into ``[low, high] = [clip_min - x,
+        clip_max - x]``; the box clip only shrinks ``|delta|`` coordinate-wise, so the
+        result stays in the ball (exact for ℓ∞)."""
+        return tf.clip_by_value(self.ball(delta, eps), low, high)
+
+    def project(self, x_adv: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, clip_min: tf.Tensor,
+                clip_max: tf.Tensor) -> tf.Tensor:
+        """``x_adv`` onto the ε-ball around ``x``, then into ``[clip_min, clip_max]``."""
+        return tf.clip_by_value(x + self.ball(x_adv - x, eps), clip_min, clip_max)
+
+    def start_delta(self, noise: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+        """The iterative attacks' (Madry's) start: ``eps * noise`` for ℓ∞ (uniform in the
+        ball), ``noise`` rescaled to length ``eps`` for ℓ2."""
+        return eps * noise
+
+    def init(self, x: tf.Tensor, noise: tf.Tensor, eps: tf.Tensor, clip_min: tf.Tensor,
+             clip_max: tf.Tensor) -> tf.Tensor:
+        """AutoAttack's start (APGD): ``noise`` rescaled to length ``eps``, projected."""
+        return self.project(x + eps * noise / (self.size(noise) + DIV_EPS), x, eps, clip_min,
+                            clip_max)
+
+
+@dataclasses.dataclass(frozen=True)
+class Linf(ThreatModel):
+    name: str = "linf"
+
+    def size(self, delta: tf.Tensor) -> tf.Tensor:
+        return linf_norm(delta)
+
+    def ball(self, delta: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+        return tf.clip_by_value(delta, -eps, eps)
+
+    def direction(self, grad: tf.Tensor) -> tf.Tensor:
         return tf.sign(grad)
-    return grad / (l2_norm(grad) + DIV_EPS)
+
+    def noise(self, shape: Sequence[int], seeds: tf.Tensor) -> tf.Tensor:
+        """Uniform in ``[-1, 1]``."""
+        return uniform_per_example(shape, seeds, -1.0, 1.0)
 
 
-def project(x_adv: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, norm: str, clip_min: tf.Tensor,
-            clip_max: tf.Tensor) -> tf.Tensor:
-    """Onto the ``norm`` ε-ball around ``x``, then into ``[clip_min, clip_max]``. Exact
-    for ℓ∞; for ℓ2 (AutoAttack's order) the box clip only shrinks ``|delta|``
-    coordinate-wise, so the result stays in the ball."""
-    delta = x_adv - x
-    if norm == "linf":
-        delta = tf.clip_by_value(delta, -eps, eps)
-    else:
-        delta = delta * tf.minimum(1.0, eps / (l2_norm(delta) + DIV_EPS))
-    return tf.clip_by_value(x + delta, clip_min, clip_max)
+@dataclasses.dataclass(frozen=True)
+class L2(ThreatModel):
+    name: str = "l2"
+
+    def size(self, delta: tf.Tensor) -> tf.Tensor:
+        return l2_norm(delta)
+
+    def ball(self, delta: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+        return delta * tf.minimum(1.0, eps / (l2_norm(delta) + DIV_EPS))
+
+    def direction(self, grad: tf.Tensor) -> tf.Tensor:
+        return grad / (l2_norm(grad) + DIV_EPS)
+
+    def noise(self, shape: Sequence[int], seeds: tf.Tensor) -> tf.Tensor:
+        """Standard normal."""
+        return normal_per_example(shape, seeds)
+
+    def start_delta(self, noise: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+        return eps * noise / (l2_norm(noise) + DIV_EPS)
 
 
-def random_start(x: tf.Tensor, noise: tf.Tensor, eps: tf.Tensor, norm: str,
-                 clip_min: tf.Tensor, clip_max: tf.Tensor) -> tf.Tensor:
-    """AutoAttack's random start: ``noise`` scaled to ℓ∞ (or ℓ2) length ``eps``."""
-    if norm == "linf":
-        axes = tf.range(1, tf.rank(noise))
-        scale = tf.reduce_max(tf.abs(noise), axis=axes, keepdims=True) + DIV_EPS
-    else:
-        scale = l2_norm(noise) + DIV_EPS
-    return project(x + eps * noise / scale, x, eps, norm, clip_min, clip_max)
+THREAT_MODELS: Registry[ThreatModel] = Registry("norm")
+THREAT_MODELS.register("linf")(Linf())
+THREAT_MODELS.register("l2")(L2())
+NORMS = tuple(THREAT_MODELS.names())
 
 
-def start_noise(shape: Tuple[int, ...], seed: Seed, norm: str) -> tf.Tensor:
-    """Random-start noise for ``shape``: uniform in [-1, 1] (ℓ∞) or standard normal
-    (ℓ2), from a stateless seed; ``random_start`` rescales it to length ``eps``."""
-    check_norm(norm)
-    seed_t = seed_tensor(seed)
-    if norm == "linf":
-        return tf.random.stateless_uniform(shape, seed_t, -1.0, 1.0)
-    return tf.random.stateless_normal(shape, seed_t)
+def threat_model(norm: str) -> ThreatModel:
+    """The :class:`ThreatModel` of ``norm`` (``linf`` | ``l2``); UsageError otherwise."""
+    return THREAT_MODELS.get(norm)
+
+
+def check_norm(norm: str) -> str:
+    """``norm`` if it is one of :data:`NORMS`, else UsageError."""
+    if norm not in NORMS:
+        raise UsageError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
+    return norm

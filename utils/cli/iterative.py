@@ -121,8 +121,10 @@ def _auc_score(v: Any) -> Optional[str]:
 
 def _plan(v: Any, given: Collection[str], loss: str) -> Plan:
     """The attack flags checked against the crafting model's ``loss``."""
-    from utils.attacks.iterative import ATTACKS, get_attack
+    from utils.attacks.core import get_attack
+    from utils.attacks.iterative import ATTACKS
     from utils.attacks.objectives import check_objective, select_objective
+    from utils.attacks.threat_model import check_norm
 
     name = v.attack_method
     if name not in ATTACKS and name not in ENSEMBLE_ATTACKS:
@@ -135,15 +137,14 @@ def _plan(v: Any, given: Collection[str], loss: str) -> Plan:
         if getattr(v, flag) is not None:
             raise UsageError(f"--{flag} applies to --attack_method="
                              f"{'|'.join(ENSEMBLE_ATTACKS)} only")
-    if v.norm != "linf":
-        raise UsageError(f"{name} is an l-inf attack; --norm={v.norm} needs APGD")
+    check_norm(v.norm)
     objective = v.objective or select_objective(loss, name, v.target, v.adaptive)
     check_objective(objective, loss, v.target)
     return Plan(name, None, v.target, objective)
 
 
 def _ensemble_plan(v: Any, given: Collection[str], name: str, loss: str) -> Plan:
-    from utils.attacks.apgd import check_norm
+    from utils.attacks.threat_model import check_norm
     from utils.attacks.objectives import (OBJECTIVES, check_objective, select_objective,
                                           targeted_counterpart)
     from utils.evaluation.ensemble import parse_members

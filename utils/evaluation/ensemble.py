@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import attack_succeeded
+from utils.attacks.core import attack_succeeded
 from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES
 from utils.errors import UsageError
@@ -94,8 +94,6 @@ def _check_member(member: str, objective: str, s: EnsembleSettings, num_classes:
     if num_classes < need:
         raise UsageError(f"{member} with {objective} needs at least {need} classes, the "
                          f"model has {num_classes}")
-    if s.norm != "linf" and member in ("PGD", "MultiTargeted"):
-        raise UsageError(f"{member} is ℓ∞ only; use APGD members for --norm={s.norm}")
 
 
 # ---------------------------------------------------------------- cascaded evaluation
@@ -116,8 +114,9 @@ def fingerprint(model: keras.Model, eval_model: keras.Model, x: np.ndarray, y: n
 
 def attack_batch(model: keras.Model, eval_model: keras.Model, xb: np.ndarray, yb: np.ndarray,
                  tb: Optional[np.ndarray], members: Sequence[str], settings: EnsembleSettings,
-                 seed: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cascade over one batch. Returns ``(broken_by, clean_correct, adv_correct)``
+                 index: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cascade over one batch of the examples ``index`` ``(B,)`` (global indices: the
+    random draws of member ``m`` use seed ``(settings.seed, m)`` and these). Returns ``(broken_by, clean_correct, adv_correct)``
     ``(B,)`` int8; success is judged by ``eval_model`` (misclassified, or predicted as
     the target when ``tb`` is given)."""
     num_classes = int(eval_model.output_shape[-1])
@@ -139,7 +138,7 @@ def attack_batch(model: keras.Model, eval_model: keras.Model, xb: np.ndarray, yb
             break
         call = MemberCall(tf.gather(x, idx), tf.gather(labels, idx),
                           None if targets is None else tf.gather(targets, idx), idx,
-                          tuple(x.shape), seed)
+                          tuple(x.shape), (int(settings.seed), m), index[idx])
         adv = np.asarray(MEMBERS.get(name)(model, call, settings))
         x_adv[idx] = adv
         broken[idx[done(eval_model(tf.constant(adv)), idx)]] = m
@@ -160,8 +159,7 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
         x: ``(N, H, W, C)`` float32 inputs in model units within the clips; y: ``(N,)``.
         members: names from :data:`MEMBERS` (see :func:`parse_members`), run in order.
         settings: :class:`EnsembleSettings`.
-        batch_size: examples per batch; batch ``b`` is attacked with seed
-            ``(settings.seed, b)``.
+        batch_size: examples per batch (results do not depend on it).
         targets: ``(N,)`` target classes for a targeted evaluation (members APGD-CE and
             PGD only), else None.
         eval_model: the model that classifies (black-box transfer); default ``model``.
@@ -196,7 +194,7 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
     def run_batch(b: int, part: slice) -> BatchOutcome:
         tb = None if targets is None else targets[part]
         broken, clean, adv = attack_batch(model, eval_model, x[part], y[part], tb, members,
-                                          settings, (int(settings.seed), b))
+                                          settings, np.arange(part.start, part.stop))
         return BatchOutcome(part, y[part], clean_correct=clean == 1, adv_correct=adv == 1,
                             targets=tb, extra={"broken_by": broken})
 

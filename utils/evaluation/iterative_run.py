@@ -156,7 +156,7 @@ def _evaluate_eps(config: IterativeConfig, eps: float, loaded: Loaded) -> Dict[s
             num_restarts=config.num_restarts, seed=config.seed, progress=config.progress,
             eval_model=evaluated,
             score_fn=SCORES.get(config.auc_score) if config.auc_score else None,
-            backend=config.attack_backend)
+            backend=config.attack_backend, norm=config.norm)
     result = evaluate_ensemble(
         attacked, data.x_test, data.y_test, members=plan.members,
         settings=ensemble_settings(config, eps, data), batch_size=config.eval_batch_size,

@@ -18,7 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import get_attack, worst_case_over_restarts
+from utils.attacks.core import get_attack
+from utils.attacks.iterative import worst_case_over_restarts
 from utils.errors import UsageError, check_count
 from utils.evaluation.masking_checks import probability_outputs
 from utils.evaluation.detection import DetectionAuc
@@ -73,7 +74,7 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
                     targets: Optional[np.ndarray] = None, num_restarts: int = 1, seed: int = 0,
                     progress: bool = True, eval_model: Optional[keras.Model] = None,
                     score_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                    backend: str = "native") -> Dict[str, Any]:
+                    backend: str = "native", norm: str = "linf") -> Dict[str, Any]:
     """Clean and adversarial accuracy of ``model`` under one attack, batch by batch.
 
     Args:
@@ -83,8 +84,8 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
         y: ``(N,)`` integer labels (one-hot ``(N, L)`` is accepted too).
         attack_name: a name in :data:`utils.attacks.iterative.ATTACKS`.
         objective_name: a name in :data:`utils.attacks.objectives.OBJECTIVES` (minimised).
-        eps, eps_iter: ℓ∞ radius and step in model units (ε in /256 units is converted
-            by the caller: ``eps_256 / 256``).
+        eps, eps_iter: radius and step in model units in ``norm`` (ε in /256 units is
+            converted by the caller: ``eps_256 / 256``; ℓ2 over the whole input).
         num_iter: attack iterations (>= 1).
         clip_min, clip_max: scalars or per-pixel ``(H, W, C)`` arrays.
         batch_size: examples per attacked batch.
@@ -92,14 +93,16 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
             else None.
         num_restarts: random restarts, per-example worst case
             (:func:`utils.attacks.iterative.worst_case_over_restarts`).
-        seed: base seed; batch ``b`` uses the stateless seed ``(seed, b)``.
+        seed: base seed; example ``i``'s draws depend on ``(seed, i)`` only, not on the
+            batch (:func:`utils.attacks.core.example_seeds`).
         progress: show a ``keras.utils.Progbar``.
         eval_model: the model that classifies the inputs (black-box transfer: ``model``
             crafts them); default ``model``. Same number of classes.
         score_fn: logits ``(batch, L)`` -> ``(batch,)`` detection score (higher = more
             clean, :data:`utils.evaluation.detection.SCORES`); adds ``auc`` of clean vs adversarial
             by ``eval_model``'s score. Only the 2 x ``N`` scores are kept.
-        backend: ``native`` or ``cleverhans`` (:func:`utils.attacks.iterative.get_attack`).
+        backend: ``native`` or ``cleverhans`` (:func:`utils.attacks.core.get_attack`).
+        norm: threat model, ``linf`` or ``l2``.
 
     Returns:
         dict with ``n``, ``clean_correct``, ``clean_accuracy``, ``adv_correct``,
@@ -128,9 +131,10 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
             _check_logits(clean_logits)
         x_adv = worst_case_over_restarts(
             attack_name, model, xb, tf.one_hot(y[part], num_classes),
-            num_restarts=num_restarts, seed=(seed, b), targets_onehot=tb,
+            num_restarts=num_restarts, seed=seed, targets_onehot=tb,
             objective=objective, eps=eps, eps_iter=eps_iter, num_iter=num_iter,
-            clip_min=clip_min, clip_max=clip_max, backend=backend)
+            clip_min=clip_min, clip_max=clip_max, norm=norm, backend=backend,
+            example_index=np.arange(part.start, part.stop))
         return logits_outcome(part, y[part], None if targets is None else targets[part],
                               clean_logits, eval_model(x_adv).numpy())
 
@@ -141,4 +145,5 @@ def evaluate_attack(model: keras.Model, x: np.ndarray, y: np.ndarray, *, attack_
     return dict(attack_name=attack_name, objective_name=objective_name, eps=float(eps),
                 eps_iter=float(eps_iter), nb_iter=int(num_iter),  # record key kept
                 num_restarts=int(num_restarts), seed=int(seed), attack_backend=backend,
+                norm=norm,
                 **fields)

@@ -167,7 +167,8 @@ def weaker_objective(model_fn: ModelFn, x: Any, labels_onehot: Any, objective: s
         eps, eps_iter: radius and step in model units (``eps_256 / 256``).
         clip_min, clip_max: input bounds (scalars or per-pixel).
     """
-    from utils.attacks.iterative import ATTACKS, attack_succeeded
+    from utils.attacks.core import attack_succeeded
+    from utils.attacks.iterative import ATTACKS
     from utils.attacks.objectives import OBJECTIVES
 
     x = tf.convert_to_tensor(x, tf.float32)

@@ -26,12 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from utils.attacks.apgd import apgd
-from utils.attacks.threat_model import check_norm, start_noise
+from utils.attacks.core import ModelFn
 from utils.attacks.fab import ALPHA_MAX, BETA, ETA, check_fab, fab_targeted
-from utils.attacks.iterative import ModelFn, restart_seed, worst_case_over_restarts
-from utils.attacks.multitarget import (apgd_targeted, multi_targeted_pgd, rank_seed,
-                                       subset_clip)
+from utils.attacks.iterative import worst_case_over_restarts
+from utils.attacks.multitarget import apgd_targeted, multi_targeted_pgd, subset_clip
 from utils.attacks.objectives import OBJECTIVES
+from utils.attacks.threat_model import check_norm
 from utils.attacks.square import check_queries, square_attack
 from utils.errors import check_count, check_real
 from utils.registry import Registry
@@ -41,14 +41,14 @@ from utils.registry import Registry
 class EnsembleSettings:
     """What every member needs.
 
-    eps: radius in model units (``eps_256 / 256``); norm: ``linf`` | ``l2`` (PGD and
-    MultiTargeted are ℓ∞ only). clip_min/clip_max: scalars or per-pixel ``(H, W, C)``.
+    eps: radius in model units (``eps_256 / 256``); norm: ``linf`` | ``l2``. clip_min/clip_max: scalars or per-pixel ``(H, W, C)``.
     n_iter: APGD steps per run (per target for APGD-T). eps_iter, nb_iter: step (model
     units) and steps of PGD and MultiTargeted (per target). objective: untargeted
     objective of APGD-CE and PGD (or the targeted one when targets are given);
     targeted_objective: APGD-T's. n_target_classes: k of APGD-T / FAB-T / MultiTargeted
     (capped at ``L - 1``). num_restarts: random starts of APGD-CE, PGD and Square. seed:
-    base seed; batch ``b`` uses ``(seed, b)``. fab_n_iter: FAB-T steps per target;
+    base seed; member ``m`` draws for example ``i`` from ``(seed, m)`` and ``i``
+    (:func:`utils.attacks.core.example_seeds`), whatever the batch. fab_n_iter: FAB-T steps per target;
     square_n_queries: Square's queries per restart. The step counts keep the names
     ``n_iter``/``nb_iter``/``fab_n_iter`` because these fields are record and state-file
     keys; the attacks take them as ``num_iter``.
@@ -85,8 +85,9 @@ class EnsembleSettings:
 class MemberCall:
     """One member's input: the still-robust subset ``idx`` of a batch of shape
     ``batch_shape``; ``x`` ``(m, ...)``, ``labels`` ``(m, L)`` one-hot, ``targets`` one-hot
-    or None. ``seed`` is the batch's; noise is drawn for the whole batch and gathered,
-    so an example's attack does not depend on which others are still robust."""
+    or None. ``seed`` is ``(run seed, member)`` and ``index`` ``(m,)`` the examples'
+    global indices, so an example's draws depend neither on the batch nor on which
+    others are still robust."""
 
     x: tf.Tensor
     labels: tf.Tensor
@@ -94,9 +95,7 @@ class MemberCall:
     idx: np.ndarray
     batch_shape: Tuple[int, ...]
     seed: Tuple[int, int]
-
-    def noise(self, norm: str, seed: Tuple[int, int]) -> tf.Tensor:
-        return tf.gather(start_noise(self.batch_shape, seed, norm), self.idx)
+    index: np.ndarray
 
     def clip(self, value: Any) -> Any:
         """The subset's clip bound (see :func:`utils.attacks.multitarget.subset_clip`)."""
@@ -130,8 +129,7 @@ def _apgd_member(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings,
                 eps=s.eps, clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
                 num_iter=s.n_iter, norm=s.norm, targets_onehot=call.targets,
                 success_on_target=call.targets is not None, num_restarts=s.num_restarts,
-                seed=call.seed,
-                noise_for_restart=lambda r: call.noise(s.norm, restart_seed(call.seed, r)))
+                seed=call.seed, example_index=call.index)
 
 
 @register_member("APGD-CE", lambda s: s.objective, targeted_ok=True)
@@ -150,16 +148,17 @@ def apgd_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tenso
                          clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
                          num_iter=s.n_iter, norm=s.norm,
                          objective=OBJECTIVES.get(s.targeted_objective).fn,
-                         n_target_classes=s.n_target_classes,
-                         noise_for_rank=lambda r: call.noise(s.norm, rank_seed(call.seed, r)))
+                         n_target_classes=s.n_target_classes, seed=call.seed,
+                         example_index=call.index)
 
 
 @register_member("MultiTargeted", lambda s: "margin", targeted_ok=False)
 def multi_targeted(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return multi_targeted_pgd(model_fn, call.x, call.labels, eps=s.eps, eps_iter=s.eps_iter,
                               num_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
-                              clip_max=call.clip(s.clip_max),
-                              n_target_classes=s.n_target_classes, seed=call.seed)
+                              clip_max=call.clip(s.clip_max), norm=s.norm,
+                              n_target_classes=s.n_target_classes, seed=call.seed,
+                              example_index=call.index)
 
 
 @register_member("PGD", lambda s: s.objective, targeted_ok=True)
@@ -168,7 +167,7 @@ def pgd(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
         "MadryEtAl", model_fn, call.x, call.labels, num_restarts=s.num_restarts,
         seed=call.seed, targets_onehot=call.targets, objective=OBJECTIVES.get(s.objective).fn,
         eps=s.eps, eps_iter=s.eps_iter, num_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
-        clip_max=call.clip(s.clip_max))
+        clip_max=call.clip(s.clip_max), norm=s.norm, example_index=call.index)
 
 
 # FAB-T reports "margin": it linearises z_y - z_t, the targeted margin toward each target.
@@ -184,4 +183,4 @@ def square(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tenso
     return square_attack(model_fn, call.x, call.labels, eps=s.eps,
                          clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
                          n_queries=s.square_n_queries, norm=s.norm,
-                         num_restarts=s.num_restarts, seed=call.seed)
+                         num_restarts=s.num_restarts, seed=call.seed, example_index=call.index)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from utils.attacks.iterative import attack_succeeded
+from utils.attacks.core import attack_succeeded
 from utils.attacks.perturbations import Perturb
 from utils.evaluation.stream import Accuracy, BatchOutcome, logits_outcome, stream
 

@@ -23,14 +23,15 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.iterative import ATTACK_SPECS, attack_graph
+from utils.attacks.core import ATTACK_SPECS, example_seeds, offered_by
+from utils.attacks.iterative import attack_graph
 from utils.attacks.objectives import OBJECTIVES, select_objective
+from utils.attacks.threat_model import threat_model
 from utils.errors import UsageError
 from utils.runs.advtrain_config import AdvTrainConfig
 
-# The attacks the original advtrain.py crafted with (their specs: utils.attacks.iterative).
-ADVTRAIN_ATTACKS = ("MadryEtAl", "BasicIterativeMethod", "MomentumIterativeMethod",
-                    "FastGradientMethod")
+# The attacks the original advtrain.py crafted with (their specs say "advtrain").
+ADVTRAIN_ATTACKS = offered_by("advtrain")
 Adversary = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
@@ -98,8 +99,10 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
         x = tf.cast(x, tf.float32)
         targets = (random_wrong_targets(y, seed_t + tf.constant([1, 0], tf.int64))
                    if cfg.use_target else None)
-        x_adv = attack_graph(model_fn, objective, step_fn, x, tf.cast(y, tf.float32), targets,
-                             eps, eps_iter, num_iter, low, high, rand_init, seed_t)
+        seeds = example_seeds(seed_t, tf.range(tf.shape(x, out_type=tf.int64)[0]))
+        x_adv = attack_graph(model_fn, objective, step_fn, threat_model("linf"), x,
+                             tf.cast(y, tf.float32), targets, eps, eps_iter, num_iter, low,
+                             high, rand_init, seeds)
         return tf.stop_gradient(x_adv)
 
     return adversary
