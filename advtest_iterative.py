@@ -116,8 +116,8 @@ def _define_attack_flags() -> None:
         "square_n_queries", 5000, "Square attack queries per restart "
         "(AutoAttack: 5000).")
     flags.DEFINE_string(
-        "state_file", None, "APGD/AutoAttack progress file (.npz, one per "
-        "eps: NAME.eps8.npz); an interrupted run resumes from it.")
+        "state_file", None, "Progress file of any attack or cascade (.npz, "
+        "one per eps: NAME.eps8.npz); an interrupted run resumes from it.")
 
 
 define_flags()

@@ -44,7 +44,7 @@ from utils.attacks.deepfool import deepfool  # noqa: E402
 from utils.attacks.ead import elastic_net  # noqa: E402
 from utils.attacks.jsma import saliency_map  # noqa: E402
 from utils.attacks.objectives import OBJECTIVES  # noqa: E402
-from utils.evaluation.loop import draw_targets  # noqa: E402
+from utils.evaluation.stream import draw_targets  # noqa: E402
 from utils.evaluation.perturbation import distortions  # noqa: E402
 
 MAIN_NORM = {"EAD": "l1", "DeepFool": "l2", "JSMA": "changed_fraction"}

@@ -40,7 +40,7 @@ from utils.data import load_dataset  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.evaluation.ensemble import evaluate_ensemble, parse_members  # noqa: E402
 from utils.evaluation.members import EnsembleSettings  # noqa: E402
-from utils.evaluation.loop import evaluate_attack  # noqa: E402
+from utils.evaluation.ensemble import evaluate_attack  # noqa: E402
 from utils.attacks.objectives import select_objective, targeted_counterpart  # noqa: E402
 from utils.training.run import RunConfig, train  # noqa: E402
 

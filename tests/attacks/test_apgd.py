@@ -19,7 +19,7 @@ from utils.attacks.apgd import apgd, apgd_run, checkpoint_schedule
 from utils.attacks.core import example_seeds
 from utils.attacks.threat_model import threat_model
 from utils.errors import UsageError
-from utils.evaluation.loop import evaluate_attack
+from utils.evaluation.ensemble import evaluate_attack
 from utils.attacks.multitarget import apgd_targeted, multi_targeted_pgd, top_k_targets
 from utils.attacks.objectives import OBJECTIVES
 

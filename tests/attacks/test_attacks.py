@@ -17,7 +17,8 @@ from utils.attacks import iterative as attacks_mod
 from utils.attacks.core import ATTACK_SPECS
 from utils.attacks.iterative import ATTACKS, worst_case_over_restarts
 from utils.errors import UsageError
-from utils.evaluation.loop import draw_targets, evaluate_attack
+from utils.evaluation.ensemble import evaluate_attack
+from utils.evaluation.stream import draw_targets
 from utils.losses import loss_function
 from utils.attacks.objectives import OBJECTIVES
 

@@ -58,7 +58,7 @@ def test_backends_agree_on_fashion_mnist():
     if not FASHION_DIR.is_dir():
         pytest.skip("Fashion-MNIST is not installed")
     from bench.apgd_vs_art import fashion_01, train_tiny_cnn
-    from utils.evaluation.loop import evaluate_attack
+    from utils.evaluation.ensemble import evaluate_attack
     x_tr, y_tr, x_te, y_te, classes = fashion_01(4000, 300, None)
     model = train_tiny_cnn(x_tr, y_tr, classes, steps=150)
     for name in ("FastGradientMethod", "BasicIterativeMethod", "MadryEtAl",

@@ -45,7 +45,7 @@ def test_scores():
 
 def test_evaluate_attack_eval_model_and_auc():
     import keras
-    from utils.evaluation.loop import evaluate_attack
+    from utils.evaluation.ensemble import evaluate_attack
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(12, 4, 4, 1)).astype(np.float32)
     y = rng.integers(0, 3, size=12)

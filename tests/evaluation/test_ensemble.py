@@ -14,7 +14,7 @@ from utils.errors import UsageError
 from conftest import cluster_data, fit_cluster_mlp
 from utils.evaluation.ensemble import evaluate_ensemble, parse_members
 from utils.evaluation.members import MEMBERS, PRESETS, EnsembleSettings
-from utils.evaluation.loop import draw_targets
+from utils.evaluation.stream import draw_targets
 
 SHAPE, NUM_CLASSES = (4, 4, 1), 4
 
@@ -47,10 +47,13 @@ def _run(model_data, members, **over):
 def test_presets_name_their_members_in_autoattacks_order():
     assert PRESETS["autoattack"] == ("APGD-CE", "APGD-T", "FAB-T", "Square")
     assert PRESETS["autoattack-lite"] == ("APGD-CE", "APGD-T")
+    gradient = {"FastGradientMethod", "BasicIterativeMethod", "MadryEtAl",
+                "MomentumIterativeMethod"}  # advtest_iterative's attacks, by their names
     assert set(MEMBERS.names()) == {"APGD-CE", "APGD-DLR", "APGD-T", "FAB-T", "Square",
-                                    "MultiTargeted", "PGD"}
+                                    "MultiTargeted"} | gradient
+    assert {n for n in MEMBERS.names() if MEMBERS.get(n).attack} == gradient
     assert parse_members("APGD-CE, MultiTargeted") == ("APGD-CE", "MultiTargeted")
-    assert parse_members(["PGD"]) == ("PGD",)
+    assert parse_members(["MadryEtAl"]) == ("MadryEtAl",)
 
 
 @pytest.mark.parametrize("spec,match", [

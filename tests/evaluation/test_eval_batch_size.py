@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import cluster_data, fit_cluster_mlp
-from utils.evaluation.loop import evaluate_attack
+from utils.evaluation.ensemble import evaluate_attack
 
 SHAPE, NUM_CLASSES = (4, 4, 1), 4
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from utils.evaluation import loop as evaluation
+from utils.evaluation import ensemble as evaluation
 
 from utils.evaluation import masking_checks
 from utils.evaluation.masking_checks import (accuracy_trend, batch_checks, blackbox_from_records,
@@ -51,7 +51,7 @@ def test_probability_outputs(batch):
 def test_evaluation_uses_the_same_probability_check():
     assert evaluation.probability_outputs is masking_checks.probability_outputs
     with pytest.warns(RuntimeWarning, match="probabilities"):
-        evaluation._check_logits(np.full((2, 4), 0.25))
+        evaluation._warn_probability_outputs(np.full((2, 4), 0.25))
 
 
 def test_zero_gradients(batch):

@@ -292,9 +292,9 @@ def test_autoattack_resumes_from_its_state_file(trained, capsys, tmp_path):
     (["--attack_method=AutoAttack", "--ensemble=autoattack", "--norm=l1"], "unknown norm"),
     (["--attack_method=APGD", "--apgd_loss=nope"], "unknown objective 'nope'"),
     (["--attack_method=APGD", "--target=True", "--apgd_loss=dlr"], "needs a targeted"),
-    (["--attack_method=MadryEtAl", "--state_file=s.npz"], "--state_file applies to"),
+    (["--attack_method=MadryEtAl", "--apgd_loss=ce"], "--apgd_loss applies to"),
     (["--attack_method=MadryEtAl", "--norm=l1"], "unknown norm 'l1'"),
-    (["--attack_method=APGD", "--is_calculate_auc=True"], "not supported"),
+    (["--attack_method=AutoAttack", "--attack_backend=cleverhans"], "runs natively only"),
     (["--epoch_1=5"], "--epoch_1/--epoch_2"),
 ])
 def test_bad_apgd_flags_exit_2(trained, capsys, extra, expected):
@@ -351,3 +351,51 @@ def test_jit_compile_gives_the_same_accuracies(trained, capsys):
     (zero, pgd), (zero_jit, pgd_jit) = runs
     assert zero_jit["adv_accuracy"] == zero_jit["clean_accuracy"] == zero["clean_accuracy"]
     assert pgd_jit["adv_accuracy"] == pgd["adv_accuracy"] < pgd["clean_accuracy"]
+
+
+def _comparable(record):
+    """A record without what differs between two runs of the same evaluation."""
+    drop = ("time", "command", "elapsed_s", "results_file", "state_file")
+    return {k: v for k, v in record.items() if k not in drop}
+
+
+@pytest.mark.slow
+def test_single_pgd_killed_by_sigterm_resumes_to_the_uninterrupted_record(trained, capsys,
+                                                                          tmp_path):
+    """A single attack is a one-member cascade, so it has --state_file resume: SIGTERM
+    after some batches (exit 130, state kept), rerun, same record as never interrupted."""
+    import signal
+    import time
+    state, results = tmp_path / "pgd.npz", tmp_path / "killed.jsonl"
+    attack = ["--attack_method=MadryEtAl", "--target=False", "--eps_256=16",
+              "--num_iter=40", "--eval_batch_size=2", "--num_restarts=2"]
+    cmd = [sys.executable, "advtest_iterative.py",
+           *_args(trained, results, *attack, f"--state_file={state}")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    saved = tmp_path / "pgd.eps16.npz"
+    deadline = time.time() + 240
+    while not saved.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "state saved to" in err and not results.exists()
+    from utils.evaluation.iterative_run import run
+    capsys.readouterr()
+    [resumed] = run(_config(_args(trained, results, *attack, f"--state_file={state}")))
+    assert "resumed from" in capsys.readouterr().out
+    [whole] = run(_config(_args(trained, tmp_path / "whole.jsonl", *attack)))
+    assert _comparable(resumed) == _comparable(whole)
+    assert whole["members"] == ["MadryEtAl"] and whole["attack_name"] == "MadryEtAl"
+
+
+@pytest.mark.slow
+def test_single_attack_with_auc_and_cleverhans_backend_run_through_the_cascade(trained,
+                                                                               capsys):
+    _, results = _advtest(trained, capsys, "--attack_method=MadryEtAl", "--target=False",
+                          "--eps_256=16", "--num_iter=5", "--is_calculate_auc=True",
+                          "--attack_backend=cleverhans")
+    [record] = _records(results, 1)
+    assert record["attack_backend"] == "cleverhans" and 0.0 <= record["auc"] <= 1.0
+    assert record["members"] == ["MadryEtAl"]

@@ -160,8 +160,8 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
     flags.DEFINE_bool("progress", True, "Progress bar.")
     flags.DEFINE_integer(
         "eval_batch_size", None, "Images attacked per batch (default: "
-        "--batch_size, which also names the checkpoint). Deterministic attacks give the same "
-        "results at any value; random starts are drawn per batch (seed, batch index).",
+        "--batch_size, which also names the checkpoint). Results do not depend on it: "
+        "random starts are drawn per example (seed, example index, restart, member).",
         lower_bound=1)
     flags.DEFINE_bool(
         "jit_compile", False, "XLA-compile the model's forward pass the "

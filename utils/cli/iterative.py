@@ -16,7 +16,14 @@ from absl import flags
 from utils.cli.flags import (check_eval_flags, data_source, eval_batch_size,
                              model_config_from_flags, model_path_config, model_source,
                              present_flags)
+from utils.attacks.core import get_attack
+from utils.attacks.iterative import ATTACKS
+from utils.attacks.objectives import (OBJECTIVES, check_objective, select_objective,
+                                      targeted_counterpart)
+from utils.attacks.threat_model import check_norm
 from utils.errors import UsageError
+from utils.evaluation.detection import SCORES
+from utils.evaluation.ensemble import parse_members
 from utils.runs.advtrain_config import (ADVTRAIN_ATTACK, ADVTRAIN_EPS_256,
                                         ADVTRAIN_EPS_ITER_256, ADVTRAIN_NUM_ITER)
 from utils.evaluation.state import check_state_file
@@ -108,7 +115,6 @@ def _models(v: Any, given: Collection[str]) -> Tuple[Any, Any, Optional[Any], Op
 
 
 def _auc_score(v: Any) -> Optional[str]:
-    from utils.evaluation.detection import SCORES
     if not v.is_calculate_auc:
         return None
     switch = v.is_auc_metric_softmax_for_MMC
@@ -120,12 +126,8 @@ def _auc_score(v: Any) -> Optional[str]:
 
 
 def _plan(v: Any, given: Collection[str], loss: str) -> Plan:
-    """The attack flags checked against the crafting model's ``loss``."""
-    from utils.attacks.core import get_attack
-    from utils.attacks.iterative import ATTACKS
-    from utils.attacks.objectives import check_objective, select_objective
-    from utils.attacks.threat_model import check_norm
-
+    """The attack flags checked against the crafting model's ``loss``; a gradient attack
+    is the one-member cascade of itself."""
     name = v.attack_method
     if name not in ATTACKS and name not in ENSEMBLE_ATTACKS:
         raise UsageError(f"unknown attack {name!r}; choose one of: "
@@ -133,26 +135,16 @@ def _plan(v: Any, given: Collection[str], loss: str) -> Plan:
     if name not in ATTACKS:
         return _ensemble_plan(v, given, name, loss)
     get_attack(name, v.attack_backend)
-    for flag in ("apgd_loss", "state_file"):
-        if getattr(v, flag) is not None:
-            raise UsageError(f"--{flag} applies to --attack_method="
-                             f"{'|'.join(ENSEMBLE_ATTACKS)} only")
+    if v.apgd_loss is not None:
+        raise UsageError(f"--apgd_loss applies to --attack_method="
+                         f"{'|'.join(ENSEMBLE_ATTACKS)} only")
     check_norm(v.norm)
     objective = v.objective or select_objective(loss, name, v.target, v.adaptive)
     check_objective(objective, loss, v.target)
-    return Plan(name, None, v.target, objective)
+    return Plan(name, (name,), v.target, objective)
 
 
 def _ensemble_plan(v: Any, given: Collection[str], name: str, loss: str) -> Plan:
-    from utils.attacks.threat_model import check_norm
-    from utils.attacks.objectives import (OBJECTIVES, check_objective, select_objective,
-                                          targeted_counterpart)
-    from utils.evaluation.ensemble import parse_members
-
-    if v.is_calculate_auc:
-        raise UsageError(f"--is_calculate_auc is not supported with {name}; use MadryEtAl")
-    if v.attack_backend != "native":
-        raise UsageError(f"{name} runs natively only; pass --attack_backend=native")
     check_norm(v.norm)
     members = ENSEMBLE_ATTACKS[name] or parse_members(v.ensemble)
     targeted = v.target if name == "APGD" else False

@@ -9,16 +9,13 @@ a higher score means "more clean".
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List
+from typing import Callable
 
 import numpy as np
 from scipy.stats import rankdata
 
 from utils.errors import UsageError
 from utils.registry import Registry
-
-if TYPE_CHECKING:  # the loop imports this module's hook
-    from utils.evaluation.stream import BatchOutcome
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 SCORES: Registry[ScoreFn] = Registry("detection score")
@@ -60,21 +57,3 @@ def roc_auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
     ranks = rankdata(np.concatenate([pos, neg]))  # ties get their average rank
     u_stat = ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2.0
     return float(u_stat / (pos.size * neg.size))
-
-
-class DetectionAuc:
-    """ROC AUC of clean vs adversarial inputs by a detection score of the logits
-    (``score_fn``: ``(B, L) -> (B,)``, higher = more clean); field ``auc``. Keeps the
-    2 x N scores only."""
-
-    def __init__(self, score_fn: Callable[[np.ndarray], np.ndarray]):
-        self.score_fn = score_fn
-        self.scores: Dict[str, List[np.ndarray]] = {"clean": [], "adv": []}
-
-    def update(self, out: "BatchOutcome") -> None:
-        self.scores["clean"].append(self.score_fn(out.clean_logits))
-        self.scores["adv"].append(self.score_fn(out.adv_logits))
-
-    def fields(self, n: int) -> Dict[str, Any]:
-        return {"auc": roc_auc(np.concatenate(self.scores["clean"]),
-                               np.concatenate(self.scores["adv"]))}

@@ -13,10 +13,24 @@ import dataclasses
 import pathlib
 from typing import Any, Dict, List, Optional, Tuple
 
-from utils.evaluation.sources import DataSource, ModelSource, load_data, load_model
+import tensorflow as tf
 
-#: --attack_method names beyond :data:`utils.attacks.iterative.ATTACKS` -> their ensemble
-#: members (None: the ``ensemble`` setting's). All are untargeted by construction but APGD.
+from utils.attacks.multitarget import top_k_targets
+from utils.attacks.objectives import OBJECTIVES
+from utils.errors import Interrupted
+from utils.evaluation.detection import SCORES
+from utils.evaluation.ensemble import check_settings, evaluate_ensemble
+from utils.evaluation.masking_checks import (accuracy_trend, batch_checks,
+                                             blackbox_from_records, weaker_objective)
+from utils.evaluation.members import EnsembleSettings
+from utils.evaluation.sources import DataSource, ModelSource, load_data, load_model
+from utils.evaluation.stream import draw_targets
+from utils.models.jit import jit_model
+from utils.results import EvalRecord, append_records, read_records
+
+#: --attack_method names beyond the gradient attacks -> their cascade members (None: the
+#: ``ensemble`` setting's). All are untargeted by construction but APGD. A gradient attack
+#: (FGSM/BIM/MadryEtAl/MIM) runs as the one-member cascade of itself.
 ENSEMBLE_ATTACKS: Dict[str, Optional[Tuple[str, ...]]] = {
     "APGD": ("APGD-CE",), "APGD-T": ("APGD-T",), "MultiTargeted": ("MultiTargeted",),
     "AutoAttack": None}
@@ -24,12 +38,12 @@ ENSEMBLE_ATTACKS: Dict[str, Optional[Tuple[str, ...]]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What to run: ``members`` None for a :data:`utils.attacks.iterative.ATTACKS` attack, else the
-    ensemble members (:mod:`utils.evaluation.ensemble`); ``objective`` the (untargeted, or targeted
-    with ``targeted``) objective, ``targeted_objective`` APGD-T's."""
+    """What to run: the cascade ``members`` (:mod:`utils.evaluation.ensemble`; a gradient
+    attack alone is ``(attack,)``); ``objective`` the (untargeted, or targeted with
+    ``targeted``) objective, ``targeted_objective`` APGD-T's."""
 
     attack: str
-    members: Optional[Tuple[str, ...]]
+    members: Tuple[str, ...]
     targeted: bool
     objective: str
     targeted_objective: Optional[str] = None
@@ -60,7 +74,7 @@ class IterativeConfig:
     """A validated run. ε values and steps in /256 pixel units; ``model`` crafts the
     examples, ``target`` (transfer; None: white-box) classifies them; ``batch_size`` is the
     first batch the masking checks use, ``eval_batch_size`` the images attacked per batch;
-    ``state_file`` NAME.npz keeps APGD/AutoAttack progress per ε (NAME.eps8.npz)."""
+    ``state_file`` NAME.npz keeps the progress per ε (NAME.eps8.npz)."""
 
     plan: Plan
     eps_256: Tuple[float, ...]
@@ -105,9 +119,8 @@ def state_path(state_file: Optional[str], eps_256: float) -> Optional[pathlib.Pa
     return path.with_name(f"{path.stem}.eps{eps_256:g}{path.suffix or '.npz'}")
 
 
-def ensemble_settings(config: IterativeConfig, eps_256: float, data: Any) -> Any:
+def ensemble_settings(config: IterativeConfig, eps_256: float, data: Any) -> EnsembleSettings:
     """The :class:`utils.evaluation.members.EnsembleSettings` of one ε."""
-    from utils.evaluation.members import EnsembleSettings
     plan = config.plan
     return EnsembleSettings(
         eps=eps_256 / 256, clip_min=data.clip_min, clip_max=data.clip_max, norm=config.norm,
@@ -115,19 +128,15 @@ def ensemble_settings(config: IterativeConfig, eps_256: float, data: Any) -> Any
         objective=plan.objective, targeted_objective=plan.targeted_objective or "dlr_targeted",
         n_target_classes=config.n_target_classes, num_restarts=config.num_restarts,
         seed=config.seed, fab_n_iter=config.fab_n_iter,
-        square_n_queries=config.square_n_queries)
+        square_n_queries=config.square_n_queries, attack_backend=config.attack_backend)
 
 
 def load(config: IterativeConfig) -> Loaded:
-    """Load the data and model(s), check the ensemble settings against them, draw targets."""
-    from utils.evaluation.loop import draw_targets
-
+    """Load the data and model(s), check the cascade settings against them, draw targets."""
     data = load_data(config.data)
     attacker = load_model(config.model, data)
-    if config.plan.members is not None:
-        from utils.evaluation.ensemble import check_settings
-        check_settings(config.plan.members, ensemble_settings(config, config.eps_256[0], data),
-                       data.num_classes, config.plan.targeted)
+    check_settings(config.plan.members, ensemble_settings(config, config.eps_256[0], data),
+                   data.num_classes, config.plan.targeted)
     evaluated = attacker if config.target is None else load_model(config.target, data,
                                                                   check_finite=False)
     targets = (draw_targets(data.y_test, data.num_classes, config.seed)
@@ -136,32 +145,18 @@ def load(config: IterativeConfig) -> Loaded:
 
 
 def _evaluate_eps(config: IterativeConfig, eps: float, loaded: Loaded) -> Dict[str, Any]:
-    """One ε: the result dict of :func:`utils.evaluation.loop.evaluate_attack` or
-    :func:`utils.evaluation.ensemble.evaluate_ensemble`."""
-    from utils.evaluation.detection import SCORES
-    from utils.evaluation.ensemble import evaluate_ensemble
-    from utils.evaluation.loop import evaluate_attack
-    from utils.models.jit import jit_model
-
+    """One ε: the result dict of :func:`utils.evaluation.ensemble.evaluate_ensemble`."""
     plan, data = config.plan, loaded.data
     attacked, evaluated = loaded.attacker.model, loaded.evaluated.model
     if config.jit_compile:
         attacked, evaluated = jit_model(attacked), jit_model(evaluated)
-    if plan.members is None:
-        return evaluate_attack(
-            attacked, data.x_test, data.y_test, attack_name=plan.attack,
-            objective_name=plan.objective, eps=eps / 256, eps_iter=config.eps_iter_256 / 256,
-            num_iter=config.num_iter, clip_min=data.clip_min, clip_max=data.clip_max,
-            batch_size=config.eval_batch_size, targets=loaded.targets,
-            num_restarts=config.num_restarts, seed=config.seed, progress=config.progress,
-            eval_model=evaluated,
-            score_fn=SCORES.get(config.auc_score) if config.auc_score else None,
-            backend=config.attack_backend, norm=config.norm)
     result = evaluate_ensemble(
         attacked, data.x_test, data.y_test, members=plan.members,
         settings=ensemble_settings(config, eps, data), batch_size=config.eval_batch_size,
         targets=loaded.targets, eval_model=evaluated,
-        state_file=state_path(config.state_file, eps), progress=config.progress)
+        state_file=state_path(config.state_file, eps),
+        score_fn=SCORES.get(config.auc_score) if config.auc_score else None,
+        progress=config.progress)
     # The objective of the first member (APGD-T alone: its targeted objective).
     return dict(result, attack_name=plan.attack,
                 objective_name=result["member_objectives"][plan.members[0]])
@@ -170,16 +165,15 @@ def _evaluate_eps(config: IterativeConfig, eps: float, loaded: Loaded) -> Dict[s
 def _evaluate_or_interrupted(config: IterativeConfig, eps: float,
                              loaded: Loaded) -> Dict[str, Any]:
     """:func:`_evaluate_eps`; an interrupt says what was kept (``utils.errors.Interrupted``)."""
-    from utils.errors import Interrupted
     try:
         return _evaluate_eps(config, eps, loaded)
     except KeyboardInterrupt:
-        path = state_path(config.state_file, eps) if config.plan.members is not None else None
+        path = state_path(config.state_file, eps)
         if path is not None and path.exists():
             raise Interrupted(f"interrupted at eps {eps:g}/256; state saved to {path}; "
                               "rerun the same command to resume") from None
         raise Interrupted(f"interrupted at eps {eps:g}/256; no results written for it "
-                          "(--state_file makes APGD/AutoAttack runs resumable)") from None
+                          "(--state_file makes a run resumable)") from None
 
 
 def summary_line(eps: float, result: Dict[str, Any], auc_score: Optional[str]) -> str:
@@ -201,12 +195,6 @@ def batch_warnings(config: IterativeConfig, loaded: Loaded) -> List[str]:
     objective (a targeted-only one aims at the top wrong class when no targets are set);
     untargeted ℓ∞, also :func:`utils.evaluation.masking_checks.weaker_objective` at the
     first ε > 0."""
-    import tensorflow as tf
-
-    from utils.attacks.multitarget import top_k_targets
-    from utils.attacks.objectives import OBJECTIVES
-    from utils.evaluation.masking_checks import batch_checks, weaker_objective
-
     plan, data, model = config.plan, loaded.data, loaded.attacker.model
     eps_256 = next((e for e in config.eps_256 if e > 0), 0.0)
     x = data.x_test[:config.batch_size]
@@ -229,9 +217,6 @@ def add_masking_warnings(config: IterativeConfig, records: List[Dict[str, Any]],
                          batch: List[str]) -> None:
     """Batch checks, the ε trend of this run and, white-box, earlier black-box records
     of the results file."""
-    from utils.evaluation.masking_checks import accuracy_trend, blackbox_from_records
-    from utils.results import read_records
-
     trend = accuracy_trend([(r["eps_256"], config.num_iter, r["adv_accuracy"])
                             for r in records])
     previous = [] if config.target is not None else read_records(config.results_file)
@@ -261,8 +246,6 @@ def _extra_fields(config: IterativeConfig, loaded: Loaded) -> Dict[str, Any]:
 def record(config: IterativeConfig, loaded: Loaded, eps: float,
            result: Dict[str, Any]) -> Dict[str, Any]:
     """The result record of one ε (without its masking warnings)."""
-    from utils.results import EvalRecord
-
     info, evaluated = config.info, loaded.evaluated
     return EvalRecord(
         script="advtest_iterative", dataset=info.dataset, model=evaluated.run_name,
@@ -292,8 +275,6 @@ def evaluate(config: IterativeConfig, loaded: Loaded) -> List[Dict[str, Any]]:
 def run(config: IterativeConfig, loaded: Optional[Loaded] = None) -> List[Dict[str, Any]]:
     """Load (unless ``loaded`` is given), evaluate and append the records to
     ``config.results_file`` (JSON lines + CSV); returns them."""
-    from utils.results import append_records
-
     records = evaluate(config, load(config) if loaded is None else loaded)
     append_records(config.results_file, records)
     print(f"{len(records)} records appended to {config.results_file}")

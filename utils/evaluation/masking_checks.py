@@ -17,7 +17,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.objectives import Objective
+from utils.attacks.core import attack_succeeded
+from utils.attacks.iterative import ATTACKS
+from utils.attacks.objectives import OBJECTIVES, Objective
 
 ModelFn = Any  # x -> logits (batch, L); a keras.Model works
 
@@ -167,9 +169,6 @@ def weaker_objective(model_fn: ModelFn, x: Any, labels_onehot: Any, objective: s
         eps, eps_iter: radius and step in model units (``eps_256 / 256``).
         clip_min, clip_max: input bounds (scalars or per-pixel).
     """
-    from utils.attacks.core import attack_succeeded
-    from utils.attacks.iterative import ATTACKS
-    from utils.attacks.objectives import OBJECTIVES
 
     x = tf.convert_to_tensor(x, tf.float32)
     labels = tf.convert_to_tensor(labels_onehot, tf.float32)

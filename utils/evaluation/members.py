@@ -1,15 +1,18 @@
 """The members of the cascaded evaluation (:mod:`utils.evaluation.ensemble`) and its presets.
 
 A member is ``member(model_fn, call, settings) -> x_adv`` on the still-robust subset of a
-batch (:class:`MemberCall`), registered with :func:`register_member` together with the
-objective it reports and whether it accepts given targets.
+batch (:class:`MemberCall`), registered with :func:`register_member` as one
+:class:`MemberSpec` (the function, the objective it reports, whether it accepts given
+targets, the backend attack it runs). A single attack is a one-member cascade.
 
 Members: ``APGD-CE`` (APGD with the untargeted objective, ``ce`` or an adaptive one such
 as ``mmc_un1``), ``APGD-DLR``, ``APGD-T`` (targeted APGD over the top-k classes,
 ``dlr_targeted`` or e.g. ``mmc_tar1``), ``FAB-T`` (targeted FAB over the top-k classes,
 minimum-norm; a point counts only if the distance found is ``<= eps``), ``Square``
 (gradient-free random search on the logit margin), ``MultiTargeted`` (targeted
-``margin`` PGD over the top-k classes) and ``PGD`` (MadryEtAl).
+``margin`` PGD over the top-k classes) and the gradient attacks of ``advtest_iterative.py``
+under their original names (``FastGradientMethod``, ``BasicIterativeMethod``,
+``MadryEtAl`` = PGD, ``MomentumIterativeMethod``), on the native or cleverhans backend.
 
 Presets: ``autoattack`` = APGD-CE, APGD-T, FAB-T, Square (AutoAttack's standard version,
 in its order); ``autoattack-lite`` = APGD-CE, APGD-T; ``strong``.
@@ -26,14 +29,14 @@ import numpy as np
 import tensorflow as tf
 
 from utils.attacks.apgd import apgd
-from utils.attacks.core import ModelFn
+from utils.attacks.core import ATTACK_SPECS, BACKEND_MODULES, ModelFn, offered_by
 from utils.attacks.fab import ALPHA_MAX, BETA, ETA, check_fab, fab_targeted
 from utils.attacks.iterative import worst_case_over_restarts
 from utils.attacks.multitarget import apgd_targeted, multi_targeted_pgd, subset_clip
 from utils.attacks.objectives import OBJECTIVES
 from utils.attacks.threat_model import check_norm
 from utils.attacks.square import check_queries, square_attack
-from utils.errors import check_count, check_real
+from utils.errors import UsageError, check_count, check_real
 from utils.registry import Registry
 
 
@@ -49,7 +52,9 @@ class EnsembleSettings:
     (capped at ``L - 1``). num_restarts: random starts of APGD-CE, PGD and Square. seed:
     base seed; member ``m`` draws for example ``i`` from ``(seed, m)`` and ``i``
     (:func:`utils.attacks.core.example_seeds`), whatever the batch. fab_n_iter: FAB-T steps per target;
-    square_n_queries: Square's queries per restart. The step counts keep the names
+    square_n_queries: Square's queries per restart. attack_backend: ``native`` or
+    ``cleverhans`` (the gradient attacks only; see :data:`utils.attacks.core.BACKENDS`).
+    The step counts keep the names
     ``n_iter``/``nb_iter``/``fab_n_iter`` because these fields are record and state-file
     keys; the attacks take them as ``num_iter``.
     """
@@ -68,6 +73,7 @@ class EnsembleSettings:
     seed: int = 0
     fab_n_iter: int = 100
     square_n_queries: int = 5000
+    attack_backend: str = "native"
 
     def __post_init__(self) -> None:
         """Validated once, here (UsageError); what depends on the members or the model's
@@ -78,6 +84,9 @@ class EnsembleSettings:
         for name in ("n_iter", "nb_iter", "num_restarts", "n_target_classes"):
             check_count(name, getattr(self, name))
         check_queries(self.square_n_queries)
+        if self.attack_backend not in BACKEND_MODULES:
+            raise UsageError(f"unknown attack backend {self.attack_backend!r}; choose one of: "
+                             f"{', '.join(sorted(BACKEND_MODULES))}")
         check_fab(self.fab_n_iter, ALPHA_MAX, ETA, BETA)
 
 
@@ -103,9 +112,22 @@ class MemberCall:
 
 
 MemberFn = Callable[[ModelFn, MemberCall, EnsembleSettings], tf.Tensor]
-MEMBERS: Registry[MemberFn] = Registry("ensemble member")
-MEMBER_OBJECTIVE: Dict[str, Callable[[EnsembleSettings], str]] = {}
-TARGETED_OK: Dict[str, bool] = {}  # member -> accepts given targets (targeted evaluation)
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberSpec:
+    """One cascade member: ``fn``; ``objective(settings)`` the objective name it uses and
+    reports; ``targeted_ok`` whether it accepts given targets (a targeted evaluation);
+    ``attack`` the backend attack it runs (:func:`utils.attacks.core.get_attack`; None:
+    native only)."""
+
+    fn: MemberFn
+    objective: Callable[[EnsembleSettings], str]
+    targeted_ok: bool
+    attack: Optional[str] = None
+
+
+MEMBERS: Registry[MemberSpec] = Registry("ensemble member")
 PRESETS: Dict[str, Tuple[str, ...]] = {
     "autoattack": ("APGD-CE", "APGD-T", "FAB-T", "Square"),
     "autoattack-lite": ("APGD-CE", "APGD-T"),
@@ -114,11 +136,10 @@ PRESETS: Dict[str, Tuple[str, ...]] = {
 
 
 def register_member(name: str, objective: Callable[[EnsembleSettings], str],
-                    targeted_ok: bool) -> Callable[[MemberFn], MemberFn]:
+                    targeted_ok: bool, attack: Optional[str] = None
+                    ) -> Callable[[MemberFn], MemberFn]:
     def decorator(fn: MemberFn) -> MemberFn:
-        MEMBERS.register(name)(fn)
-        MEMBER_OBJECTIVE[name] = objective
-        TARGETED_OK[name] = targeted_ok
+        MEMBERS.register(name)(MemberSpec(fn, objective, targeted_ok, attack))
         return fn
     return decorator
 
@@ -161,13 +182,26 @@ def multi_targeted(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> 
                               example_index=call.index)
 
 
-@register_member("PGD", lambda s: s.objective, targeted_ok=True)
-def pgd(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
-    return worst_case_over_restarts(
-        "MadryEtAl", model_fn, call.x, call.labels, num_restarts=s.num_restarts,
-        seed=call.seed, targets_onehot=call.targets, objective=OBJECTIVES.get(s.objective).fn,
-        eps=s.eps, eps_iter=s.eps_iter, num_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
-        clip_max=call.clip(s.clip_max), norm=s.norm, example_index=call.index)
+def _gradient_member(name: str) -> MemberFn:
+    """The member running gradient attack ``name`` (FGSM/BIM/PGD/MIM) on the settings'
+    backend, per-example worst case over ``num_restarts`` random starts."""
+
+    def member(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+        return worst_case_over_restarts(
+            name, model_fn, call.x, call.labels, num_restarts=s.num_restarts, seed=call.seed,
+            targets_onehot=call.targets, objective=OBJECTIVES.get(s.objective).fn, eps=s.eps,
+            eps_iter=s.eps_iter, num_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
+            clip_max=call.clip(s.clip_max), norm=s.norm, backend=s.attack_backend,
+            example_index=call.index)
+
+    member.__name__ = member.__qualname__ = name
+    return member
+
+
+for _name in offered_by("iterative"):
+    if ATTACK_SPECS.get(_name).step is not None:
+        register_member(_name, lambda s: s.objective, targeted_ok=ATTACK_SPECS.get(
+            _name).targeted, attack=_name)(_gradient_member(_name))
 
 
 # FAB-T reports "margin": it linearises z_y - z_t, the targeted margin toward each target.

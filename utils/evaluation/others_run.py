@@ -239,7 +239,7 @@ def _attack(config: OthersConfig, data: Any, loaded: Any) -> Dict[str, Any]:
     import keras
 
     from utils.errors import Interrupted
-    from utils.evaluation.loop import draw_targets
+    from utils.evaluation.stream import draw_targets
     from utils.models.jit import jit_model
 
     settings = config.settings

@@ -1,7 +1,7 @@
 """The one streaming evaluation loop: attack a test set batch by batch, keep only counts.
 
-Every evaluation (one iterative attack in :mod:`utils.evaluation.loop`, the cascade of
-:mod:`utils.evaluation.ensemble`, the perturbations of ``advtest_others.py`` in
+Every evaluation (the cascade of :mod:`utils.evaluation.ensemble`, of which a single attack
+is the one-member case, and the perturbations of ``advtest_others.py`` in
 :mod:`utils.evaluation.perturbation`) is this loop with its own ``attack_batch`` and
 metric hooks, so input validation, batching, the progress bar, resume and the accuracy
 summary are written once:
@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Dict, Optional, Protocol, Sequence
 
+import keras
 import numpy as np
 
 from utils.errors import UsageError, check_count
-import keras
 
 
 @dataclasses.dataclass
@@ -176,3 +176,23 @@ def check_examples(x: np.ndarray, y: np.ndarray, targets: Optional[np.ndarray],
             raise UsageError(f"targets shape {np.shape(targets)} != labels shape {y.shape}")
         if np.any(targets == y) or np.min(targets) < 0 or np.max(targets) >= num_classes:
             raise UsageError("every target must be a valid class other than the true label")
+
+
+def draw_targets(y: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
+    """Targets uniform among the ``num_classes - 1`` wrong labels of each example.
+
+    Args:
+        y: ``(N,)`` integer class indices in ``[0, num_classes)``.
+        num_classes: ``L >= 2``.
+        seed: NumPy seed; the same ``(y, num_classes, seed)`` gives the same targets.
+
+    Returns:
+        ``(N,)`` int32 targets with ``targets[i] != y[i]``.
+    """
+    if int(num_classes) < 2:
+        raise UsageError(f"targeted attacks need at least 2 classes, got {num_classes}")
+    y = class_indices(y, "y")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise UsageError(f"labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    shift = np.random.default_rng(seed).integers(1, num_classes, size=y.shape)
+    return ((y + shift) % num_classes).astype(np.int32)

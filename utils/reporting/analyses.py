@@ -32,7 +32,7 @@ from utils.training.builder import TrainerConfig, build_trainer
 from utils.training.distribute import make_strategy
 from utils.evaluation.detection import roc_auc
 from utils.models.classifier import feature_model, head_layer
-from utils.evaluation.loop import evaluate_attack
+from utils.evaluation.ensemble import evaluate_attack
 
 # Rows of the CPU reproduction and the analyses: name -> the original's architecture flags
 # (``train_models.py`` / ``advtest_*.py``). AT rows add the adversarial-training flags.
