@@ -12,11 +12,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Dict, Optional
 
+import keras
 import numpy as np
 
 from utils.attacks.perturbations import PERTURBATIONS, Perturb, PerturbationSpec
+from utils.errors import Interrupted
+from utils.evaluation.loop import draw_targets
 from utils.evaluation.perturbation import evaluate_perturbation, pixel_model
 from utils.evaluation.sources import DataSource, ModelSource, load_data, load_model
+from utils.models.jit import jit_model
+from utils.results import EvalRecord, append_records
 
 UNITS = "[0,1] pixels over all pixels and channels (= mean-subtracted model units)"
 
@@ -118,12 +123,6 @@ class OthersConfig:
 
 def _attack(config: OthersConfig, data: Any, loaded: Any) -> Dict[str, Any]:
     """The result dict of :func:`utils.evaluation.perturbation.evaluate_perturbation`."""
-    import keras
-
-    from utils.errors import Interrupted
-    from utils.evaluation.loop import draw_targets
-    from utils.models.jit import jit_model
-
     settings = config.settings
     n = len(data.x_test)
     if config.num_examples is None:
@@ -150,8 +149,6 @@ def _attack(config: OthersConfig, data: Any, loaded: Any) -> Dict[str, Any]:
 
 def run(config: OthersConfig) -> Dict[str, Any]:
     """Load the data and model, attack, print one line, append the record; returns it."""
-    from utils.results import EvalRecord, append_records
-
     settings = config.settings
     data = load_data(config.data)
     loaded = load_model(config.model, data)
