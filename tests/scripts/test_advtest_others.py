@@ -117,8 +117,9 @@ def test_carlini_wagner_leaves_misclassified_inputs_alone(trained):
     pixels = perturbation.to_pixels(data.x_test, data.mean)
     pred = np.asarray(model_fn(pixels)).argmax(-1)
     labels = np.where(np.arange(6) < 3, pred, (pred + 1) % data.num_classes)  # 3 wrong
-    perturb = perturbations.cw_perturbation(model_fn, "mmc_un2", dict(
-        binary_search_steps=2, max_iterations=20))
+    perturb = perturbations.PERTURBATIONS.get("CarliniWagnerL2").build(
+        model_fn, "mmc_un2", perturbations.CWSettings(binary_search_steps=2, max_iterations=20),
+        np.random.default_rng(0))
     adv = perturb(pixels, labels, None)
     dist = perturbation.l2_distortion(adv, pixels)
     assert np.all(dist[3:] == 0.0)

@@ -1,26 +1,234 @@
-"""Per-batch perturbations on [0, 1] pixel images, one builder per ``advtest_others.py``
-attack: each returns a :data:`Perturb` ``(pixels, labels, targets) -> pixels'`` with
-``pixels`` ``(b, H, W, C)`` in [0, 1], ``labels`` ``(b,)`` int and ``targets`` ``(b,)`` int
-or None. The model is seen as ``model_fn(pixels)``
-(:func:`utils.evaluation.perturbation.pixel_model`),
-so the clip bounds are [0, 1] and distortions are in [0, 1] pixel units (equal to those
-in the mean-subtracted model units: the mean is a translation).
+"""The ``advtest_others.py`` attacks, one :data:`PERTURBATIONS` entry each: a frozen settings
+class that validates itself, and a builder of a :data:`Perturb`
+``(pixels, labels, targets) -> pixels'`` with ``pixels`` ``(b, H, W, C)`` float32 in
+[0, 1], ``labels`` ``(b,)`` int and ``targets`` ``(b,)`` int or None.
+
+The model is seen as ``model_fn(pixels)`` (:func:`utils.evaluation.perturbation.pixel_model`),
+so the clip bounds are [0, 1] and distortions are in [0, 1] pixel units (equal to those in
+the mean-subtracted model units: the mean is a translation). SPSA's ε is in /256 units.
+
+    spec = PERTURBATIONS.get("CarliniWagnerL2")
+    perturb = spec.build(model_fn, "mmc_un2", CWSettings(max_iterations=20), rng)
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+import dataclasses
+import math
+from typing import Any, Callable, Dict, NamedTuple, Optional, Type
 
 import numpy as np
 import tensorflow as tf
 
+from utils.attacks.cleverhans_compat import carlini_wagner_l2, spsa
 from utils.attacks.corruptions import gaussian_noise, random_rotation
-from utils.attacks.deepfool import deepfool as deepfool_attack
+from utils.attacks.deepfool import deepfool
 from utils.attacks.ead import elastic_net
 from utils.attacks.jsma import saliency_map
-from utils.attacks.lbfgs import lbfgs as lbfgs_attack
+from utils.attacks.lbfgs import lbfgs
 from utils.attacks.objectives import OBJECTIVES
+from utils.errors import UsageError
+from utils.registry import Registry
 
 Perturb = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], np.ndarray]
+#: ``build(model_fn, objective, settings, rng) -> Perturb`` (objective None: takes none).
+Build = Callable[[Callable, Optional[str], Any, np.random.Generator], Perturb]
+TARGETING = ("both", "untargeted", "targeted")
+FILL_MODE = "nearest"  # rotation: points outside the image take the nearest pixel
+
+
+# ------------------------------------------------------------------ settings
+
+class SettingError(UsageError):
+    """One settings field out of range; ``field``/``rule``/``value`` let a command line
+    say it with its own flag name."""
+
+    def __init__(self, owner: str, field: str, rule: str, value: Any) -> None:
+        self.field, self.rule = field, rule
+        self.shown = repr(value) if isinstance(value, str) else str(value)
+        super().__init__(f"{owner}.{field} {rule}, got {self.shown}")
+
+
+class Rule(NamedTuple):
+    text: str
+    ok: Callable[[Any], bool]
+
+
+def _real(value: Any) -> float:
+    """``value`` as a float (NaN when it is no number, or a bool)."""
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+COUNT = Rule("must be >= 1 (a whole number)", lambda v: _whole(v) and v >= 1)
+POSITIVE = Rule("must be > 0 (finite)", lambda v: math.isfinite(_real(v)) and _real(v) > 0)
+NONNEGATIVE = Rule("must be >= 0 (finite)",
+                   lambda v: math.isfinite(_real(v)) and _real(v) >= 0)
+EVEN = Rule("must be even and >= 2", lambda v: _whole(v) and v >= 2 and v % 2 == 0)
+SHARE = Rule("must be in (0, 1]", lambda v: 0 < _real(v) <= 1)
+BOOL = Rule("must be True or False", lambda v: isinstance(v, (bool, np.bool_)))
+EAD_RULES = Rule("must be EN or L1", lambda v: v in ("EN", "L1"))
+
+
+def _field(default: Any, rule: Rule) -> Any:
+    return dataclasses.field(default=default, metadata={"rule": rule})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """Base of the settings classes: every field is checked against its :class:`Rule`."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value, rule = getattr(self, f.name), f.metadata["rule"]
+            if not rule.ok(value):
+                raise SettingError(type(self).__name__, f.name, rule.text, value)
+
+    def kwargs(self) -> Dict[str, Any]:
+        """The fields as the attack function's keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def record_fields(self, prefix: str) -> Dict[str, Any]:
+        """``{prefix}_{field}: value`` for the run's record."""
+        return {f"{prefix}_{k}": v for k, v in self.kwargs().items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class CWSettings(_Settings):
+    """Carlini & Wagner L2 (the original's: kappa 0, 9 steps, 1000 iterations)."""
+
+    confidence: float = _field(0.0, NONNEGATIVE)
+    binary_search_steps: int = _field(9, COUNT)
+    max_iterations: int = _field(1000, COUNT)
+    learning_rate: float = _field(5e-3, POSITIVE)
+    initial_const: float = _field(0.01, POSITIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class SPSASettings(_Settings):
+    """SPSA with an L-inf ball of ``eps_256`` in /256 pixel units."""
+
+    eps_256: float = _field(8.0, NONNEGATIVE)
+    nb_iter: int = _field(10, COUNT)
+    spsa_samples: int = _field(128, EVEN)
+    learning_rate: float = _field(0.01, POSITIVE)
+    delta: float = _field(0.01, POSITIVE)
+
+    @property
+    def eps(self) -> float:
+        """The radius in [0, 1] pixel units."""
+        return self.eps_256 / 256
+
+    def record_fields(self, prefix: str) -> Dict[str, Any]:
+        """``{prefix}_epsilon`` (/256 units), ``eps`` ([0,1] units), then the others."""
+        rest = {k: v for k, v in self.kwargs().items() if k != "eps_256"}
+        return {f"{prefix}_epsilon": self.eps_256, "eps": self.eps,
+                **{f"{prefix}_{k}": v for k, v in rest.items()}}
+
+
+@dataclasses.dataclass(frozen=True)
+class EADSettings(_Settings):
+    """EAD (:class:`utils.attacks.ead.EADConfig` fields; the original's defaults)."""
+
+    confidence: float = _field(0.1, NONNEGATIVE)
+    learning_rate: float = _field(0.01, POSITIVE)
+    binary_search_steps: int = _field(1, COUNT)
+    max_iterations: int = _field(1000, COUNT)
+    initial_const: float = _field(1.0, POSITIVE)
+    beta: float = _field(1e-2, NONNEGATIVE)
+    fista: bool = _field(True, BOOL)
+    decision_rule: str = _field("EN", EAD_RULES)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepFoolSettings(_Settings):
+    """DeepFool; ``nb_candidate`` 1 (the original's) takes no step, use >= 2."""
+
+    max_iter: int = _field(10, COUNT)
+    nb_candidate: int = _field(1, COUNT)
+    overshoot: float = _field(0.02, NONNEGATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class LBFGSSettings(_Settings):
+    """Targeted L-BFGS (the original's: 1 binary-search step, 100 iterations, c 1)."""
+
+    binary_search_steps: int = _field(1, COUNT)
+    max_iterations: int = _field(100, COUNT)
+    initial_const: float = _field(1.0, POSITIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class JSMASettings(_Settings):
+    """Targeted JSMA: ``theta`` added per chosen pixel ([0,1] units), at most a share
+    ``gamma`` of the pixels changed."""
+
+    theta: float = _field(1.0, POSITIVE)
+    gamma: float = _field(0.1, SHARE)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseSettings(_Settings):
+    """Gaussian noise of standard deviation ``sigma`` in [0,1] pixel units."""
+
+    sigma: float = _field(0.05, NONNEGATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class RotationSettings(_Settings):
+    """Random rotation, uniform in +-``degrees``; outside points as :data:`FILL_MODE`."""
+
+    degrees: float = _field(30.0, NONNEGATIVE)
+
+    def record_fields(self, prefix: str) -> Dict[str, Any]:
+        return {**super().record_fields(prefix), "fill_mode": FILL_MODE}
+
+
+# ------------------------------------------------------------------ the registry
+
+@dataclasses.dataclass(frozen=True)
+class PerturbationSpec:
+    """One attack: its settings class, builder, which way it can aim (``targeting``: both |
+    untargeted | targeted), whether it takes an objective, whether it searches a minimal
+    distortion, the original's sample count (None: all) and its record fields' prefix."""
+
+    name: str
+    settings_type: Type[_Settings]
+    build: Build
+    targeting: str
+    takes_objective: bool
+    minimal_distortion: bool
+    original_num_examples: Optional[int]
+    record_prefix: str
+
+    def __post_init__(self) -> None:
+        if self.targeting not in TARGETING:
+            raise ValueError(f"targeting must be one of {TARGETING}, got {self.targeting!r}")
+
+
+PERTURBATIONS: Registry[PerturbationSpec] = Registry("attack")
+
+
+def register(name: str, settings_type: Type[_Settings], record_prefix: str, *,
+             targeting: str = "both", takes_objective: bool = False,
+             minimal_distortion: bool = False,
+             original_num_examples: Optional[int] = None) -> Callable[[Build], Build]:
+    """Decorator registering a builder as the :class:`PerturbationSpec` ``name``."""
+
+    def decorator(build: Build) -> Build:
+        PERTURBATIONS.register(name)(PerturbationSpec(
+            name, settings_type, build, targeting, takes_objective, minimal_distortion,
+            original_num_examples, record_prefix))
+        return build
+
+    return decorator
 
 
 def _onehot(model_fn: Callable, pixels: np.ndarray, labels: Optional[np.ndarray]) -> Any:
@@ -29,65 +237,88 @@ def _onehot(model_fn: Callable, pixels: np.ndarray, labels: Optional[np.ndarray]
     return tf.one_hot(np.asarray(labels), int(model_fn(pixels[:1]).shape[-1]))
 
 
-def cw_perturbation(model_fn: Callable, objective: str, cw: Dict[str, Any]) -> Perturb:
-    """C&W-L2 per batch (``cw``: :class:`utils.attacks.cleverhans_compat.CWConfig` fields)."""
-    from utils.attacks.cleverhans_compat import carlini_wagner_l2  # heavy optional dependency
+@register("CarliniWagnerL2", CWSettings, "CW", takes_objective=True, minimal_distortion=True,
+          original_num_examples=500)
+def cw_perturbation(model_fn: Callable, objective: Optional[str], settings: CWSettings,
+                    rng: np.random.Generator) -> Perturb:
+    """C&W-L2 per batch (:func:`utils.attacks.cleverhans_compat.carlini_wagner_l2`)."""
 
     def perturb(pixels, labels, targets):
         return carlini_wagner_l2(model_fn, pixels, labels, targets=targets, objective=objective,
-                                 batch_size=len(pixels), clip_min=0.0, clip_max=1.0, **cw)
+                                 batch_size=len(pixels), clip_min=0.0, clip_max=1.0,
+                                 **settings.kwargs())
     return perturb
 
 
-def spsa_perturbation(model_fn: Callable, objective: str, eps: float,
-                      spsa: Dict[str, Any]) -> Perturb:
-    """SPSA (L-inf ``eps`` in [0,1] pixel units) per batch, one example at a time."""
-    from utils.attacks.cleverhans_compat import spsa as spsa_attack  # heavy optional dependency
+@register("SPSA", SPSASettings, "SPSA", takes_objective=True, original_num_examples=1000)
+def spsa_perturbation(model_fn: Callable, objective: Optional[str], settings: SPSASettings,
+                      rng: np.random.Generator) -> Perturb:
+    """SPSA (L-inf ``settings.eps`` in [0,1] pixel units) per batch, one example at a time."""
+    kwargs = {k: v for k, v in settings.kwargs().items() if k != "eps_256"}
 
     def perturb(pixels, labels, targets):
-        return spsa_attack(model_fn, pixels, eps, y=labels, targets=targets,
-                           objective=objective, clip_min=0.0, clip_max=1.0, **spsa).numpy()
+        return spsa(model_fn, pixels, settings.eps, y=labels, targets=targets,
+                    objective=objective, clip_min=0.0, clip_max=1.0, **kwargs).numpy()
     return perturb
 
 
-def noise_perturbation(sigma: float, rng: np.random.Generator) -> Perturb:
-    return lambda pixels, labels, targets: gaussian_noise(pixels, sigma, rng)
-
-
-def rotation_perturbation(max_degrees: float, rng: np.random.Generator) -> Perturb:
-    return lambda pixels, labels, targets: random_rotation(pixels, max_degrees, rng)
-
-
-def ead_perturbation(model_fn: Callable, objective: str, ead: Dict[str, Any]) -> Perturb:
-    """EAD (:func:`utils.attacks.ead.elastic_net`; ``ead``: :class:`EADConfig` fields)."""
+@register("ElasticNetMethod", EADSettings, "EAD", takes_objective=True,
+          minimal_distortion=True, original_num_examples=1000)
+def ead_perturbation(model_fn: Callable, objective: Optional[str], settings: EADSettings,
+                     rng: np.random.Generator) -> Perturb:
+    """EAD (:func:`utils.attacks.ead.elastic_net`)."""
     fn = OBJECTIVES.get(objective).fn
 
     def perturb(pixels, labels, targets):
         return elastic_net(model_fn, pixels, _onehot(model_fn, pixels, labels), objective=fn,
                            targets_onehot=_onehot(model_fn, pixels, targets), clip_min=0.0,
-                           clip_max=1.0, **ead)
+                           clip_max=1.0, **settings.kwargs())
     return perturb
 
 
-def deepfool_perturbation(model_fn: Callable, deepfool: Dict[str, Any]) -> Perturb:
+@register("DeepFool", DeepFoolSettings, "DeepFool", targeting="untargeted",
+          minimal_distortion=True, original_num_examples=1000)
+def deepfool_perturbation(model_fn: Callable, objective: Optional[str],
+                          settings: DeepFoolSettings, rng: np.random.Generator) -> Perturb:
     """DeepFool (:func:`utils.attacks.deepfool.deepfool`), untargeted."""
-    return lambda pixels, labels, targets: deepfool_attack(model_fn, pixels, clip_min=0.0,
-                                                           clip_max=1.0, **deepfool)
+    return lambda pixels, labels, targets: deepfool(model_fn, pixels, clip_min=0.0,
+                                                    clip_max=1.0, **settings.kwargs())
 
 
-def lbfgs_perturbation(model_fn: Callable, objective: str, lbfgs: Dict[str, Any]) -> Perturb:
+@register("LBFGS", LBFGSSettings, "LBFGS", targeting="targeted", takes_objective=True,
+          minimal_distortion=True, original_num_examples=1000)
+def lbfgs_perturbation(model_fn: Callable, objective: Optional[str], settings: LBFGSSettings,
+                       rng: np.random.Generator) -> Perturb:
     """Targeted L-BFGS (:func:`utils.attacks.lbfgs.lbfgs`)."""
     fn = OBJECTIVES.get(objective).fn
 
     def perturb(pixels, labels, targets):
-        return lbfgs_attack(model_fn, pixels, _onehot(model_fn, pixels, labels),
-                            _onehot(model_fn, pixels, targets), objective=fn, clip_min=0.0,
-                            clip_max=1.0, **lbfgs)
+        return lbfgs(model_fn, pixels, _onehot(model_fn, pixels, labels),
+                     _onehot(model_fn, pixels, targets), objective=fn, clip_min=0.0,
+                     clip_max=1.0, **settings.kwargs())
     return perturb
 
 
-def jsma_perturbation(model_fn: Callable, jsma: Dict[str, Any]) -> Perturb:
+@register("SaliencyMapMethod", JSMASettings, "JSMA", targeting="targeted",
+          minimal_distortion=True, original_num_examples=100)
+def jsma_perturbation(model_fn: Callable, objective: Optional[str], settings: JSMASettings,
+                      rng: np.random.Generator) -> Perturb:
     """Targeted JSMA (:func:`utils.attacks.jsma.saliency_map`)."""
     return lambda pixels, labels, targets: saliency_map(
         model_fn, pixels, _onehot(model_fn, pixels, targets), clip_min=0.0, clip_max=1.0,
-        **jsma)
+        **settings.kwargs())
+
+
+@register("Gaussian", NoiseSettings, "noise", targeting="untargeted")
+def noise_perturbation(model_fn: Callable, objective: Optional[str], settings: NoiseSettings,
+                       rng: np.random.Generator) -> Perturb:
+    """Gaussian noise drawn from ``rng`` (seeded once per run)."""
+    return lambda pixels, labels, targets: gaussian_noise(pixels, settings.sigma, rng)
+
+
+@register("Rotation", RotationSettings, "rotation", targeting="untargeted")
+def rotation_perturbation(model_fn: Callable, objective: Optional[str],
+                          settings: RotationSettings, rng: np.random.Generator) -> Perturb:
+    """Random rotation, angles drawn from ``rng`` (seeded once per run)."""
+    return lambda pixels, labels, targets: random_rotation(pixels, settings.degrees, rng,
+                                                           fill_mode=FILL_MODE)
