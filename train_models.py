@@ -31,7 +31,7 @@ def define_flags() -> None:
     define_advtrain_flags()
     flags.DEFINE_integer(
         "epochs", None, "Epochs; default: the original's (50 MNIST-like, "
-        "200 CIFAR).", lower_bound=1)
+        "200 CIFAR).")
     flags.DEFINE_list(
         "lr_boundaries", [], "Epochs after which lr x0.1; empty = 30,40 / "
         "100,150.")
@@ -59,7 +59,7 @@ def define_flags() -> None:
         enum_values=["stop", "skip_batch"])
     flags.DEFINE_integer(
         "steps_per_loop", 1, "Training steps per tf.function call (one "
-        "host sync per call; e.g. 50 on a GPU); weights do not depend on it.", lower_bound=1)
+        "host sync per call; e.g. 50 on a GPU); weights do not depend on it.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
 
 

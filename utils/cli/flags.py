@@ -65,7 +65,7 @@ def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: 
     """The original's architecture/run flags (names and help), with script defaults."""
     flags.DEFINE_integer(
         "batch_size", batch_size,
-        "Global batch size (all replicas together).", lower_bound=1)
+        "Global batch size (all replicas together).")
     flags.DEFINE_float("mean_var", 10.0, "C_MM: the norm of the Max-Mahalanobis centers (> 0).")
     flags.DEFINE_string("optimizer", optimizer, "Optimizer: mom (SGD, momentum 0.9) or Adam.")
     flags.DEFINE_integer("version", version,
@@ -73,7 +73,7 @@ def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: 
     flags.DEFINE_float("lr", lr, "Initial learning rate (x0.1 after the schedule's epochs).")
     flags.DEFINE_integer(
         "feature_dim", None, "Width of the dense feature layer; default: "
-        "the original's 64 (v1) / 256 (v2).", lower_bound=1)
+        "the original's 64 (v1) / 256 (v2).")
     flags.DEFINE_bool("is_2d_demo", False, "2-d features (the MNIST feature-plot demo).")
     flags.DEFINE_bool("use_ball", True, "With use_MMLDA: MMC loss (True) or softmax CE (MMLDA).")
     flags.DEFINE_bool("use_MMLDA", True, "MM-center head (True) or a softmax dense head (SCE).")
@@ -84,7 +84,7 @@ def define_model_flags(*, optimizer: str = "mom", lr: float = 0.01, batch_size: 
     flags.DEFINE_string("dataset", dataset, "mnist | fashion_mnist | cifar10 | cifar100.")
     flags.DEFINE_integer(
         "n", n, "ResNet blocks per stage (5: the paper's ResNet-32; 18: "
-        "ResNet-110).", lower_bound=1)
+        "ResNet-110).")
     flags.DEFINE_string(
         "data_dir", None, "Directory with the Keras dataset files "
         "(default: ~/.keras/datasets; Fashion-MNIST also /usr/share/datasets).")
@@ -161,8 +161,7 @@ def define_eval_flags(*, attack_method: str, attack_help: str, results_file: str
     flags.DEFINE_integer(
         "eval_batch_size", None, "Images attacked per batch (default: "
         "--batch_size, which also names the checkpoint). Results do not depend on it: "
-        "random starts are drawn per example (seed, example index, restart, member).",
-        lower_bound=1)
+        "random starts are drawn per example (seed, example index, restart, member).")
     flags.DEFINE_bool(
         "jit_compile", False, "XLA-compile the model's forward pass the "
         "attacks call (logits within float tolerance of without).")
@@ -255,7 +254,7 @@ def present_flags() -> frozenset:
 
 def eval_batch_size(values: Any) -> int:
     """Images per attacked batch: ``--eval_batch_size``, else the run's ``--batch_size``."""
-    return values.eval_batch_size or values.batch_size
+    return values.batch_size if values.eval_batch_size is None else values.eval_batch_size
 
 
 def check_eval_flags(values: Any, results_file: str) -> None:
