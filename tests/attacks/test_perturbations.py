@@ -10,17 +10,19 @@ import numpy as np
 import pytest
 
 from utils.attacks import perturbations as p
+from utils.attacks import settings as rules
+from utils.attacks.ead import DECISION_RULE, EADConfig
 from utils.errors import UsageError
 
 # Values each rule must refuse (bools are no numbers; NaN and inf are not finite).
 IMPOSSIBLE = {
-    p.COUNT: [0, -1, 1.5, True, "3", None],
-    p.POSITIVE: [0, 0.0, -1e-3, math.nan, math.inf, True, "x", None],
-    p.NONNEGATIVE: [-1e-3, -math.inf, math.nan, math.inf, True, "x", None],
-    p.EVEN: [0, 1, 3, 2.0, -2, True],
-    p.SHARE: [0, 0.0, 1.5, -0.1, math.nan, math.inf, None],
-    p.BOOL: [1, 0, "True", None],
-    p.EAD_RULES: ["en", "L2", "", None],
+    rules.COUNT: [0, -1, 1.5, True, "3", None],
+    rules.POSITIVE: [0, 0.0, -1e-3, math.nan, math.inf, True, "x", None],
+    rules.NONNEGATIVE: [-1e-3, -math.inf, math.nan, math.inf, True, "x", None],
+    rules.EVEN: [0, 1, 3, 2.0, -2, True],
+    rules.SHARE: [0, 0.0, 1.5, -0.1, math.nan, math.inf, None],
+    rules.BOOL: [1, 0, "True", None],
+    DECISION_RULE: ["en", "L2", "", None],
 }
 SETTINGS = [p.PERTURBATIONS.get(name).settings_type for name in p.PERTURBATIONS]
 CASES = [(cls, f.name, bad) for cls in SETTINGS for f in dataclasses.fields(cls)
@@ -55,7 +57,7 @@ def test_boundary_values_are_accepted():
     assert p.SPSASettings(eps_256=0, spsa_samples=2).eps == 0.0
     assert p.JSMASettings(gamma=1.0).gamma == 1.0
     assert p.CWSettings(confidence=0.0, binary_search_steps=np.int64(1)).confidence == 0.0
-    assert p.EADSettings(decision_rule="L1", fista=False, beta=0.0).decision_rule == "L1"
+    assert EADConfig(decision_rule="L1", fista=False, beta=0.0).decision_rule == "L1"
     assert p.NoiseSettings(sigma=0).sigma == 0 and p.RotationSettings(degrees=0).degrees == 0
 
 

@@ -17,7 +17,6 @@ round of one batch runs as one compiled graph.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Optional
 
 import numpy as np
@@ -26,39 +25,26 @@ import tensorflow as tf
 from utils.attacks.const_search import is_adversarial, update_const
 from utils.attacks.core import ModelFn, Tensorish, prepare_batch
 from utils.attacks.objectives import Objective
-from utils.errors import UsageError
+from utils.attacks.settings import (BOOL, COUNT, NONNEGATIVE, POSITIVE, AttackSettings, Rule,
+                                    setting)
 
 DECISION_RULES = ("EN", "L1")
+DECISION_RULE = Rule("must be EN or L1", lambda v: v in DECISION_RULES)
 
 
 @dataclasses.dataclass(frozen=True)
-class EADConfig:
-    """EAD hyper-parameters; defaults are the original ``advtest_others.py``'s."""
+class EADConfig(AttackSettings):
+    """EAD hyper-parameters, validated when built; defaults are the original
+    ``advtest_others.py``'s."""
 
-    confidence: float = 0.1
-    learning_rate: float = 0.01
-    binary_search_steps: int = 1
-    max_iterations: int = 1000
-    initial_const: float = 1.0
-    beta: float = 1e-2
-    fista: bool = True
-    decision_rule: str = "EN"
-
-    def __post_init__(self) -> None:
-        for name in ("confidence", "beta"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise UsageError(f"EAD {name} must be >= 0, got {value}")
-        for name in ("learning_rate", "initial_const"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise UsageError(f"EAD {name} must be > 0, got {value}")
-        for name in ("binary_search_steps", "max_iterations"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"EAD {name} must be >= 1, got {getattr(self, name)}")
-        if self.decision_rule not in DECISION_RULES:
-            raise UsageError(f"EAD decision_rule must be one of {DECISION_RULES}, "
-                             f"got {self.decision_rule!r}")
+    confidence: float = setting(0.1, NONNEGATIVE)
+    learning_rate: float = setting(0.01, POSITIVE)
+    binary_search_steps: int = setting(1, COUNT)
+    max_iterations: int = setting(1000, COUNT)
+    initial_const: float = setting(1.0, POSITIVE)
+    beta: float = setting(1e-2, NONNEGATIVE)
+    fista: bool = setting(True, BOOL)
+    decision_rule: str = setting("EN", DECISION_RULE)
 
 
 def shrink(y: tf.Tensor, x0: tf.Tensor, beta: tf.Tensor, clip_min: tf.Tensor,
@@ -112,7 +98,8 @@ def ead_round(model_fn: ModelFn, objective: Objective, x0: tf.Tensor, labels: tf
 
 def elastic_net(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
                 objective: Objective, clip_min: Any, clip_max: Any,
-                targets_onehot: Optional[Tensorish] = None, **config: Any) -> np.ndarray:
+                targets_onehot: Optional[Tensorish] = None, config: Optional[EADConfig] = None,
+                **fields: Any) -> np.ndarray:
     """EAD on one batch.
 
     Args:
@@ -122,12 +109,13 @@ def elastic_net(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         objective: registered margin-type objective (``margin``, ``mmc_un2``/``mmc_tar2``),
             called with ``confidence=``; minimised.
         clip_min, clip_max: scalars or per-pixel ``(H, W, C)`` arrays.
-        config: :class:`EADConfig` fields.
+        config: the :class:`EADConfig` (validated when built), or its ``fields`` given as
+            keyword arguments (default: the original's settings).
 
     Returns:
         float32 ``x_adv`` like ``x``: the best adversarial found, else ``x`` itself.
     """
-    cfg = EADConfig(**config)
+    cfg = config if config is not None else EADConfig(**fields)
     x0, labels, targets, low, high = prepare_batch(x, labels_onehot, targets_onehot,
                                                    clip_min, clip_max)
     batch = int(x0.shape[0])

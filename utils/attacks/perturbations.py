@@ -13,8 +13,7 @@ the mean-subtracted model units: the mean is a translation). SPSA's ε is in /25
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Type
+from typing import Any, Callable, Dict, Optional, Type
 
 import numpy as np
 import tensorflow as tf
@@ -22,11 +21,12 @@ import tensorflow as tf
 from utils.attacks.cleverhans_compat import carlini_wagner_l2, spsa
 from utils.attacks.corruptions import gaussian_noise, random_rotation
 from utils.attacks.deepfool import deepfool
-from utils.attacks.ead import elastic_net
+from utils.attacks.ead import EADConfig, elastic_net
 from utils.attacks.jsma import saliency_map
 from utils.attacks.lbfgs import lbfgs
 from utils.attacks.objectives import OBJECTIVES
-from utils.errors import UsageError
+from utils.attacks.settings import (COUNT, EVEN, NONNEGATIVE, POSITIVE, SHARE, AttackSettings,
+                                    setting)
 from utils.registry import Registry
 
 Perturb = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], np.ndarray]
@@ -36,90 +36,28 @@ TARGETING = ("both", "untargeted", "targeted")
 FILL_MODE = "nearest"  # rotation: points outside the image take the nearest pixel
 
 
-# ------------------------------------------------------------------ settings
-
-class SettingError(UsageError):
-    """One settings field out of range; ``field``/``rule``/``value`` let a command line
-    say it with its own flag name."""
-
-    def __init__(self, owner: str, field: str, rule: str, value: Any) -> None:
-        self.field, self.rule = field, rule
-        self.shown = repr(value) if isinstance(value, str) else str(value)
-        super().__init__(f"{owner}.{field} {rule}, got {self.shown}")
-
-
-class Rule(NamedTuple):
-    text: str
-    ok: Callable[[Any], bool]
-
-
-def _real(value: Any) -> float:
-    """``value`` as a float (NaN when it is no number, or a bool)."""
-    if isinstance(value, bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-COUNT = Rule("must be >= 1 (a whole number)", lambda v: _whole(v) and v >= 1)
-POSITIVE = Rule("must be > 0 (finite)", lambda v: math.isfinite(_real(v)) and _real(v) > 0)
-NONNEGATIVE = Rule("must be >= 0 (finite)",
-                   lambda v: math.isfinite(_real(v)) and _real(v) >= 0)
-EVEN = Rule("must be even and >= 2", lambda v: _whole(v) and v >= 2 and v % 2 == 0)
-SHARE = Rule("must be in (0, 1]", lambda v: 0 < _real(v) <= 1)
-BOOL = Rule("must be True or False", lambda v: isinstance(v, (bool, np.bool_)))
-EAD_RULES = Rule("must be EN or L1", lambda v: v in ("EN", "L1"))
-
-
-def _field(default: Any, rule: Rule) -> Any:
-    return dataclasses.field(default=default, metadata={"rule": rule})
-
+# ------------------------------------------------------------------ settings (EAD's: EADConfig)
 
 @dataclasses.dataclass(frozen=True)
-class _Settings:
-    """Base of the settings classes: every field is checked against its :class:`Rule`."""
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value, rule = getattr(self, f.name), f.metadata["rule"]
-            if not rule.ok(value):
-                raise SettingError(type(self).__name__, f.name, rule.text, value)
-
-    def kwargs(self) -> Dict[str, Any]:
-        """The fields as the attack function's keyword arguments."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def record_fields(self, prefix: str) -> Dict[str, Any]:
-        """``{prefix}_{field}: value`` for the run's record."""
-        return {f"{prefix}_{k}": v for k, v in self.kwargs().items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class CWSettings(_Settings):
+class CWSettings(AttackSettings):
     """Carlini & Wagner L2 (the original's: kappa 0, 9 steps, 1000 iterations)."""
 
-    confidence: float = _field(0.0, NONNEGATIVE)
-    binary_search_steps: int = _field(9, COUNT)
-    max_iterations: int = _field(1000, COUNT)
-    learning_rate: float = _field(5e-3, POSITIVE)
-    initial_const: float = _field(0.01, POSITIVE)
+    confidence: float = setting(0.0, NONNEGATIVE)
+    binary_search_steps: int = setting(9, COUNT)
+    max_iterations: int = setting(1000, COUNT)
+    learning_rate: float = setting(5e-3, POSITIVE)
+    initial_const: float = setting(0.01, POSITIVE)
 
 
 @dataclasses.dataclass(frozen=True)
-class SPSASettings(_Settings):
+class SPSASettings(AttackSettings):
     """SPSA with an L-inf ball of ``eps_256`` in /256 pixel units."""
 
-    eps_256: float = _field(8.0, NONNEGATIVE)
-    nb_iter: int = _field(10, COUNT)
-    spsa_samples: int = _field(128, EVEN)
-    learning_rate: float = _field(0.01, POSITIVE)
-    delta: float = _field(0.01, POSITIVE)
+    eps_256: float = setting(8.0, NONNEGATIVE)
+    nb_iter: int = setting(10, COUNT)
+    spsa_samples: int = setting(128, EVEN)
+    learning_rate: float = setting(0.01, POSITIVE)
+    delta: float = setting(0.01, POSITIVE)
 
     @property
     def eps(self) -> float:
@@ -134,58 +72,44 @@ class SPSASettings(_Settings):
 
 
 @dataclasses.dataclass(frozen=True)
-class EADSettings(_Settings):
-    """EAD (:class:`utils.attacks.ead.EADConfig` fields; the original's defaults)."""
-
-    confidence: float = _field(0.1, NONNEGATIVE)
-    learning_rate: float = _field(0.01, POSITIVE)
-    binary_search_steps: int = _field(1, COUNT)
-    max_iterations: int = _field(1000, COUNT)
-    initial_const: float = _field(1.0, POSITIVE)
-    beta: float = _field(1e-2, NONNEGATIVE)
-    fista: bool = _field(True, BOOL)
-    decision_rule: str = _field("EN", EAD_RULES)
-
-
-@dataclasses.dataclass(frozen=True)
-class DeepFoolSettings(_Settings):
+class DeepFoolSettings(AttackSettings):
     """DeepFool; ``nb_candidate`` 1 (the original's) takes no step, use >= 2."""
 
-    max_iter: int = _field(10, COUNT)
-    nb_candidate: int = _field(1, COUNT)
-    overshoot: float = _field(0.02, NONNEGATIVE)
+    max_iter: int = setting(10, COUNT)
+    nb_candidate: int = setting(1, COUNT)
+    overshoot: float = setting(0.02, NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
-class LBFGSSettings(_Settings):
+class LBFGSSettings(AttackSettings):
     """Targeted L-BFGS (the original's: 1 binary-search step, 100 iterations, c 1)."""
 
-    binary_search_steps: int = _field(1, COUNT)
-    max_iterations: int = _field(100, COUNT)
-    initial_const: float = _field(1.0, POSITIVE)
+    binary_search_steps: int = setting(1, COUNT)
+    max_iterations: int = setting(100, COUNT)
+    initial_const: float = setting(1.0, POSITIVE)
 
 
 @dataclasses.dataclass(frozen=True)
-class JSMASettings(_Settings):
+class JSMASettings(AttackSettings):
     """Targeted JSMA: ``theta`` added per chosen pixel ([0,1] units), at most a share
     ``gamma`` of the pixels changed."""
 
-    theta: float = _field(1.0, POSITIVE)
-    gamma: float = _field(0.1, SHARE)
+    theta: float = setting(1.0, POSITIVE)
+    gamma: float = setting(0.1, SHARE)
 
 
 @dataclasses.dataclass(frozen=True)
-class NoiseSettings(_Settings):
+class NoiseSettings(AttackSettings):
     """Gaussian noise of standard deviation ``sigma`` in [0,1] pixel units."""
 
-    sigma: float = _field(0.05, NONNEGATIVE)
+    sigma: float = setting(0.05, NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
-class RotationSettings(_Settings):
+class RotationSettings(AttackSettings):
     """Random rotation, uniform in +-``degrees``; outside points as :data:`FILL_MODE`."""
 
-    degrees: float = _field(30.0, NONNEGATIVE)
+    degrees: float = setting(30.0, NONNEGATIVE)
 
     def record_fields(self, prefix: str) -> Dict[str, Any]:
         return {**super().record_fields(prefix), "fill_mode": FILL_MODE}
@@ -200,7 +124,7 @@ class PerturbationSpec:
     distortion, the original's sample count (None: all) and its record fields' prefix."""
 
     name: str
-    settings_type: Type[_Settings]
+    settings_type: Type[AttackSettings]
     build: Build
     targeting: str
     takes_objective: bool
@@ -216,7 +140,7 @@ class PerturbationSpec:
 PERTURBATIONS: Registry[PerturbationSpec] = Registry("attack")
 
 
-def register(name: str, settings_type: Type[_Settings], record_prefix: str, *,
+def register(name: str, settings_type: Type[AttackSettings], record_prefix: str, *,
              targeting: str = "both", takes_objective: bool = False,
              minimal_distortion: bool = False,
              original_num_examples: Optional[int] = None) -> Callable[[Build], Build]:
@@ -262,9 +186,9 @@ def spsa_perturbation(model_fn: Callable, objective: Optional[str], settings: SP
     return perturb
 
 
-@register("ElasticNetMethod", EADSettings, "EAD", takes_objective=True,
+@register("ElasticNetMethod", EADConfig, "EAD", takes_objective=True,
           minimal_distortion=True, original_num_examples=1000)
-def ead_perturbation(model_fn: Callable, objective: Optional[str], settings: EADSettings,
+def ead_perturbation(model_fn: Callable, objective: Optional[str], settings: EADConfig,
                      rng: np.random.Generator) -> Perturb:
     """EAD (:func:`utils.attacks.ead.elastic_net`)."""
     fn = OBJECTIVES.get(objective).fn
@@ -272,7 +196,7 @@ def ead_perturbation(model_fn: Callable, objective: Optional[str], settings: EAD
     def perturb(pixels, labels, targets):
         return elastic_net(model_fn, pixels, _onehot(model_fn, pixels, labels), objective=fn,
                            targets_onehot=_onehot(model_fn, pixels, targets), clip_min=0.0,
-                           clip_max=1.0, **settings.kwargs())
+                           clip_max=1.0, config=settings)
     return perturb
 
 

@@ -18,7 +18,8 @@ from typing import Any, Iterator, Tuple
 from absl import flags
 
 from utils.attacks.objectives import check_objective, select_objective
-from utils.attacks.perturbations import PERTURBATIONS, PerturbationSpec, SettingError
+from utils.attacks.perturbations import PERTURBATIONS, PerturbationSpec
+from utils.attacks.settings import SettingError
 from utils.cli.flags import (check_eval_flags, data_source, define_eval_flags,
                              define_model_flags, eval_batch_size, forget_script_flags,
                              model_config_from_flags, model_path_config, model_source,

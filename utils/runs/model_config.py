@@ -90,10 +90,10 @@ class ModelConfig:
             object.__setattr__(self, "centers", alias[1])
         if not (isinstance(self.c_mm, (int, float)) and math.isfinite(self.c_mm)
                 and self.c_mm > 0):
-            raise UsageError(f"mean_var must be > 0 (C_MM, the center norm), got {self.c_mm}")
+            raise UsageError(f"--mean_var must be > 0 (C_MM, the center norm), got {self.c_mm}")
         check_version_and_n(self.version, self.n)
         if self.feature_dim is not None and self.feature_dim < 1:
-            raise UsageError(f"feature_dim must be >= 1, got {self.feature_dim}")
+            raise UsageError(f"--feature_dim must be >= 1, got {self.feature_dim}")
         ts_centers.CENTER_SETS.get(self.centers)
         ts_centers.check_sub_ratio(self.sub_center_ratio)
         check_loss_params({f: getattr(self, f) for f in LOSS_PARAM_FIELDS})

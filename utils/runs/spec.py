@@ -52,10 +52,10 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UsageError(f"lr must be > 0, got {self.lr}")
+            raise UsageError(f"--lr must be > 0, got {self.lr}")
         if isinstance(self.batch_size, bool) or int(self.batch_size) != self.batch_size \
                 or self.batch_size < 1:
-            raise UsageError(f"batch_size must be an int >= 1, got {self.batch_size}")
+            raise UsageError(f"--batch_size must be an int >= 1, got {self.batch_size}")
 
     @property
     def root(self) -> str:
