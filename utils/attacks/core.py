@@ -155,17 +155,26 @@ def uniform_per_example(shape: Sequence[int], seeds: tf.Tensor, lo: float = 0.0,
                         hi: float = 1.0) -> tf.Tensor:
     """``shape`` ``(batch, ...)`` float32 uniform in ``[lo, hi)``; row ``i`` drawn from
     ``seeds[i]`` alone. A ``tf.map_fn`` over rows (``vectorized_map`` has no converter
-    for the stateless ops and falls back to the same loop); attacks draw once per run."""
-    row = tuple(shape[1:])
-    return tf.map_fn(lambda s: tf.random.stateless_uniform(row, s, lo, hi), seeds,
-                     fn_output_signature=tf.float32)
+    for the stateless ops and falls back to the same loop), compiled: eager, the loop
+    costs ~0.5 ms per row, compiled ~0.02 ms (500 rows of 28x28: 259 ms vs 11 ms)."""
+    return _per_example("uniform", tuple(int(d) for d in shape[1:]),
+                        tf.convert_to_tensor(seeds, tf.int64), float(lo), float(hi))
 
 
 def normal_per_example(shape: Sequence[int], seeds: tf.Tensor) -> tf.Tensor:
     """``shape`` ``(batch, ...)`` float32 standard normal; row ``i`` from ``seeds[i]``."""
-    row = tuple(shape[1:])
-    return tf.map_fn(lambda s: tf.random.stateless_normal(row, s), seeds,
-                     fn_output_signature=tf.float32)
+    return _per_example("normal", tuple(int(d) for d in shape[1:]),
+                        tf.convert_to_tensor(seeds, tf.int64), 0.0, 1.0)
+
+
+@tf.function(reduce_retracing=True)
+def _per_example(kind: str, row: Tuple[int, ...], seeds: tf.Tensor, lo: float,
+                 hi: float) -> tf.Tensor:
+    if kind == "uniform":
+        draw = lambda s: tf.random.stateless_uniform(row, s, lo, hi)  # noqa: E731
+    else:
+        draw = lambda s: tf.random.stateless_normal(row, s)  # noqa: E731
+    return tf.map_fn(draw, seeds, fn_output_signature=tf.float32)
 
 
 # ---------------------------------------------------------------- inputs and success
