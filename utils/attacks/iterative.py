@@ -61,12 +61,14 @@ def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, threat: 
 
     Graph-safe core of :func:`run_iterative` (no validation, no host round trips): all
     tensors float32 except ``num_iter`` (int32 scalar) and ``seeds`` (int64
-    ``(batch, 2)``, :func:`utils.attacks.core.example_seeds`); ``clip_min``/``clip_max``
+    ``(batch, 2)``, :func:`utils.attacks.core.example_seeds`, or one ``(2,)`` seed for the
+    whole batch, as adversarial training passes); ``clip_min``/``clip_max``
     broadcast to ``x``; ``targets`` None for untargeted.
     """
     low, high = clip_min - x, clip_max - x
     if rand_init:
-        delta = threat.start_delta(threat.noise(x.shape, seeds), eps)
+        shape = x.shape if seeds.shape.rank == 2 else tf.shape(x)
+        delta = threat.start_delta(threat.noise(shape, seeds), eps)
     else:
         delta = tf.zeros_like(x)
     delta = threat.project_delta(delta, eps, low, high)
@@ -171,14 +173,15 @@ def register_attack(spec: AttackSpec) -> AttackFn:
 # FGSM (Goodfellow et al. 2015): one step of length eps from x. BIM (Kurakin et al. 2016):
 # num_iter steps of eps_iter from x. PGD (Madry et al. 2018): BIM from a random start in
 # the eps-ball. MIM (Dong et al. 2018): steps along the accumulated L1-normalised
-# gradient, decay MOMENTUM_DECAY.
-fast_gradient_method = register_attack(AttackSpec(
+# gradient, decay MOMENTUM_DECAY. Reached by name (ATTACKS.get("MadryEtAl")); the
+# functions named like cleverhans' are the cleverhans backend's (cleverhans_compat).
+register_attack(AttackSpec(
     "FastGradientMethod", gradient_step, single_step=True, offered_by=ITERATIVE_ENTRIES))
-basic_iterative_method = register_attack(AttackSpec(
+register_attack(AttackSpec(
     "BasicIterativeMethod", gradient_step, offered_by=ITERATIVE_ENTRIES))
-madry_et_al = register_attack(AttackSpec(
+register_attack(AttackSpec(
     "MadryEtAl", gradient_step, random_start=True, offered_by=ITERATIVE_ENTRIES))
-momentum_iterative_method = register_attack(AttackSpec(
+register_attack(AttackSpec(
     "MomentumIterativeMethod", momentum_step, offered_by=ITERATIVE_ENTRIES))
 register_backend("native", ATTACKS)
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from utils.attacks.core import ATTACK_SPECS, example_seeds, offered_by
+from utils.attacks.core import ATTACK_SPECS, offered_by
 from utils.attacks.iterative import attack_graph
 from utils.attacks.objectives import OBJECTIVES, select_objective
 from utils.attacks.threat_model import threat_model
@@ -99,10 +99,11 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
         x = tf.cast(x, tf.float32)
         targets = (random_wrong_targets(y, seed_t + tf.constant([1, 0], tf.int64))
                    if cfg.use_target else None)
-        seeds = example_seeds(seed_t, tf.range(tf.shape(x, out_type=tf.int64)[0]))
+        # One draw for the batch: training needs no batch-size invariance, and a per-row
+        # loop would slow every step.
         x_adv = attack_graph(model_fn, objective, step_fn, threat_model("linf"), x,
                              tf.cast(y, tf.float32), targets, eps, eps_iter, num_iter, low,
-                             high, rand_init, seeds)
+                             high, rand_init, seed_t)
         return tf.stop_gradient(x_adv)
 
     return adversary
