@@ -34,6 +34,12 @@ def _warm_imports() -> None:
         import absl.app  # noqa: F401
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
+
+        # The library modules the entry scripts import (defining functions and
+        # registries only: no TensorFlow op runs at their import).
+        import utils.cli.iterative  # noqa: F401
+        import utils.cli.others  # noqa: F401
+        import utils.cli.train  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)

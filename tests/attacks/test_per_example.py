@@ -1,5 +1,5 @@
 """Per-example randomness (utils/attacks/core.py): an example's attack depends on
-``(seed, example index, restart)`` only, so attacking 60 examples at once or in batches
+``(seed, example index, restart)`` only, so attacking 40 examples at once or in batches
 of 7 (each passing its global ``example_index``) gives the same ``x_adv``, random starts,
 restarts, target ranks and Square's per-query draws included."""
 import numpy as np
@@ -14,7 +14,7 @@ from utils.attacks.multitarget import apgd_targeted
 from utils.attacks.objectives import OBJECTIVES
 from utils.attacks.square import square_attack
 
-SHAPE, NUM_CLASSES, N, BATCH = (4, 4, 1), 4, 60, 7
+SHAPE, NUM_CLASSES, N, BATCH = (4, 4, 1), 4, 40, 7  # five batches of 7 and one of 5
 EPS = {"linf": 0.2, "l2": 0.8}
 CE = OBJECTIVES.get("ce").fn
 
