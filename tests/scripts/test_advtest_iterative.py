@@ -381,11 +381,13 @@ def test_single_pgd_killed_by_sigterm_resumes_to_the_uninterrupted_record(traine
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "state saved to" in err and not results.exists()
-    from utils.evaluation.iterative_run import run
+    from utils.evaluation.iterative_run import load, run
     capsys.readouterr()
-    [resumed] = run(_config(_args(trained, results, *attack, f"--state_file={state}")))
+    config = _config(_args(trained, results, *attack, f"--state_file={state}"))
+    loaded = load(config)  # one model for both runs: its attack graphs are traced once
+    [resumed] = run(config, loaded)
     assert "resumed from" in capsys.readouterr().out
-    [whole] = run(_config(_args(trained, tmp_path / "whole.jsonl", *attack)))
+    [whole] = run(_config(_args(trained, tmp_path / "whole.jsonl", *attack)), loaded)
     assert _comparable(resumed) == _comparable(whole)
     assert whole["members"] == ["MadryEtAl"] and whole["attack_name"] == "MadryEtAl"
 
