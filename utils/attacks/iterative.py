@@ -55,20 +55,22 @@ def attack_graph(model_fn: ModelFn, objective: Objective, step: StepFn, threat: 
                  x: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor],
                  eps: tf.Tensor, eps_iter: tf.Tensor, num_iter: tf.Tensor,
                  clip_min: tf.Tensor, clip_max: tf.Tensor, rand_init: bool,
-                 seeds: tf.Tensor) -> tf.Tensor:
+                 seeds: tf.Tensor, batch_draw: bool = False) -> tf.Tensor:
     """init -> (step -> project) x num_iter, compiled once per (model, objective, step,
     threat model).
 
     Graph-safe core of :func:`run_iterative` (no validation, no host round trips): all
     tensors float32 except ``num_iter`` (int32 scalar) and ``seeds`` (int64
-    ``(batch, 2)``, :func:`utils.attacks.core.example_seeds`, or one ``(2,)`` seed for the
-    whole batch, as adversarial training passes); ``clip_min``/``clip_max``
+    ``(batch, 2)``, :func:`utils.attacks.core.example_seeds`; with ``batch_draw`` one
+    ``(2,)`` seed for the whole batch, as adversarial training passes:
+    :meth:`ThreatModel.batch_noise`); ``clip_min``/``clip_max``
     broadcast to ``x``; ``targets`` None for untargeted.
     """
     low, high = clip_min - x, clip_max - x
     if rand_init:
-        shape = x.shape if seeds.shape.rank == 2 else tf.shape(x)
-        delta = threat.start_delta(threat.noise(shape, seeds), eps)
+        noise = (threat.batch_noise(tf.shape(x), seeds) if batch_draw
+                 else threat.noise(x.shape, seeds))
+        delta = threat.start_delta(noise, eps)
     else:
         delta = tf.zeros_like(x)
     delta = threat.project_delta(delta, eps, low, high)

@@ -62,6 +62,13 @@ class ThreatModel:
         """Start noise ``shape`` from per-example seeds ``(batch, 2)``."""
         raise NotImplementedError
 
+    def batch_noise(self, shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """The same noise for a whole batch from one ``(2,)`` seed (``shape`` may be a
+        dynamic ``tf.shape``): what adversarial training draws inside its compiled step,
+        where batch-size invariance is not needed and a loop over rows would slow every
+        step."""
+        raise NotImplementedError
+
     def project_delta(self, delta: tf.Tensor, eps: tf.Tensor, low: tf.Tensor,
                       high: tf.Tensor) -> tf.Tensor:
         """``delta`` onto the ε-ball, then into ``[low, high] = [clip_min - x,
@@ -103,6 +110,9 @@ class Linf(ThreatModel):
         """Uniform in ``[-1, 1]``."""
         return uniform_per_example(shape, seeds, -1.0, 1.0)
 
+    def batch_noise(self, shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        return tf.random.stateless_uniform(shape, seed, -1.0, 1.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class L2(ThreatModel):
@@ -120,6 +130,9 @@ class L2(ThreatModel):
     def noise(self, shape: Sequence[int], seeds: tf.Tensor) -> tf.Tensor:
         """Standard normal."""
         return normal_per_example(shape, seeds)
+
+    def batch_noise(self, shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        return tf.random.stateless_normal(shape, seed)
 
     def start_delta(self, noise: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
         return eps * noise / (l2_norm(noise) + DIV_EPS)

@@ -103,7 +103,7 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
         # loop would slow every step.
         x_adv = attack_graph(model_fn, objective, step_fn, threat_model("linf"), x,
                              tf.cast(y, tf.float32), targets, eps, eps_iter, num_iter, low,
-                             high, rand_init, seed_t)
+                             high, rand_init, seed_t, batch_draw=True)
         return tf.stop_gradient(x_adv)
 
     return adversary
