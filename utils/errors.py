@@ -9,6 +9,7 @@ an interrupt (SIGINT/SIGTERM) ends with 130.
     from utils.errors import UsageError
     raise UsageError("mean_var must be > 0, got -1; pass a positive C_MM such as 10")
 """
+import math
 
 EXIT_USAGE, EXIT_NONFINITE, EXIT_IO, EXIT_INTERRUPTED = 2, 3, 4, 130
 
@@ -34,7 +35,6 @@ def check_count(name: str, value: object, minimum: int = 1) -> int:
 def check_real(name: str, value: object, *, positive: bool = False) -> float:
     """``value`` as a float when it is finite and ``>= 0`` (``> 0`` if ``positive``):
     radii, step sizes; :class:`UsageError` naming ``name`` otherwise."""
-    import math
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
+import tensorflow as tf
 
 from utils.attacks.core import attack_succeeded
 from utils.attacks.perturbations import Perturb
@@ -21,7 +22,6 @@ NORMS = ("l1", "l2", "linf", "changed_fraction")
 
 def pixel_model(model: Any, mean: np.ndarray) -> Callable[[Any], Any]:
     """``pixels -> model(pixels - mean)``: the model on [0, 1] images."""
-    import tensorflow as tf
     mean_t = tf.constant(mean, dtype=tf.float32)
     return lambda pixels: model(tf.convert_to_tensor(pixels, tf.float32) - mean_t)
 

@@ -184,7 +184,7 @@ def rendered_digits(n: int, size: int = 28, seed: int = 0) -> Tuple[np.ndarray, 
     Returns:
         ``(pixels (n, size, size) float32 in [0, 1], digits (n,) int)``.
     """
-    import matplotlib
+    import matplotlib  # lazy: plotting is optional and matplotlib slow to import
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

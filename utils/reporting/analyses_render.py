@@ -145,9 +145,9 @@ def render_features(payload: Payload, png_name: Optional[str]) -> str:
 def render_features_png(panels: Sequence[Dict[str, Any]]) -> bytes:
     """PNG of one scatter panel per model: ``z`` ``(N, 2)`` coloured by ``y`` ``(N,)``,
     centers ``(L, 2)`` (or None) as black crosses, ``title``."""
-    import matplotlib
+    import matplotlib  # lazy: plotting is optional and matplotlib slow to import
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: optional plotting
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5.0), squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -220,9 +220,9 @@ def render_density(payload: Payload, png_name: Optional[str]) -> str:
 def render_density_png(models: Sequence[Payload]) -> bytes:
     """PNG: class-averaged ln density against r (left, log axis) and against r / D in
     units of D (right), one curve per model (``{"model", "profile"}`` dicts)."""
-    import matplotlib
+    import matplotlib  # lazy: plotting is optional and matplotlib slow to import
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: optional plotting
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for m in models:
@@ -243,7 +243,7 @@ def render_density_png(models: Sequence[Payload]) -> bytes:
 
 def _png_bytes(fig: Any) -> bytes:
     """A matplotlib figure as PNG bytes (90 dpi); closes it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: optional plotting
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)

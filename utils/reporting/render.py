@@ -173,9 +173,9 @@ def render_png(comparison: Comparison) -> Optional[bytes]:
     panels = sorted({k[0] for k in list(paper) + list(ours)}, key=str)
     if not panels:
         return None
-    import matplotlib
+    import matplotlib  # lazy: plotting is optional and matplotlib slow to import
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: optional plotting
 
     methods = sorted({k[2] for k in list(paper) + list(ours)})
     cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
