@@ -22,18 +22,21 @@ import pytest  # noqa: E402
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 
-# The longest files (measured: ~70 s down to ~12 s of test time each on 2 busy cores), started
+# The longest files, longest first (measured 2026-12-07, one process per tree: ~120 s down to
+# ~9 s of test time each), started
 # first under ``pytest -n 2 --dist loadfile --no-loadscope-reorder`` (``make test``; without
 # that flag pytest-xdist orders files by their number of tests) so that the run does not end
 # with one worker alone on one.
 LONGEST_FIRST = ("scripts/test_advtest_iterative.py", "training/test_faults.py",
                  "scripts/test_gpu_suite.py", "scripts/test_reproduce_cpu.py",
-                 "scripts/test_gpu_recipe.py", "training/test_advtrain.py",
+                 "training/test_advtrain.py", "training/test_train_losses.py",
+                 "scripts/test_keras_export.py", "scripts/test_gpu_recipe.py",
                  "scripts/test_analyses_script.py", "training/test_train_models.py",
-                 "scripts/test_keras_export.py", "scripts/test_advtest_others.py",
-                 "scripts/test_bench.py", "training/test_train_losses.py",
-                 "training/test_steps_per_loop.py", "training/test_distribute.py",
-                 "test_bad_input.py", "models/test_original_h5.py")
+                 "training/test_distribute.py", "scripts/test_advtest_others.py",
+                 "test_bad_input.py", "scripts/test_demo.py", "training/test_steps_per_loop.py",
+                 "scripts/test_bench.py", "models/test_original_h5.py",
+                 "evaluation/test_ensemble.py", "attacks/test_per_example.py",
+                 "attacks/test_apgd.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -49,6 +49,7 @@ ATTACKS = {
 }
 
 
+@pytest.mark.slow  # 10 attacks run 7 times each (~9 s): the fast tier keeps the seed test
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_batch_size_does_not_change_any_example(name, norm):
