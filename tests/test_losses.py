@@ -25,6 +25,13 @@ def test_registry_lists_the_three_losses_and_heads():
         LOSSES.get("nope")
 
 
+def test_every_declared_loss_has_its_function_and_no_function_is_undeclared():
+    from utils.losses import LOSS_FUNCTIONS, register_loss
+    assert LOSS_FUNCTIONS.names() == LOSSES.names()
+    with pytest.raises(UsageError, match="unknown loss"):
+        register_loss("undeclared")
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_mmc_loss_is_squared_distance_to_true_center(seed):
     centers, z, y, onehot = _setup(seed)

@@ -47,7 +47,10 @@ def _values(**overrides):
 def test_every_attack_has_flags_with_help_and_the_original_names():
     names = [name for name, _ in others.settings_flags()]
     assert len(names) == len(set(names)) and set(names) == set(others.HELP)
-    assert set(others.FLAG_PREFIX) == set(PERTURBATIONS)
+    for attack in PERTURBATIONS:  # every attack's flags carry its original's prefix
+        spec = PERTURBATIONS.get(attack)
+        assert all(others.flag_name(attack, f.name).startswith(spec.record_prefix + "_")
+                   for f in dataclasses.fields(spec.settings_type))
     assert {"SPSA_epsilon", "SPSA_samples", "noise_sigma", "rotation_degrees",
             "EAD_decision_rule", "DeepFool_nb_candidate", "JSMA_gamma"} <= set(names)
 

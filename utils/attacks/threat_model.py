@@ -18,7 +18,6 @@ from typing import Sequence
 import tensorflow as tf
 
 from utils.attacks.core import normal_per_example, uniform_per_example
-from utils.errors import UsageError
 from utils.registry import Registry
 
 DIV_EPS = 1e-12  # keeps ℓ2 normalisations finite
@@ -150,7 +149,5 @@ def threat_model(norm: str) -> ThreatModel:
 
 
 def check_norm(norm: str) -> str:
-    """``norm`` if it is one of :data:`NORMS`, else UsageError."""
-    if norm not in NORMS:
-        raise UsageError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
-    return norm
+    """``norm`` if it is one of :data:`NORMS`, else UsageError (the registry's)."""
+    return threat_model(norm).name

@@ -27,11 +27,8 @@ from utils.cli.flags import (check_eval_flags, data_source, define_eval_flags,
 from utils.errors import UsageError
 from utils.evaluation.others_run import OthersConfig, Settings
 
-# Attack -> the prefix of its settings flags; RENAMED: the original's names that are not
-# <prefix>_<field>.
-FLAG_PREFIX = {"CarliniWagnerL2": "CW", "SPSA": "SPSA", "ElasticNetMethod": "EAD",
-               "DeepFool": "DeepFool", "LBFGS": "LBFGS", "SaliencyMapMethod": "JSMA",
-               "Gaussian": "noise", "Rotation": "rotation"}
+# A settings flag is <record_prefix>_<field> (the spec's prefix: the original's flag and
+# record names share it); RENAMED: the original's names that are not.
 RENAMED = {"SPSA_eps_256": "SPSA_epsilon", "SPSA_spsa_samples": "SPSA_samples"}
 HELP = {
     "CW_confidence": "C&W confidence (margin) kappa >= 0 (0 as the paper; the original "
@@ -69,7 +66,7 @@ HELP = {
 
 def flag_name(attack: str, field: str) -> str:
     """The flag that sets ``field`` of ``attack``'s settings."""
-    name = f"{FLAG_PREFIX[attack]}_{field}"
+    name = f"{PERTURBATIONS.get(attack).record_prefix}_{field}"
     return RENAMED.get(name, name)
 
 

@@ -79,13 +79,10 @@ def check_settings(members: Sequence[str], s: EnsembleSettings, num_classes: int
         _check_member(member, objective, s, num_classes, targeted)
 
 
-TARGETED_RUNS = ("APGD-T", "MultiTargeted", "FAB-T")  # untargeted sweeps of targeted runs
-
-
 def _check_member(member: str, objective: str, s: EnsembleSettings, num_classes: int,
                   targeted: bool) -> None:
     spec, member_spec = OBJECTIVES.get(objective), MEMBERS.get(member)
-    member_targeted = targeted if member_spec.targeted_ok else member in TARGETED_RUNS
+    member_targeted = targeted if member_spec.targeted_ok else member_spec.top_k_targets
     if s.attack_backend != "native":
         if member_spec.attack is None:
             raise UsageError(f"{member} runs natively only; pass --attack_backend=native")

@@ -44,17 +44,18 @@ from utils.registry import Registry
 class EnsembleSettings:
     """What every member needs.
 
-    eps: radius in model units (``eps_256 / 256``); norm: ``linf`` | ``l2``. clip_min/clip_max: scalars or per-pixel ``(H, W, C)``.
+    eps: radius in model units (``eps_256 / 256``); norm: ``linf`` | ``l2``.
+    clip_min/clip_max: scalars or per-pixel ``(H, W, C)``.
     n_iter: APGD steps per run (per target for APGD-T). eps_iter, nb_iter: step (model
     units) and steps of PGD and MultiTargeted (per target). objective: untargeted
     objective of APGD-CE and PGD (or the targeted one when targets are given);
     targeted_objective: APGD-T's. n_target_classes: k of APGD-T / FAB-T / MultiTargeted
     (capped at ``L - 1``). num_restarts: random starts of APGD-CE, PGD and Square. seed:
     base seed; member ``m`` draws for example ``i`` from ``(seed, m)`` and ``i``
-    (:func:`utils.attacks.core.example_seeds`), whatever the batch. fab_n_iter: FAB-T steps per target;
-    square_n_queries: Square's queries per restart. attack_backend: ``native`` or
-    ``cleverhans`` (the gradient attacks only; see :data:`utils.attacks.core.BACKENDS`).
-    The step counts keep the names
+    (:func:`utils.attacks.core.example_seeds`), whatever the batch. fab_n_iter: FAB-T
+    steps per target; square_n_queries: Square's queries per restart. attack_backend:
+    ``native`` or ``cleverhans`` (the gradient attacks only; see
+    :data:`utils.attacks.core.BACKENDS`). The step counts keep the names
     ``n_iter``/``nb_iter``/``fab_n_iter`` because these fields are record and state-file
     keys; the attacks take them as ``num_iter``.
     """
@@ -118,13 +119,16 @@ MemberFn = Callable[[ModelFn, MemberCall, EnsembleSettings], tf.Tensor]
 class MemberSpec:
     """One cascade member: ``fn``; ``objective(settings)`` the objective name it uses and
     reports; ``targeted_ok`` whether it accepts given targets (a targeted evaluation);
-    ``attack`` the backend attack it runs (:func:`utils.attacks.core.get_attack`; None:
-    native only)."""
+    ``top_k_targets`` whether it runs targeted over the top-k classes itself (an
+    untargeted sweep of targeted runs: its objective must be a targeted one); ``attack``
+    the backend attack it runs (:func:`utils.attacks.core.get_attack`; None: native
+    only)."""
 
     fn: MemberFn
     objective: Callable[[EnsembleSettings], str]
     targeted_ok: bool
     attack: Optional[str] = None
+    top_k_targets: bool = False
 
 
 MEMBERS: Registry[MemberSpec] = Registry("ensemble member")
@@ -136,10 +140,10 @@ PRESETS: Dict[str, Tuple[str, ...]] = {
 
 
 def register_member(name: str, objective: Callable[[EnsembleSettings], str],
-                    targeted_ok: bool, attack: Optional[str] = None
-                    ) -> Callable[[MemberFn], MemberFn]:
+                    targeted_ok: bool, attack: Optional[str] = None,
+                    top_k_targets: bool = False) -> Callable[[MemberFn], MemberFn]:
     def decorator(fn: MemberFn) -> MemberFn:
-        MEMBERS.register(name)(MemberSpec(fn, objective, targeted_ok, attack))
+        MEMBERS.register(name)(MemberSpec(fn, objective, targeted_ok, attack, top_k_targets))
         return fn
     return decorator
 
@@ -163,7 +167,8 @@ def apgd_dlr(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Ten
     return _apgd_member(model_fn, call, s, "dlr")
 
 
-@register_member("APGD-T", lambda s: s.targeted_objective, targeted_ok=False)
+@register_member("APGD-T", lambda s: s.targeted_objective, targeted_ok=False,
+                 top_k_targets=True)
 def apgd_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return apgd_targeted(model_fn, call.x, call.labels, eps=s.eps,
                          clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
@@ -173,7 +178,7 @@ def apgd_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tenso
                          example_index=call.index)
 
 
-@register_member("MultiTargeted", lambda s: "margin", targeted_ok=False)
+@register_member("MultiTargeted", lambda s: "margin", targeted_ok=False, top_k_targets=True)
 def multi_targeted(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return multi_targeted_pgd(model_fn, call.x, call.labels, eps=s.eps, eps_iter=s.eps_iter,
                               num_iter=s.nb_iter, clip_min=call.clip(s.clip_min),
@@ -205,7 +210,7 @@ for _name in offered_by("iterative"):
 
 
 # FAB-T reports "margin": it linearises z_y - z_t, the targeted margin toward each target.
-@register_member("FAB-T", lambda s: "margin", targeted_ok=False)
+@register_member("FAB-T", lambda s: "margin", targeted_ok=False, top_k_targets=True)
 def fab_t(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
     return fab_targeted(model_fn, call.x, call.labels, eps=s.eps,
                         clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
