@@ -203,8 +203,8 @@ def checkpoint_state(model: str, args: argparse.Namespace, budget: Budget
     parse_command("advtest_iterative", eval_flags(model, args, budget))
     v = types.SimpleNamespace(**flags.FLAGS.flag_values_dict())
     flags.FLAGS.unparse_flags()
-    run_dir, _ = eval_run_spec(v, model_config_from_flags(v)).find_checkpoint(v.model_dir,
-                                                                             v.epoch)
+    spec = eval_run_spec(v, model_config_from_flags(v))
+    run_dir, _ = spec.find_checkpoint(v.model_dir, v.epoch)
     return run_dir, ckpt.latest_checkpoint(run_dir), v.epoch
 
 

@@ -59,7 +59,8 @@ def test_batch_size_does_not_change_any_example(name, norm):
     parts = [np.asarray(ATTACKS[name](model, x[i:i + BATCH], labels[i:i + BATCH],
                                       example_index=np.arange(i, min(i + BATCH, N)), **kw))
              for i in range(0, N, BATCH)]
-    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-5)  # BLAS rounding varies with the batch size
+    # BLAS rounding varies with the batch size
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-5)
     assert np.abs(whole - x).max() > 0  # the attack moved something
 
 

@@ -158,9 +158,9 @@ def test_unwritable_results_file(trained, capsys, tmp_path):
 def trained_sce(trained):
     """An SCE model in the same run root and data (6 epochs on half the data, cheap)."""
     root, data = trained
-    code, _, err = run_entry("train_models", ARCH + [f"--data_dir={data}", f"--model_dir={root}",
-                                               "--epochs=6", "--verbose=0", "--augment=False",
-                                               "--use_MMLDA=False", "--train_size=200"], None)
+    code, _, err = run_entry("train_models", ARCH + [
+        f"--data_dir={data}", f"--model_dir={root}", "--epochs=6", "--verbose=0",
+        "--augment=False", "--use_MMLDA=False", "--train_size=200"], None)
     return trained
 
 

@@ -154,9 +154,10 @@ def example_seeds(seed: Seed, index: Tensorish, restart: Any = 0) -> tf.Tensor:
 def uniform_per_example(shape: Sequence[int], seeds: tf.Tensor, lo: float = 0.0,
                         hi: float = 1.0) -> tf.Tensor:
     """``shape`` ``(batch, ...)`` float32 uniform in ``[lo, hi)``; row ``i`` drawn from
-    ``seeds[i]`` alone (``seeds`` ``(batch, 2)``). A ``tf.map_fn`` over rows (``vectorized_map`` has no converter
-    for the stateless ops and falls back to the same loop), compiled: eager, the loop
-    costs ~0.5 ms per row, compiled ~0.02 ms (500 rows of 28x28: 259 ms vs 11 ms)."""
+    ``seeds[i]`` alone (``seeds`` ``(batch, 2)``). A ``tf.map_fn`` over rows
+    (``vectorized_map`` has no converter for the stateless ops and falls back to the same
+    loop), compiled: eager, the loop costs ~0.5 ms per row, compiled ~0.02 ms (500 rows of
+    28x28: 259 ms vs 11 ms)."""
     return _per_example("uniform", tuple(int(d) for d in shape[1:]),
                         tf.convert_to_tensor(seeds, tf.int64), float(lo), float(hi))
 

@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from utils.attacks.core import (ATTACK_SPECS, AttackFn, AttackSpec, ModelFn, Seed, StepFn,
                                 Tensorish, attack_succeeded, example_indices, example_seeds,
-                                fixed_seed, get_attack, prepare_inputs, register_backend, register_spec)
+                                fixed_seed, get_attack, prepare_inputs, register_backend,
+                                register_spec)
 from utils.attacks.objectives import Objective
 from utils.attacks.threat_model import ThreatModel, per_sample, threat_model
 from utils.errors import check_count

@@ -37,7 +37,7 @@ from utils.attacks.threat_model import DIV_EPS, l2_norm, per_sample, threat_mode
 from utils.attacks.multitarget import subset_clip
 from utils.attacks.objectives import OBJECTIVES
 from utils.attacks.square_schedule import (P_INIT, pattern_table, pseudo_gaussian,
-                                          window_sides)
+                                           window_sides)
 from utils.errors import UsageError, check_count
 
 N_QUERIES = 5000
@@ -178,7 +178,8 @@ def square_graph(model_fn: ModelFn, norm: str, x: tf.Tensor, labels: tf.Tensor,
     every example is fooled. ``start`` ``(B, H, W, C)`` the initial perturbation,
     ``low``/``high`` broadcast to ``x``; ``sides``, ``pattern_ids`` ``(n_queries,)``
     int32 (:func:`window_sides`, :func:`pattern_table`); ``patterns`` ``(K, S, S)``;
-    ``draws`` ``(B, n_queries, 5 + C)`` each example's uniforms per query. Returns ``(x_best, fooled, margin, queries)``."""
+    ``draws`` ``(B, n_queries, 5 + C)`` each example's uniforms per query. Returns
+    ``(x_best, fooled, margin, queries)``."""
     propose = _PROPOSALS[norm]
     x_best = tf.clip_by_value(x + start, low, high)
     logits = tf.cast(model_fn(x_best), tf.float32)

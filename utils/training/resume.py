@@ -38,6 +38,7 @@ from utils.models.weights import load_weights
 from utils.runs import checkpoints as ckpt
 from utils.runs.checkpoints import HISTORY_FILE, state_prefix
 
+
 def tf_checkpoint_item(checkpoint: tf.train.Checkpoint, prefix: pathlib.Path) -> Stager:
     """A :func:`utils.fileio.write_set` member: ``checkpoint`` written under ``prefix``."""
 
