@@ -41,9 +41,10 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
 
-## Fast tier while you work (<= 90 s on 2 cores): everything not marked slow.
+## Fast tier while you work (<= 90 s on 2 cores): everything not marked slow, on the same
+## TEST_WORKERS processes as make test.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
 
 ## Benchmarks (by hand; results go to bench/results/).
 bench: $(STAMP)
