@@ -220,8 +220,9 @@ def cw_l2(model: ModelLike, x: Any, y: Labels, *, eps: float, norm: str = "l2",
           objective: ObjectiveLike = "margin", clip_min: float = 0.0, clip_max: float = 1.0,
           seed: Seed = 0, example_index: Optional[Any] = None, **config: Any) -> np.ndarray:
     """C&W-L2 (Carlini & Wagner 2017), untargeted; ``objective`` ``margin`` or ``mmc_un2``
-    (a callable ``fn(logits, labels_onehot)`` is used as ``max(fn, -confidence)``). Minimum-distortion: a found point is kept only
-    where its distance in ``norm`` is ``<= eps`` (else ``x``). ``clip_min``/``clip_max``
+    (a callable ``fn(logits, labels_onehot)`` is used as ``max(fn, -confidence)``).
+    Minimum-distortion: a found point is kept only where its distance in ``norm`` is
+    ``<= eps`` (else ``x``). ``clip_min``/``clip_max``
     scalars; ``config``: :class:`utils.attacks.cleverhans_compat.cw.CWConfig` fields
     (``max_iterations``, ``binary_search_steps`` ...). Deterministic."""
     # Lazy: the cleverhans package is a heavy optional dependency of this one attack.
