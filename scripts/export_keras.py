@@ -75,19 +75,14 @@ def config_from_flags(values: Any) -> ExportConfig:
 
 def export(config: ExportConfig) -> None:
     """Write ``config.out`` (checked on 8 test images) and print one line."""
-    import numpy as np
-
     from utils.evaluation.sources import load_data, load_model
-    from utils.models.keras_io import pixel_classifier, save_keras
+    from utils.models.keras_io import export_classifier
 
     data = load_data(config.data)
     loaded = load_model(config.model, data)
-    x = data.x_test[:8]
-    if config.include_preprocessing:
-        model, check = pixel_classifier(loaded.model, data.mean), np.clip(x + data.mean, 0, 1)
-    else:
-        model, check = loaded.model, x
-    digest = save_keras(model, config.out, check_inputs=check.astype(np.float32))
+    digest = export_classifier(loaded.model, config.out,
+                               mean=data.mean if config.include_preprocessing else None,
+                               check_inputs=data.x_test[:8])
     print(f"wrote {config.out} (sha256 {digest}) from {loaded.checkpoint}; "
           f"{'[0, 1] pixels' if config.include_preprocessing else 'mean-subtracted inputs'}"
           " -> logits")

@@ -1,8 +1,11 @@
 """Training loss functions, registered under the names :mod:`utils.loss_specs` declares.
 
 Contract: ``loss_fn(y_true, logits, **context) -> per-example loss`` ``(batch,)`` float32,
-with ``y_true`` one-hot ``(batch, num_classes)`` and ``logits`` the model's output
-``(batch, num_classes)``; the training loop averages over the global batch. ``sce``,
+with ``y_true`` one-hot (or soft) ``(batch, num_classes)`` or class indices ``(batch,)`` /
+``(batch, 1)`` (made one-hot by :func:`onehot_labels`, which every registered function
+calls first; any other label shape is a ValueError, never a silent broadcast) and
+``logits`` the model's output ``(batch, num_classes)``; the training loop averages over
+the global batch. ``sce``,
 ``mmc``, ``mmlda`` take nothing else. A loss whose
 :class:`utils.loss_specs.LossSpec` says so also takes
 ``features=`` (``z``, the head's input, ``(batch, d)``: ``needs_features``), ``head=`` (the
@@ -56,10 +59,53 @@ def register_loss(name: str, *, after_step: Optional[AfterStep] = None
     LOSSES.get(name)
 
     def decorator(fn: LossFn) -> LossFn:
-        LOSS_FUNCTIONS.register(name)(LossFunctions(fn, after_step))
-        return fn
+        checked = fn if getattr(fn, "checks_labels", False) else _checking_labels(fn)
+        LOSS_FUNCTIONS.register(name)(LossFunctions(checked, after_step))
+        return checked
 
     return decorator
+
+
+def onehot_labels(y_true: Any, logits: Any) -> tf.Tensor:
+    """``y_true`` as float32 ``(batch, L)`` labels for ``logits`` ``(batch, L)``.
+
+    The one place that reads a label's shape (the loss functions, the Keras loss classes of
+    :mod:`mmt.losses` and the :mod:`mmt` attacks call it): one-hot or soft labels
+    ``(batch, L)`` pass through (cast to float32, so one-hot numbers are unchanged); class
+    indices ``(batch,)`` or ``(batch, 1)`` (any dtype; Keras hands them over as float32)
+    become ``one_hot(y, L)``. Shapes are read statically, so it is graph-safe.
+
+    Raises:
+        ValueError: any other shape (e.g. integer ``(batch, 2)`` labels for ``L = 10``
+        logits), naming the shapes it accepts; never a silent broadcast.
+    """
+    y = tf.convert_to_tensor(y_true)
+    if logits is None:  # a loss that reads no logits (isce): one-hot labels only
+        num_classes = None
+    else:
+        logits = tf.convert_to_tensor(logits)
+        num_classes = logits.shape[-1] if logits.shape.rank else None
+    rank, last = y.shape.rank, (y.shape[-1] if y.shape.rank else None)
+    if rank == 2 and last is not None and (last == num_classes or
+                                           (num_classes is None and last > 1)):
+        return _f32(y)
+    if logits is not None and (rank == 1 or (rank == 2 and last == 1)):
+        depth = num_classes if num_classes is not None else tf.shape(logits)[-1]
+        return tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), depth, dtype=tf.float32)
+    shape = None if logits is None else tuple(logits.shape)
+    raise ValueError(f"labels must be one-hot (batch, {num_classes}) or class indices (batch,) "
+                     f"or (batch, 1) for logits of shape {shape}; got shape {tuple(y.shape)}")
+
+
+def _checking_labels(fn: LossFn) -> LossFn:
+    """``fn`` with ``y_true`` passed through :func:`onehot_labels` first."""
+
+    @functools.wraps(fn)
+    def checked(y_true: Any, logits: Any, **context: Any) -> tf.Tensor:
+        return fn(onehot_labels(y_true, logits), logits, **context)
+
+    checked.checks_labels = True  # type: ignore[attr-defined]
+    return checked
 
 
 def loss_function(name: str) -> LossFn:

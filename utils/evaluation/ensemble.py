@@ -33,55 +33,58 @@ from utils.attacks.core import attack_succeeded, get_attack
 from utils.attacks.multitarget import check_target_classes
 from utils.attacks.objectives import OBJECTIVES
 from utils.errors import UsageError
-from utils.evaluation.members import MEMBERS, PRESETS, EnsembleSettings, MemberCall
+from utils.evaluation.members import (CALLABLE_OBJECTIVE, MEMBERS, PRESETS, EnsembleSettings,
+                                      MemberCall, MemberSpec, member_catalog)
 from utils.evaluation.state import (CLEAN_BROKEN, ROBUST, EvalState, digest, load_state,
                                     save_state)
 from utils.evaluation.detection import ScoreFn, roc_auc
 from utils.evaluation.masking_checks import probability_outputs
-from utils.evaluation.stream import (BatchOutcome, accuracy_fields, check_examples,
+from utils.evaluation.stream import (BatchOutcome, Metric, accuracy_fields, check_examples,
                                      class_indices, logits_outcome, stream)
+from utils.registry import Registry
 
 
 # ---------------------------------------------------------------- validation
 
-def parse_members(spec: "str | Sequence[str]") -> Tuple[str, ...]:
-    """A preset name or a comma list of member names -> member names, validated."""
+def parse_members(spec: "str | Sequence[str]", catalog: Registry[MemberSpec] = MEMBERS
+                  ) -> Tuple[str, ...]:
+    """A preset name or a comma list of member names (of ``catalog``) -> names, validated."""
     if isinstance(spec, str):
         if spec in PRESETS:
             return PRESETS[spec]
         spec = [s.strip() for s in spec.split(",") if s.strip()]
     names = tuple(spec)
     if not names:
-        raise UsageError(f"empty ensemble; name members ({', '.join(MEMBERS.names())}) or a "
+        raise UsageError(f"empty ensemble; name members ({', '.join(catalog.names())}) or a "
                          f"preset ({', '.join(sorted(PRESETS))})")
     for name in names:
-        if name not in MEMBERS:
+        if name not in catalog:
             raise UsageError(f"unknown ensemble member {name!r}; choose from: "
-                             f"{', '.join(MEMBERS.names())}, or a preset: "
+                             f"{', '.join(catalog.names())}, or a preset: "
                              f"{', '.join(sorted(PRESETS))}")
     if len(set(names)) != len(names):
         raise UsageError(f"ensemble members repeat: {', '.join(names)}")
     return names
 
 
-def member_objectives(members: Sequence[str], settings: EnsembleSettings) -> Dict[str, str]:
+def member_objectives(members: Sequence[str], settings: EnsembleSettings,
+                      catalog: Registry[MemberSpec] = MEMBERS) -> Dict[str, str]:
     """``member -> objective name`` it uses under ``settings``."""
-    return {m: MEMBERS.get(m).objective(settings) for m in members}
+    return {m: catalog.get(m).objective(settings) for m in members}
 
 
 def check_settings(members: Sequence[str], s: EnsembleSettings, num_classes: int,
-                   targeted: bool) -> None:
+                   targeted: bool, catalog: Registry[MemberSpec] = MEMBERS) -> None:
     """UsageError for anything a member would fail on halfway through a run that
     :class:`EnsembleSettings` (validated when built) cannot know alone: the model's class
     count and each member's objective."""
     check_target_classes(s.n_target_classes, num_classes)
-    for member, objective in member_objectives(members, s).items():
-        _check_member(member, objective, s, num_classes, targeted)
+    for member, objective in member_objectives(members, s, catalog).items():
+        _check_member(catalog.get(member), member, objective, s, num_classes, targeted)
 
 
-def _check_member(member: str, objective: str, s: EnsembleSettings, num_classes: int,
-                  targeted: bool) -> None:
-    spec, member_spec = OBJECTIVES.get(objective), MEMBERS.get(member)
+def _check_member(member_spec: MemberSpec, member: str, objective: str, s: EnsembleSettings,
+                  num_classes: int, targeted: bool) -> None:
     member_targeted = targeted if member_spec.targeted_ok else member_spec.top_k_targets
     if s.attack_backend != "native":
         if member_spec.attack is None:
@@ -90,6 +93,9 @@ def _check_member(member: str, objective: str, s: EnsembleSettings, num_classes:
     if targeted and not member_spec.targeted_ok:
         raise UsageError(f"{member} is an untargeted attack (its targets are the top-k "
                          "classes); run it without given targets (--target=False)")
+    if objective == CALLABLE_OBJECTIVE:  # a user's callable: its objective is its own
+        return
+    spec = OBJECTIVES.get(objective)
     if spec.targeted is not None and spec.targeted != member_targeted:
         mode = "targeted" if spec.targeted else "untargeted"
         need = "a targeted" if member_targeted else "an untargeted"
@@ -121,13 +127,14 @@ def fingerprint(model: keras.Model, eval_model: keras.Model, x: np.ndarray, y: n
 
 def attack_batch(model: keras.Model, eval_model: keras.Model, xb: np.ndarray, yb: np.ndarray,
                  tb: Optional[np.ndarray], members: Sequence[str], settings: EnsembleSettings,
-                 index: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 index: np.ndarray, catalog: Registry[MemberSpec] = MEMBERS
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cascade over one batch of the examples ``index`` ``(B,)`` (global indices: the
     random draws of member ``m`` use seed ``(settings.seed, m)`` and these, so they depend
     neither on the batch nor on which examples an earlier member broke).
 
     Returns:
-        ``(broken_by (B,) int8, clean_logits (B, L), adv_logits (B, L))``, logits by
+        ``(broken_by (B,) int8, clean_logits (B, L), adv_logits (B, L), x_adv)``, logits by
         ``eval_model``; success is judged by ``eval_model`` (misclassified, or predicted
         as the target when ``tb`` is given).
     """
@@ -150,10 +157,10 @@ def attack_batch(model: keras.Model, eval_model: keras.Model, xb: np.ndarray, yb
         call = MemberCall(tf.gather(x, idx), tf.gather(labels, idx),
                           None if targets is None else tf.gather(targets, idx), idx,
                           tuple(x.shape), (int(settings.seed), m), index[idx])
-        adv = np.asarray(MEMBERS.get(name).fn(model, call, settings))
+        adv = np.asarray(catalog.get(name).fn(model, call, settings))
         x_adv[idx] = adv
         broken[idx[done(eval_model(tf.constant(adv)), idx)]] = m
-    return broken, clean_logits, np.asarray(eval_model(tf.constant(x_adv)))
+    return broken, clean_logits, np.asarray(eval_model(tf.constant(x_adv))), x_adv
 
 
 def _warn_probability_outputs(logits: np.ndarray) -> None:
@@ -169,7 +176,9 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
                       eval_model: Optional[keras.Model] = None,
                       state_file: "str | pathlib.Path | None" = None,
                       score_fn: Optional[ScoreFn] = None,
-                      progress: bool = True) -> Dict[str, Any]:
+                      progress: bool = True,
+                      custom_members: Optional[Dict[str, MemberSpec]] = None,
+                      metrics: Sequence[Metric] = ()) -> Dict[str, Any]:
     """Clean and robust accuracy under the cascade ``members``, batch by batch (a single
     attack is the one-member cascade: :func:`evaluate_attack`).
 
@@ -188,6 +197,11 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
             clean, :data:`utils.evaluation.detection.SCORES`); adds ``auc`` of clean vs
             final adversarial inputs by ``eval_model``'s score (kept in the state file).
         progress: show a progress bar.
+        custom_members: members by name beside :data:`MEMBERS` (e.g.
+            :func:`utils.evaluation.members.callable_member`); ``members`` may name them.
+            Not with ``state_file`` (a resumed run could not tell their code apart).
+        metrics: more :class:`utils.evaluation.stream.Metric` hooks; each batch's
+            outcome carries ``x_adv`` (the final inputs) for them.
 
     Returns:
         dict with ``n``, ``clean_correct``, ``clean_accuracy``, ``adv_correct``,
@@ -199,13 +213,16 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
     x, y = np.asarray(x), class_indices(y, "y").astype(np.int64)
     eval_model = eval_model or model
     num_classes = int(model.output_shape[-1])
-    members = parse_members(list(members))
+    catalog = member_catalog(custom_members)
+    members = parse_members(list(members), catalog)
+    if custom_members and state_file:
+        raise UsageError("custom ensemble members cannot resume from a state file")
     targets = None if targets is None else class_indices(targets, "targets")
     check_examples(x, y, targets, num_classes, batch_size)
     if int(eval_model.output_shape[-1]) != num_classes:
         raise UsageError(f"eval_model has {eval_model.output_shape[-1]} classes, the attacked "
                          f"model {num_classes}")
-    check_settings(members, settings, num_classes, targets is not None)
+    check_settings(members, settings, num_classes, targets is not None, catalog)
     fp = fingerprint(model, eval_model, x, y, targets, members, settings, batch_size,
                      score_fn)
     state = (load_state(state_file, fp, len(x)) if state_file else None) or \
@@ -216,14 +233,15 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
 
     def run_batch(b: int, part: slice) -> BatchOutcome:
         tb = None if targets is None else targets[part]
-        broken, clean_logits, adv_logits = attack_batch(
+        broken, clean_logits, adv_logits, x_adv = attack_batch(
             model, eval_model, x[part], y[part], tb, members, settings,
-            np.arange(part.start, part.stop))
+            np.arange(part.start, part.stop), catalog)
         if b == 0:
             _warn_probability_outputs(clean_logits)
         scores = None if score_fn is None else (score_fn(clean_logits), score_fn(adv_logits))
         out = logits_outcome(part, y[part], tb, clean_logits, adv_logits)
         out.extra.update(broken_by=broken, scores=scores)
+        out.x_adv = x_adv
         return out
 
     def save(b: int, out: BatchOutcome) -> None:
@@ -233,7 +251,7 @@ def evaluate_ensemble(model: keras.Model, x: np.ndarray, y: np.ndarray, *,
 
     return stream(len(x), batch_size, run_batch,
                   [CascadeRecord(state, members, settings, targets is not None,
-                                 score_fn is not None)],
+                                 score_fn is not None, catalog)] + list(metrics),
                   first_batch=state.next_batch, after_batch=save, progress=progress)
 
 
@@ -275,6 +293,7 @@ class CascadeRecord:
     settings: EnsembleSettings
     targeted: bool
     auc: bool = False
+    catalog: Registry[MemberSpec] = MEMBERS
 
     def update(self, out: BatchOutcome) -> None:
         self.state.broken_by[out.part] = out.extra["broken_by"]
@@ -285,14 +304,16 @@ class CascadeRecord:
                 out.extra["scores"]
 
     def fields(self, n: int) -> Dict[str, Any]:
-        result = ensemble_summary(self.state, self.members, self.settings, self.targeted)
+        result = ensemble_summary(self.state, self.members, self.settings, self.targeted,
+                                  self.catalog)
         if self.auc:
             result["auc"] = roc_auc(self.state.clean_score, self.state.adv_score)
         return result
 
 
 def ensemble_summary(state: EvalState, members: Sequence[str], settings: EnsembleSettings,
-                     targeted: bool) -> Dict[str, Any]:
+                     targeted: bool, catalog: Registry[MemberSpec] = MEMBERS
+                     ) -> Dict[str, Any]:
     """The record fields of a finished :class:`EvalState`."""
     n = len(state.broken_by)
     broken = state.broken_by.astype(np.int64)
@@ -304,7 +325,8 @@ def ensemble_summary(state: EvalState, members: Sequence[str], settings: Ensembl
     hit = (broken >= 0) | (broken == CLEAN_BROKEN)
     hits = int(np.sum(hit)) if targeted else None
     result: Dict[str, Any] = dict(
-        fields, members=list(members), member_objectives=member_objectives(members, settings),
+        fields, members=list(members),
+        member_objectives=member_objectives(members, settings, catalog),
         **accuracy_fields(n, clean, adv, hits), broken_by_member=per_member)
     if targeted:
         result.update(target_success_after={

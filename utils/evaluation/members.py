@@ -139,6 +139,38 @@ PRESETS: Dict[str, Tuple[str, ...]] = {
 }
 
 
+#: What :func:`callable_member` reports as its objective (the callable is opaque).
+CALLABLE_OBJECTIVE = "(callable)"
+
+
+def callable_member(fn: Callable[..., Any]) -> MemberSpec:
+    """A cascade member around a user's attack ``fn(model_fn, x, labels_onehot, *, eps,
+    norm, clip_min, clip_max, seed, example_index) -> x_adv`` (every :mod:`mmt` attack has
+    this signature); untargeted, native, its objective reported as
+    :data:`CALLABLE_OBJECTIVE`."""
+
+    def member(model_fn: ModelFn, call: MemberCall, s: EnsembleSettings) -> tf.Tensor:
+        return fn(model_fn, call.x, call.labels, eps=s.eps, norm=s.norm,
+                  clip_min=call.clip(s.clip_min), clip_max=call.clip(s.clip_max),
+                  seed=call.seed, example_index=call.index)
+
+    return MemberSpec(member, lambda s: CALLABLE_OBJECTIVE, targeted_ok=False)
+
+
+def member_catalog(custom: Optional[Dict[str, MemberSpec]] = None) -> Registry[MemberSpec]:
+    """:data:`MEMBERS` plus the ``custom`` members (UsageError on a name they share)."""
+    if not custom:
+        return MEMBERS
+    catalog: Registry[MemberSpec] = Registry("ensemble member")
+    for name in MEMBERS:
+        catalog.register(name)(MEMBERS.get(name))
+    for name, spec in custom.items():
+        if name in catalog:
+            raise UsageError(f"custom ensemble member {name!r} shadows a registered one")
+        catalog.register(name)(spec)
+    return catalog
+
+
 def register_member(name: str, objective: Callable[[EnsembleSettings], str],
                     targeted_ok: bool, attack: Optional[str] = None,
                     top_k_targets: bool = False) -> Callable[[MemberFn], MemberFn]:

@@ -61,6 +61,24 @@ def save_keras(model: keras.Model, path: "str | pathlib.Path",
     return file_sha256(path)
 
 
+def export_classifier(model: keras.Model, path: "str | pathlib.Path", *,
+                      mean: Optional[np.ndarray] = None,
+                      check_inputs: Optional[np.ndarray] = None) -> str:
+    """Export a classifier on mean-subtracted inputs to the ``.keras`` file ``path``.
+
+    With the training pixel ``mean`` ``(H, W, C)`` (in [0, 1] units) the file maps
+    ``[0, 1]`` pixels to logits (:func:`pixel_classifier`), else it is ``model`` itself.
+    ``check_inputs``: ``(batch, H, W, C)`` mean-subtracted inputs on which the reloaded
+    file must give identical logits (as pixels ``clip(x + mean, 0, 1)`` when ``mean`` is
+    given). Returns the file's sha256 (:func:`save_keras`).
+    """
+    check = None if check_inputs is None else np.asarray(check_inputs, np.float32)
+    if mean is not None:
+        model = pixel_classifier(model, np.asarray(mean))
+        check = None if check is None else np.clip(check + mean, 0, 1).astype(np.float32)
+    return save_keras(model, path, check_inputs=check)
+
+
 def output_head(model: keras.Model) -> keras.layers.Layer:
     """The layer producing ``model``'s output, looking inside nested models."""
     layer = model.layers[-1] if model.layers else model

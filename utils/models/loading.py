@@ -24,7 +24,7 @@ from utils.models.keras_io import load_keras_classifier
 from utils.models.original_h5 import load_original_weights
 from utils.models.weights import load_weights
 from utils.runs import checkpoints as ckpt
-from utils.runs.model_config import architecture_fingerprint
+from utils.runs.model_config import ModelConfig, architecture_fingerprint
 from utils.runs.spec import RunSpec
 
 
@@ -71,13 +71,26 @@ def load_run(spec: RunSpec, input_shape: Sequence[int], num_classes: int, *,
     cfg = spec.model
     ckpt.check_architecture(run_dir, architecture_fingerprint(cfg, tuple(input_shape),
                                                               num_classes))
+    model = load_checkpoint(cfg, path, input_shape, num_classes)
+    return LoadedModel(model=model, run_name=run_dir.name, run_dir=run_dir, checkpoint=path,
+                       spec=spec)
+
+
+def load_checkpoint(cfg: ModelConfig, path: "str | pathlib.Path", input_shape: Sequence[int],
+                    num_classes: int) -> keras.Model:
+    """The classifier ``cfg`` describes with the weights of checkpoint file ``path``: ours
+    (``model.NNN.weights.h5``) or, by its name ``model.NNN.h5``, the original's Keras 2 file.
+
+    Returns a model on ``(batch, H, W, C)`` mean-subtracted float32 images -> logits
+    ``(batch, L)``. Raises UsageError for a missing file or one of another architecture.
+    """
+    path = pathlib.Path(path)
     model = build_classifier(cfg, tuple(input_shape), num_classes)
     if ckpt.ORIGINAL_CHECKPOINT_RE.match(path.name):
         load_original_weights(model, cfg, path)
     else:
         load_weights(model, path)
-    return LoadedModel(model=model, run_name=run_dir.name, run_dir=run_dir, checkpoint=path,
-                       spec=spec)
+    return model
 
 
 def load_model_file(path: str, data: Any) -> LoadedModel:
