@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED := 1
 
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-fast bench bench-gpu venv data clean reproduce-cpu
+.PHONY: demo test test-fast bench bench-gpu venv data clean reproduce-cpu docs
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,9 +51,14 @@ bench: $(STAMP)
 	$(PY) bench/train_step.py
 	$(PY) bench/attack_throughput.py
 
-## GPU suite (issue 17; <= 8 min on one GPU): bench/results/gpu_*.json. DRY_RUN=1: tiny, CPU.
+## GPU suite (<= 8 min on one GPU): bench/results/gpu_*.json. DRY_RUN=1: tiny, CPU.
 bench-gpu: $(STAMP) data
 	PYTHON=$(PY) DATA_DIR=$${DATA_DIR:-$(FASHION_DIR)} bench/gpu_suite.sh
+
+## Documentation site (docs/, mkdocs.yml) into build/site; --strict fails on any warning,
+## including broken links and docstrings that disagree with their signatures.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir build/site
 
 clean:
 	rm -rf $(VENV) *.egg-info build .pytest_cache

@@ -106,8 +106,10 @@ def check_coarse_labels(y: np.ndarray, coarse: Optional[np.ndarray], num_classes
     """UsageError unless the data's ``(fine, coarse)`` label pairs follow the known tree.
 
     Args:
-        y: ``(N,)`` fine labels; coarse: ``(N,)`` super-class labels or None (no coarse
-        labels, e.g. MNIST); num_classes: ``L``; dataset: its name, for the message.
+        y: ``(N,)`` fine labels.
+        coarse: ``(N,)`` super-class labels, or None (no coarse labels, e.g. MNIST).
+        num_classes: ``L``.
+        dataset: its name, for the message.
     """
     if coarse is None:
         raise UsageError(f"--centers=hierarchical needs coarse (super-class) labels and "

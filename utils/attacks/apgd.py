@@ -227,7 +227,9 @@ def apgd_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
         objective: an :data:`utils.attacks.objectives.Objective`, minimised (``ce``, ``dlr``,
             ``mmc_un1``; targeted ones such as ``dlr_targeted`` need ``targets_onehot``).
         eps: radius in model units (ℓ∞, or ℓ2 over the whole input); 0 returns ``x``.
-        clip_min, clip_max: scalars or arrays broadcastable to ``x`` (per-pixel).
+        clip_min: lower input bound, a scalar or an array broadcastable to ``x``
+            (per-pixel).
+        clip_max: upper input bound, as ``clip_min``.
         num_iter: steps (gradient evaluations after the start), >= 1.
         norm: ``"linf"`` or ``"l2"``.
         targets_onehot: ``(B, L)`` targets for a targeted objective, else None.

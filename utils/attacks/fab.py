@@ -167,8 +167,12 @@ def fab_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish,
     Args:
         model_fn: ``x -> logits`` ``(B, L)``, differentiable.
         x: ``(B, ...)`` float32 in model units within the clips; labels_onehot ``(B, L)``.
-        clip_min, clip_max: scalars, per-pixel ``(H, W, C)`` or per-example arrays.
-        num_iter, alpha_max, eta, beta: FAB's hyper-parameters (AutoAttack's by default).
+        clip_min: lower input bound: a scalar, per-pixel ``(H, W, C)`` or per-example array.
+        clip_max: upper input bound, as ``clip_min``.
+        num_iter: FAB's steps (AutoAttack's hyper-parameters by default, as the next three).
+        alpha_max: FAB's hyper-parameter ``alpha_max``.
+        eta: FAB's hyper-parameter ``eta``.
+        beta: FAB's hyper-parameter ``beta``.
         norm: ``"linf"`` or ``"l2"``.
 
     Returns:

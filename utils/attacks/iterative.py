@@ -111,8 +111,9 @@ def run_iterative(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *,
             0 returns ``x`` unchanged.
         eps_iter: step length per iteration, same units, > 0.
         num_iter: number of steps, >= 1.
-        clip_min, clip_max: valid input range, scalars or arrays broadcastable to ``x``
-            (per-pixel ``(H, W, C)`` after mean subtraction).
+        clip_min: lower end of the valid input range, a scalar or an array broadcastable
+            to ``x`` (per-pixel ``(H, W, C)`` after mean subtraction).
+        clip_max: upper end of the valid input range, as ``clip_min``.
         norm: ``linf`` or ``l2`` (:func:`utils.attacks.threat_model.threat_model`).
         targets_onehot: ``(batch, L)`` targets for a targeted objective, else None.
         rand_init: start at random in the ε-ball (:meth:`ThreatModel.start_delta`).

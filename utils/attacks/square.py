@@ -243,7 +243,8 @@ def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps
         x: ``(B, H, W, C)`` float32 in model units within ``[clip_min, clip_max]``.
         labels_onehot: ``(B, L)``.
         eps: radius in model units (ℓ∞, or ℓ2 over the whole input); 0 returns ``x``.
-        clip_min, clip_max: scalars, per-pixel ``(H, W, C)`` or per-example arrays.
+        clip_min: lower input bound: a scalar, per-pixel ``(H, W, C)`` or per-example array.
+        clip_max: upper input bound, as ``clip_min``.
         n_queries: proposals after the start (``>= 1``); p_init: the schedule's start.
         seed: stateless seed (None: drawn from NumPy); example_index ``(B,)`` global
             example indices (default ``arange(B)``) and restart: example ``i``'s start

@@ -166,8 +166,10 @@ def weaker_objective(model_fn: ModelFn, x: Any, labels_onehot: Any, objective: s
     Args:
         x: ``(batch, ...)`` float32 inputs in model units; labels_onehot: ``(batch, L)``.
         objective: name in :data:`utils.attacks.objectives.OBJECTIVES`, untargeted.
-        eps, eps_iter: radius and step in model units (``eps_256 / 256``).
-        clip_min, clip_max: input bounds (scalars or per-pixel).
+        eps: radius in model units (``eps_256 / 256``).
+        eps_iter: step in model units.
+        clip_min: lower input bound (a scalar or per-pixel).
+        clip_max: upper input bound (a scalar or per-pixel).
     """
 
     x = tf.convert_to_tensor(x, tf.float32)

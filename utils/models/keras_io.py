@@ -116,8 +116,8 @@ def load_keras_classifier(path: "str | pathlib.Path", mean: np.ndarray,
     x -> file_model(x + mean), sha256)``, as :func:`utils.models.loading.load_run`'s models.
 
     Raises:
-        UsageError: unreadable file, or not a classifier of this dataset (input shape other
-        than ``input_shape``, output not ``(batch, num_classes)``).
+        UsageError: unreadable file, or not a classifier of this dataset (input shape
+            other than ``input_shape``, output not ``(batch, num_classes)``).
     """
     file_model, digest = read_keras_file(path)
     shape_in = tuple(file_model.inputs[0].shape) if getattr(file_model, "inputs", None) \

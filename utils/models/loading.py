@@ -60,7 +60,7 @@ def load_run(spec: RunSpec, input_shape: Sequence[int], num_classes: int, *,
 
     Raises:
         UsageError: no such checkpoint (naming the epochs that exist), a run directory of
-        another architecture, or a file that does not load completely.
+            another architecture, or a file that does not load completely.
     """
     run_dir, path = spec.find_checkpoint(model_dir, epoch)
     if not path.exists():

@@ -87,8 +87,8 @@ def load_original_weights(model: keras.Model, cfg: ModelConfig, path: pathlib.Pa
     """Set ``model``'s weights from the original's ``model.NNN.h5`` at ``path``.
 
     Raises:
-        UsageError: one line naming the first layer whose count or shapes disagree (another
-        architecture or flags), or an unreadable / truncated file.
+        UsageError: one line naming the first layer whose count or shapes disagree
+            (another architecture or flags), or an unreadable / truncated file.
     """
     ours = original_layer_order(model, cfg)
     theirs = read_original_h5(pathlib.Path(path))

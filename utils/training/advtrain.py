@@ -64,7 +64,9 @@ def make_adversary(model: Any, loss: str, cfg: AdvTrainConfig, *, clip_min: Any,
             ``training=False`` while crafting.
         loss: its training loss name (picks the adaptive objective).
         cfg: see :class:`AdvTrainConfig`.
-        clip_min, clip_max: valid input range in model units, scalars or ``(H, W, C)``.
+        clip_min: lower end of the valid input range in model units, a scalar or
+            ``(H, W, C)``.
+        clip_max: upper end, as ``clip_min``.
         seed: run seed; the crafting seed of a batch is ``(seed, step * R + replica)``
             so replicas and steps never share random starts or targets.
 

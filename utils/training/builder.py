@@ -72,8 +72,9 @@ def build_trainer(strategy: tf.distribute.Strategy, model_cfg: ModelConfig,
             bound to the model's head (``training_loss``).
         input_shape: ``(H, W, C)``; num_classes: number of labels.
         cfg: see :class:`TrainerConfig`.
-        clip_min, clip_max: valid input range in model units (scalars or ``(H, W, C)``);
-            only adversarial training reads them.
+        clip_min: lower end of the valid input range in model units (a scalar or
+            ``(H, W, C)``); only adversarial training reads it.
+        clip_max: upper end, as ``clip_min``.
 
     Returns:
         The trainer; ``trainer.model`` and ``trainer.optimizer`` are what to checkpoint.
