@@ -129,11 +129,12 @@ def evaluate(model: Callable[..., Any], x: Any, y: Any, *,
             ``"MadryEtAl"`` ...) and attack callables ``fn(model, x, labels_onehot, *, eps,
             norm, clip_min, clip_max, seed, example_index) -> x_adv`` (every
             :mod:`mmt.attacks` function, e.g. ``functools.partial(mmt.pgd, num_iter=20)``).
-        eps: radius in the model's INPUT units (``8 / 255`` for [0, 1] pixels); norm:
-            ``"linf"`` or ``"l2"``.
+        eps: radius in the model's INPUT units (``8 / 255`` for [0, 1] pixels).
+        norm: ``"linf"`` or ``"l2"``.
         batch_size: examples per batch (the result does not depend on it).
         return_adversarial: keep the final inputs as ``result.x_adv``.
-        clip_min, clip_max: the valid input range (scalars or per-pixel ``(H, W, C)``).
+        clip_min: the valid input range's low end (a scalar or per-pixel ``(H, W, C)``).
+        clip_max: its high end (same shapes).
         objective: the untargeted objective of APGD-CE / PGD (``"mmc_un1"`` on MMC models).
         seed: example ``i``'s random draws depend only on ``(seed, member, i)``.
         progress: show a progress bar.

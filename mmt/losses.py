@@ -39,7 +39,9 @@ class RegisteredLoss(keras.losses.Loss):
     ``(batch,)`` float32, reduced by Keras' ``reduction``, default mean over the batch).
 
     Args:
-        reduction, name, dtype: as ``keras.losses.Loss``.
+        reduction: as ``keras.losses.Loss``.
+        name: as ``keras.losses.Loss``.
+        dtype: as ``keras.losses.Loss``.
         **params: the loss' hyper-parameters (``LossSpec.params``; defaults as
             :class:`utils.runs.model_config.ModelConfig`); checked by
             :func:`utils.loss_specs.check_loss_params`.

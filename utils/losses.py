@@ -77,7 +77,7 @@ def onehot_labels(y_true: Any, logits: Any) -> tf.Tensor:
 
     Raises:
         ValueError: any other shape (e.g. integer ``(batch, 2)`` labels for ``L = 10``
-        logits), naming the shapes it accepts; never a silent broadcast.
+            logits), naming the shapes it accepts; never a silent broadcast.
     """
     y = tf.convert_to_tensor(y_true)
     if logits is None:  # a loss that reads no logits (isce): one-hot labels only
