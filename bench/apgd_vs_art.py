@@ -13,9 +13,8 @@ Targets: our robust accuracy <= ART's + 0.5 points; our images/s >= 5x ART's.
     python bench/apgd_vs_art.py                     # writes bench/results/apgd_vs_art.json
     python bench/apgd_vs_art.py --n=100 --max_iter=5 --train_steps=20 --out=/tmp/a.json
 
-Note: ART keeps, per example, the LAST iterate when it is misclassified; ours keeps the
-first misclassified iterate (AutoAttack's ``x_best_adv``), so ours can only report lower
-robust accuracy for the same trajectory.
+Note: ART and ours (as AutoAttack's ``x_best_adv``) both keep, per example, the LAST
+misclassified iterate; ours also counts an example broken if any iterate was.
 """
 from __future__ import annotations
 

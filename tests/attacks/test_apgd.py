@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from utils.attacks import apgd as apgd_mod
-from utils.attacks.apgd import apgd, apgd_run, checkpoint_schedule
+from utils.attacks.apgd import apgd, apgd_run, checkpoint_schedule, checkpoint_windows
 from utils.attacks.core import example_seeds
 from utils.attacks.threat_model import threat_model
 from utils.errors import UsageError
@@ -79,6 +79,11 @@ def test_checkpoints_follow_the_published_schedule():
     assert expected[:5] == [0, 22, 41, 57, 70]
     assert checkpoint_schedule(100) == expected == [0, 22, 41, 57, 70, 80, 87, 93, 99]
     assert checkpoint_schedule(1000)[:4] == [0, 220, 410, 570]
+    # Elsewhere AutoAttack's integer windows (which we follow) differ from ceil(p_j n):
+    # n = 10 has windows 2, 1, 1, ... (n_iter_2 = 2, size_decr = n_iter_min = 1).
+    assert checkpoint_schedule(10) == [0, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert checkpoint_schedule(50) == [0, 11, 21, 30, 38, 45]
+    assert checkpoint_windows(1) == [1] and checkpoint_windows(100)[-1] == 6
     for num_iter in (1, 2, 5, 10, 37):
         points = checkpoint_schedule(num_iter)
         assert points[0] == 0 and points[-1] <= num_iter
@@ -100,6 +105,50 @@ def test_step_halves_exactly_at_the_checkpoints_when_progress_stalls():
                                rtol=1e-6)
 
 
+def _scripted_model(history):
+    """A model whose objective value at its ``c``-th call is ``history[c]`` (per example,
+    ``(T, B)``) whatever the input: the loss history APGD sees is the script (its input
+    gradient is zero, so the iterates do not move)."""
+    calls = tf.Variable(0)
+    table = tf.constant(np.asarray(history, np.float32))
+
+    def model_fn(x):
+        row = tf.gather(table, calls.assign_add(1) - 1)
+        f = row + 0.0 * tf.reduce_sum(tf.reshape(x, [tf.shape(x)[0], -1]), axis=1)
+        return tf.stack([f, tf.fill(tf.shape(f), -1e3)], axis=1)  # class 0 stays on top
+
+    return model_fn
+
+
+def test_step_size_rule_follows_autoattacks_code_on_a_scripted_loss_history():
+    """Known answer for the halving rule (20 steps: windows of 4, 3, 2, 1, 1, ...; the
+    thresholds ``0.75 k`` are 3, 2.25, 1.5, 0.75). The row before each ``|`` is the loss at
+    the start point, then one loss per step.
+
+    A: -10 | -4 -3 -2 -1 | 1 2 3 | 4 5 | 6 ...: the first step is compared with 0 (the
+       code's zero-initialised history), so window 1 counts 3 increases, 3 <= 3: halved
+       after step 4. (The paper's rule compares with -10 and counts 4 < 3: never halved.)
+    B: the same with positive losses, 1 2 3 4 ...: 4 increases > 3, never halved.
+    C: 0 | 5 1 0.5 2 | 4 6 7 | 8 9 | 10 ...: 2 increases in window 1, halved after step 4
+       (restart from the best point, loss 5). Window 2 compares 4 with the last loss
+       before the restart, 2 (the code), not with the best, 5: 3 increases > 2.25, not
+       halved; condition 2 is off after a halving. (Comparing with 5 counts 2: halved.)
+    """
+    steps, eps = 20, 1.0
+    rising = np.arange(1.0, steps - 3)
+    history = np.stack([np.r_[-10, -4, -3, -2, -1, rising],
+                        np.r_[0.5, np.arange(1.0, steps + 1)],
+                        np.r_[0, 5, 1, 0.5, 2, 4, 6, 7, rising + 7][:steps + 1]], axis=1)
+    assert history.shape == (steps + 1, 3)
+    result = apgd_run(_scripted_model(history), np.zeros((3, 1), np.float32),
+                      _onehot([0, 0, 0], 2), objective=lambda logits, labels: -logits[:, 0],
+                      eps=eps, clip_min=-10.0, clip_max=10.0, num_iter=steps, seed=0)
+    halved = np.where(np.arange(steps) < 4, 2 * eps, eps)
+    expected = np.stack([halved, np.full(steps, 2 * eps), halved], axis=1)
+    np.testing.assert_array_equal(result.step_sizes.numpy(), expected)
+    np.testing.assert_array_equal(result.best_value.numpy(), -history.max(axis=0))
+
+
 # ---------------------------------------------------------------- analytic cases
 @pytest.mark.parametrize("seed", [0, 1])
 def test_linear_two_class_linf_reaches_the_optimal_corner(seed):
@@ -115,7 +164,7 @@ def test_linear_two_class_l2_reaches_the_optimal_point():
     model, w, x, y = _linear(2, 2)
     eps = 0.5
     result = apgd_run(model, x, _onehot(y, 2), objective=CE, eps=eps, clip_min=-10.0,
-                      clip_max=10.0, num_iter=20, norm="l2", seed=0)
+                      clip_max=10.0, num_iter=40, norm="l2", seed=0)
     diff = (w[:, y] - w[:, 1 - y]).T
     optimum = x - eps * (diff / np.linalg.norm(diff, axis=1, keepdims=True)).reshape(x.shape)
     np.testing.assert_allclose(result.x_best.numpy(), optimum, atol=1e-4)

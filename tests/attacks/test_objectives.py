@@ -15,7 +15,9 @@ from keras_layers import MMCLayer
 from ts_centers import get_centers
 from utils.errors import UsageError
 from utils.losses import loss_function
-from utils.attacks.objectives import OBJECTIVES, check_objective, select_objective
+from utils.attacks.objectives import (OBJECTIVES, check_objective, cross_entropy,
+                                      select_objective)
+from utils.evaluation.masking_checks import input_gradients
 
 NUM_CLASSES, FEATURE_DIM, C_MM, BATCH = 5, 6, 2.0, 16
 
@@ -172,3 +174,82 @@ def test_targeted_counterpart_pairs_each_untargeted_objective():
         assert targeted_counterpart(targeted) == targeted
     with pytest.raises(UsageError, match="unknown objective"):
         targeted_counterpart("nope")
+
+
+# ---------------------------------------------------------------- saturated heads
+@pytest.fixture(scope="module")
+def far_head():
+    """An MMC head with margins of ~10^3 (centers of norm 30, z near its center): softmax
+    puts e^-1000 on the other classes, below float32's range."""
+    centers = 30.0 * np.eye(NUM_CLASSES, FEATURE_DIM, dtype=np.float32)
+    model = keras.Sequential([keras.Input((FEATURE_DIM,)),
+                              keras.layers.Dense(FEATURE_DIM, kernel_initializer="identity"),
+                              MMCLayer(centers)])
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, NUM_CLASSES, BATCH)
+    x = (centers[y] + rng.normal(scale=0.5, size=(BATCH, FEATURE_DIM))).astype(np.float32)
+    t = (y + 1 + rng.integers(0, NUM_CLASSES - 1, BATCH)) % NUM_CLASSES
+    return model, x, tf.one_hot(y, NUM_CLASSES), tf.one_hot(t, NUM_CLASSES)
+
+
+def _input_grad(model, x, fn, labels, targets=None):
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = model(x)
+        value = fn(logits, labels) if targets is None else fn(logits, labels, targets)
+        total = tf.reduce_sum(value)
+    return value.numpy(), tape.gradient(total, x).numpy(), logits
+
+
+def test_every_objective_keeps_an_input_gradient_on_a_saturated_head(far_head):
+    model, x, y1, t1 = far_head
+    margins = -np.sort(-model(x).numpy(), axis=1)
+    assert (margins[:, 0] - margins[:, 1] > 500).all()
+    for name in OBJECTIVES.names():
+        targets = t1 if OBJECTIVES.get(name).targeted else None
+        _, grad, _ = _input_grad(model, x, OBJECTIVES.get(name).fn, y1, targets)
+        assert np.isfinite(grad).all(), name
+        assert (np.abs(grad).max(axis=1) > 0).all(), name
+    # TF's own cross-entropy loses it there (the masking check's warning).
+    plain = lambda logits, labels: -tf.nn.softmax_cross_entropy_with_logits(  # noqa: E731
+        labels=labels, logits=logits)
+    assert "zero input gradients" in " ".join(input_gradients(model, x, y1, plain))
+    assert input_gradients(model, x, y1, OBJECTIVES.get("ce").fn) == []
+
+
+def test_ce_keeps_tfs_value_and_gradient_direction(far_head):
+    model, x, y1, t1 = far_head
+    ce = OBJECTIVES.get("ce").fn
+    for targets, sign in ((None, -1.0), (t1, 1.0)):
+        value, grad, logits = _input_grad(model, x, ce, y1, targets)
+        plain = sign * tf.nn.softmax_cross_entropy_with_logits(
+            labels=y1 if targets is None else targets, logits=logits).numpy()
+        np.testing.assert_array_equal(value, plain)
+    # Untargeted, the label far ahead: softmax - e_y is 1 - p_y (~e^-1000) times r - e_y,
+    # r the softmax over the other classes; through h_l = -||x - mu_l||^2 (identity
+    # layer) the input gradient of -CE points along -sum_l (r - e_y)_l (-2)(x - mu_l).
+    _, grad, logits = _input_grad(model, x, ce, y1)
+    h = logits.numpy().astype(np.float64)
+    on_y = y1.numpy() > 0.5
+    r = np.where(on_y, 0.0, np.exp(np.where(on_y, -np.inf, h) - h[~on_y].reshape(
+        BATCH, -1).max(1, keepdims=True)))
+    g = r / r.sum(1, keepdims=True) - on_y
+    centers = 30.0 * np.eye(NUM_CLASSES, FEATURE_DIM)
+    expected = np.einsum("bl,bld->bd", g, 2.0 * (x[:, None, :] - centers[None]))
+    cosine = np.sum(grad * expected, 1) / np.linalg.norm(grad, axis=1) / np.linalg.norm(
+        expected, axis=1)
+    assert (cosine > 0.999).all()
+
+
+def test_ce_gradient_is_tfs_exact_gradient_on_ordinary_logits():
+    rng = np.random.default_rng(2)
+    logits = tf.constant(rng.normal(scale=3.0, size=(BATCH, NUM_CLASSES)).astype(np.float32))
+    labels = tf.one_hot(rng.integers(0, NUM_CLASSES, BATCH), NUM_CLASSES)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        ours = cross_entropy(logits, labels)
+        plain = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    np.testing.assert_array_equal(ours.numpy(), plain.numpy())
+    np.testing.assert_allclose(tape.gradient(ours, logits).numpy(),
+                               tape.gradient(plain, logits).numpy(), rtol=1e-5, atol=1e-7)

@@ -34,7 +34,11 @@ def test_p_schedule_is_the_published_one():
     assert p[10] == 0.8 and p[11] == 0.4 and p[50] == 0.4 and p[51] == 0.2
     assert p[200] == 0.2 and p[201] == 0.1 and p[8000] == 0.8 / 256
     assert p[8001] == p[-1] == 0.8 / 512
-    np.testing.assert_allclose(p_schedule(5000)[[5, 6]], [0.8, 0.4])  # rescaled to 10000
+    # AutoAttack's standard version does not rescale (resc_schedule=False) ...
+    np.testing.assert_array_equal(p_schedule(5000)[:10001 // 2], p[:10001 // 2])
+    assert p_schedule(5000)[-1] == 0.8 / 128
+    # ... Square's own default reads the schedule at int(i / n * 10000)
+    np.testing.assert_allclose(p_schedule(5000, rescale=True)[[5, 6]], [0.8, 0.4])
     assert window_sides(5000, (28, 28, 1), "linf")[0] == 25  # round(sqrt(0.8 * 784))
     l2 = window_sides(5000, (28, 28, 1), "l2")
     assert np.all(l2 % 2 == 1) and l2.min() >= 3
@@ -48,8 +52,9 @@ def test_never_exceeds_eps_and_respects_per_pixel_clips(norm, eps):
     low = np.full(SHAPE, 0.0, np.float32)
     low[:4] = 0.3  # per-pixel bounds, some binding at the start
     x = np.maximum(x, low)
+    # 60 queries: the schedule spread over them (AutoAttack's would stay at p = 0.8 / 2)
     res = square_run(model, x, labels, eps=eps, clip_min=low, clip_max=0.9, n_queries=60,
-                     norm=norm, seed=1)
+                     norm=norm, seed=1, rescale_schedule=True)
     delta = (res.x_adv.numpy() - x).reshape(len(x), -1)
     size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
     assert size.max() <= eps * (1 + 1e-5)
@@ -68,7 +73,8 @@ def test_eps_zero_gives_clean_accuracy_and_bad_input_raises():
     res = square_run(model, x, labels, eps=0.0, clip_min=0.0, clip_max=1.0, seed=0)
     np.testing.assert_array_equal(res.x_adv.numpy(), x)
     assert res.success.numpy().sum() == 5
-    for kw, match in ((dict(n_queries=0), "n_queries must be an integer >= 1"), (dict(norm="l1"), "unknown norm"),
+    for kw, match in ((dict(n_queries=0), "n_queries must be an integer >= 1"),
+                      (dict(norm="l1"), "unknown norm"),
                       (dict(p_init=0.0), "p_init")):
         with pytest.raises(UsageError, match=match):
             square_run(model, x, labels, eps=0.1, clip_min=0.0, clip_max=1.0, **kw)
@@ -102,7 +108,7 @@ def test_gradient_free_success_where_pgd_fails():
                                    clip_max=1.0, rand_init=False)
     pgd_rate = float(np.mean(np.asarray(quantised(pgd)).argmax(-1) != labels.numpy().argmax(-1)))
     x_adv = square_attack(quantised, x, labels, eps=eps, clip_min=0.0, clip_max=1.0,
-                          n_queries=300, seed=0)
+                          n_queries=300, seed=0, rescale_schedule=True)
     sq_rate = float(np.mean(np.asarray(quantised(x_adv)).argmax(-1) !=
                             labels.numpy().argmax(-1)))
     assert np.abs(x_adv.numpy() - x).max() <= eps + 1e-6
@@ -129,7 +135,7 @@ def test_fools_most_points_pgd_fools_on_a_small_model():
                                    rand_init=False)
     pgd_fooled = np.asarray(model(pgd)).argmax(-1) != y[336:]
     x_adv = square_attack(model, x, labels, eps=eps, clip_min=-1.0, clip_max=1.0,
-                          n_queries=1000, seed=0)
+                          n_queries=1000, seed=0, rescale_schedule=True)  # short budget
     sq_fooled = np.asarray(model(x_adv)).argmax(-1) != y[336:]
     assert 10 <= pgd_fooled.sum() < len(x)  # a non-trivial case
     assert (sq_fooled & pgd_fooled).sum() >= 0.9 * pgd_fooled.sum(), (sq_fooled.sum(),

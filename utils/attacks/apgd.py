@@ -2,14 +2,29 @@
 
 The attacker MINIMISES an :mod:`utils.attacks.objectives` objective ``v`` (internally it ascends
 ``f = -v``). From a random start it takes momentum steps (``alpha = 0.75``) with an
-initial step of ``2 eps``; at the checkpoints ``w_j = ceil(p_j num_iter)`` of the published
-schedule (``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``) a
-sample halves its step and restarts from its best point when
+initial step of ``2 eps``; at the checkpoints (:func:`checkpoint_schedule`: after 22,
+41, 57, 70, 80, 87, 93, 99 of 100 steps) a sample halves its step and restarts from its
+best point when
 
-* condition 1: fewer than ``rho = 0.75`` of its steps since the last checkpoint
-  increased ``f``, or
+* condition 1: at most ``rho = 0.75`` of the steps of the window just ended increased
+  ``f`` (each step compared with the one before it), or
 * condition 2: its step was not halved at the last checkpoint and its best ``f`` did
   not improve since then.
+
+Where the paper (Croce & Hein 2020, Alg. 1 and §3.1) and AutoAttack's code
+(``autopgd_base.py``, which produced the published numbers) differ, this follows the code:
+
+* condition 1 halves at ``<= rho`` (the paper: ``< rho``);
+* the first window's first step is compared with 0, the code's zero-initialised loss
+  history (``loss_steps[-1]``), not with the loss at the start point;
+* after a halving the next step is compared with the loss of the last iterate before
+  the restart from the best point (the loss history is not rewritten);
+* the checkpoints come from integer windows (:func:`checkpoint_windows`), equal to the
+  paper's ``ceil(p_j num_iter)`` for ``num_iter = 100``;
+* ``x_adv`` is the LAST misclassified iterate (the code's ``x_best_adv``).
+
+Only the random draws differ (per example, :func:`utils.attacks.core.example_seeds`):
+``bench/autoattack_vs_reference.py`` measures the parity.
 
 Everything is per sample, and the whole loop of one batch is one compiled graph
 (:func:`apgd_graph`); the schedule is computed in Python and passed as a tensor.
@@ -22,7 +37,6 @@ Everything is per sample, and the whole loop of one batch is one compiled graph
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, List, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
@@ -35,42 +49,45 @@ from utils.attacks.objectives import Objective
 from utils.attacks.threat_model import ThreatModel, per_sample, threat_model
 
 MOMENTUM = 0.75          # alpha: weight of the new gradient step against the last move
-RHO = 0.75               # condition 1: minimum share of loss-increasing steps per window
+RHO = 0.75               # condition 1: maximum share of loss-increasing steps that halves
 INITIAL_STEP = 2.0       # first step size, in units of eps
-CHECKPOINT_FIRST = 0.22  # p_1
-CHECKPOINT_SHRINK = 0.03  # the window shrinks by this share of num_iter ...
+CHECKPOINT_FIRST = 0.22  # p_1: the first window, as a share of num_iter
+CHECKPOINT_SHRINK = 0.03  # each window is this share of num_iter shorter ...
 CHECKPOINT_MIN = 0.06    # ... down to this share
 
 
 # ---------------------------------------------------------------- the schedule
 
-def checkpoint_fractions() -> List[float]:
-    """``[p_0, p_1, ...]`` up to the first ``p_j > 1`` (excluded), from the recursion
-    ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``; rounded to 1e-9 so that float
-    drift cannot move a ``ceil`` (``0.22 + 0.19`` is ``0.41000000000000003``)."""
-    fractions = [0.0, CHECKPOINT_FIRST]
-    while True:
-        step = max(fractions[-1] - fractions[-2] - CHECKPOINT_SHRINK, CHECKPOINT_MIN)
-        nxt = round(fractions[-1] + step, 9)
-        if nxt > 1.0:
-            return fractions
-        fractions.append(nxt)
+def checkpoint_windows(num_iter: int) -> List[int]:
+    """The lengths of the windows between checkpoints, as AutoAttack's code makes them:
+    the first ``max(int(0.22 n), 1)``, each next one ``max(int(0.03 n), 1)`` shorter but
+    at least ``max(int(0.06 n), 1)``, until they pass ``n = num_iter``.
+
+    The paper's ``w_j = ceil(p_j n)`` with ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03,
+    0.06)`` gives the same checkpoints whenever ``0.03 n`` and ``0.22 n`` are integers
+    (``n = 100``: ``[22, 41, 57, 70, 80, 87, 93, 99]``); elsewhere the two differ and we
+    follow the code (``autopgd_base.py``'s ``n_iter_2``, ``size_decr``, ``n_iter_min``),
+    which produced the published numbers (``n = 10``: windows of 2, 1, 1, ...).
+    """
+    check_count("num_iter", num_iter)
+    window = max(int(CHECKPOINT_FIRST * num_iter), 1)
+    shrink = max(int(CHECKPOINT_SHRINK * num_iter), 1)
+    shortest = max(int(CHECKPOINT_MIN * num_iter), 1)
+    windows: List[int] = []
+    while sum(windows) + window <= num_iter:
+        windows.append(window)
+        window = max(window - shrink, shortest)
+    return windows
 
 
 def checkpoint_schedule(num_iter: int) -> List[int]:
-    """Iterations ``w_j = ceil(p_j num_iter)`` (strictly increasing, ``<= num_iter``) after
-    which the step size may be halved; starts with ``w_0 = 0``.
-
+    """Iterations ``[0, w_1, w_2, ...]`` (strictly increasing, ``<= num_iter``) after
+    which the step size may be halved: the running sums of :func:`checkpoint_windows`.
     ``num_iter = 100`` gives ``[0, 22, 41, 57, 70, 80, 87, 93, 99]``, the published
-    schedule. (AutoAttack's code floors instead, with windows of at least one step; the
-    two agree whenever ``p_j num_iter`` is an integer.)
-    """
-    check_count("num_iter", num_iter)
-    points: List[int] = []
-    for p in checkpoint_fractions():
-        w = math.ceil(round(p * num_iter, 6))
-        if w <= num_iter and (not points or w > points[-1]):
-            points.append(w)
+    schedule."""
+    points = [0]
+    for window in checkpoint_windows(num_iter):
+        points.append(points[-1] + window)
     return points
 
 
@@ -102,11 +119,12 @@ class _State(NamedTuple):
     x_adv: tf.Tensor
     x_prev: tf.Tensor       # the iterate before x_adv (momentum term x_adv - x_prev)
     grad: tf.Tensor
-    loss: tf.Tensor         # f(x_adv) (B,)
+    loss: tf.Tensor         # (B,) f of the last iterate, the loss history the next step
+    #                         is compared with (0 before the first step, as AutoAttack)
     x_best: tf.Tensor
     grad_best: tf.Tensor
     loss_best: tf.Tensor    # (B,)
-    x_hit: tf.Tensor        # first iterate that succeeded
+    x_hit: tf.Tensor        # last iterate that succeeded (AutoAttack's x_best_adv)
     hit: tf.Tensor          # (B,) bool
     step: tf.Tensor         # (B,) step size
     n_increase: tf.Tensor   # (B,) steps that raised f since the last checkpoint
@@ -128,16 +146,19 @@ def _momentum_step(s: _State, i: tf.Tensor, x: tf.Tensor, eps: tf.Tensor,
 
 
 def _at_checkpoint(s: _State, i: tf.Tensor, checks: tf.Tensor, rho: tf.Tensor) -> _State:
-    """Conditions 1 and 2 after ``i + 1`` steps; halve and restart where either holds."""
+    """Conditions 1 and 2 after ``i + 1`` steps; halve and restart where either holds.
+
+    As AutoAttack's ``check_oscillation``: condition 1 is ``increases <= rho * window``;
+    the loss history (``s.loss``) is left as it was, so the step after a restart is
+    compared with the iterate before it."""
     is_check = tf.equal(i + 1, tf.gather(checks, s.check))
     window = tf.cast(tf.gather(checks, s.check) - s.last_check, tf.float32)
-    cond1 = tf.cast(s.n_increase, tf.float32) < rho * window
+    cond1 = tf.cast(s.n_increase, tf.float32) <= rho * window
     cond2 = tf.logical_and(tf.logical_not(s.reduced_last), s.loss_best <= s.loss_best_last)
     reduce = tf.logical_and(is_check, tf.logical_or(cond1, cond2))
     back = per_sample(reduce, s.x_adv)
     return s._replace(
         x_adv=tf.where(back, s.x_best, s.x_adv), grad=tf.where(back, s.grad_best, s.grad),
-        loss=tf.where(reduce, s.loss_best, s.loss),
         step=tf.where(reduce, s.step / 2.0, s.step),
         n_increase=tf.where(is_check, tf.zeros_like(s.n_increase), s.n_increase),
         loss_best_last=tf.where(is_check, s.loss_best, s.loss_best_last),
@@ -156,14 +177,14 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, threat: ThreatModel, x: 
 
     ``checks`` int32 are the checkpoints ``w_1, w_2, ...`` followed by one sentinel that
     no iteration reaches. Returns ``(x_adv, success, x_best, loss_best, step_trace)``:
-    ``x_adv`` the first successful iterate where there is one, else ``x_best`` (the
+    ``x_adv`` the last successful iterate where there is one, else ``x_best`` (the
     iterate of largest ``f``); ``step_trace`` ``(num_iter, B)`` the step used at each step.
     """
     x_adv = threat.init(x, noise, eps, clip_min, clip_max)
     logits, loss, grad = _evaluate(model_fn, objective, x_adv, labels, targets)
     hit = _success(logits, labels, targets, on_target)
     batch = tf.shape(x)[0]
-    s = _State(x_adv, x_adv, grad, loss, x_adv, grad, loss, x_adv, hit,
+    s = _State(x_adv, x_adv, grad, tf.zeros_like(loss), x_adv, grad, loss, x_adv, hit,
                tf.fill([batch], INITIAL_STEP * eps), tf.zeros([batch], tf.int32), loss,
                tf.fill([batch], True), tf.constant(0), tf.constant(0))
     trace = tf.TensorArray(tf.float32, size=num_iter)
@@ -173,14 +194,14 @@ def apgd_graph(model_fn: ModelFn, objective: Objective, threat: ThreatModel, x: 
         x_new = _momentum_step(s, i, x, eps, threat, clip_min, clip_max)
         logits, loss, grad = _evaluate(model_fn, objective, x_new, labels, targets)
         success = _success(logits, labels, targets, on_target)
-        first = per_sample(tf.logical_and(success, tf.logical_not(s.hit)), x)
         better = loss > s.loss_best
         up = per_sample(better, x)
         s = s._replace(
             x_adv=x_new, x_prev=s.x_adv, grad=grad, loss=loss,
             x_best=tf.where(up, x_new, s.x_best), grad_best=tf.where(up, grad, s.grad_best),
             loss_best=tf.where(better, loss, s.loss_best),
-            x_hit=tf.where(first, x_new, s.x_hit), hit=tf.logical_or(s.hit, success),
+            x_hit=tf.where(per_sample(success, x), x_new, s.x_hit),
+            hit=tf.logical_or(s.hit, success),
             n_increase=s.n_increase + tf.cast(loss > s.loss, tf.int32))
         return i + 1, _at_checkpoint(s, i, checks, rho), trace
 
@@ -196,7 +217,7 @@ class APGDResult:
     """One APGD run of a batch of ``B`` examples.
 
     Attributes:
-        x_adv: ``(B, ...)`` float32, the first successful iterate, else ``x_best``.
+        x_adv: ``(B, ...)`` float32, the last successful iterate, else ``x_best``.
         success: ``(B,)`` bool, misclassified (or, with ``success_on_target``, predicted
             as the target) at some iterate, the start included.
         x_best: ``(B, ...)`` the iterate with the lowest objective value.

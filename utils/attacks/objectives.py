@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from utils.errors import UsageError
@@ -71,13 +72,50 @@ def _max_other(logits: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(masked, axis=-1)
 
 
+# Below this share of probability off the label, 1 - p_y is no longer a float32 number
+# apart from 1 (CE's value is flat at 0): there CE's gradient keeps its direction at this
+# magnitude (see :func:`cross_entropy`).
+CE_GRAD_FLOOR = float(np.finfo(np.float32).eps)
+
+
+@tf.custom_gradient
+def cross_entropy(logits: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
+    """Softmax cross-entropy ``(batch,)`` of float32 ``logits`` ``(batch, L)`` against one-hot
+    labels, with TF's value and a gradient that survives saturated heads.
+
+    The gradient ``softmax(h) - e_y`` is written ``S (r - e_y)``: ``S = 1 - p_y =
+    exp(lse_{j!=y} h_j - lse h)`` and ``r`` the softmax over the other classes (0 at ``y``),
+    both computed in log space, so no term is the difference of two numbers near 1. On an
+    MMC/MMLDA head (logits ``-||z - mu||^2``, margins of hundreds) TF's own gradient
+    underflows to exact zeros (``p_j = e^-300``; TF flushes denormals on CPU), and so would
+    ``S`` alone: it is floored at :data:`CE_GRAD_FLOOR`, where the value itself is already
+    flat in float32. Above the floor the gradient is the exact one; below it, the exact
+    direction with a larger magnitude (what APGD's sign / normalised steps use). The
+    labels get no gradient.
+    """
+    value = tf.nn.softmax_cross_entropy_with_logits(labels=onehot, logits=logits)
+
+    def grad(upstream: tf.Tensor):
+        on_label = onehot > 0.5
+        others = tf.where(on_label, tf.fill(tf.shape(logits), -np.inf), logits)
+        lse_others = tf.reduce_logsumexp(others, axis=-1, keepdims=True)
+        log_off = lse_others - tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
+        off = tf.where(tf.math.is_finite(lse_others),
+                       tf.exp(tf.maximum(log_off, float(np.log(CE_GRAD_FLOOR)))), 0.0)
+        r = tf.where(on_label, 0.0, tf.exp(others - lse_others))
+        return upstream[:, None] * off * (r - onehot), tf.zeros_like(onehot)
+
+    return value, grad
+
+
 @register_objective("ce", targeted=None, description="softmax cross-entropy (SCE models)")
 def ce_objective(logits: tf.Tensor, labels: tf.Tensor, targets: Optional[tf.Tensor] = None,
                  **_: Any) -> tf.Tensor:
-    """Untargeted ``-CE(logits, y)``; targeted ``CE(logits, y_t)``."""
+    """Untargeted ``-CE(logits, y)``; targeted ``CE(logits, y_t)``; the input gradient
+    stays usable on saturated (MMC) heads (:func:`cross_entropy`)."""
     if targets is None:
-        return -tf.nn.softmax_cross_entropy_with_logits(labels=_f32(labels), logits=_f32(logits))
-    return tf.nn.softmax_cross_entropy_with_logits(labels=_f32(targets), logits=_f32(logits))
+        return -cross_entropy(_f32(logits), _f32(labels))
+    return cross_entropy(_f32(logits), _f32(targets))
 
 
 @register_objective("margin", targeted=None, description="C&W logit margin")

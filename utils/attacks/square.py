@@ -4,8 +4,9 @@ Gradient-free: it only reads logits. From a random start it proposes, per query,
 perturbation that differs from the best one inside a random ``s x s`` window and keeps it
 for each example whose margin ``z_y - max_{i!=y} z_i`` (the C&W ``margin`` objective,
 unclipped) decreased. The window's side follows the published ``p`` schedule: with
-``p_init = 0.8`` the window covers a share ``p`` of the pixels, halved at the rescaled
-iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 (of 10000).
+``p_init = 0.8`` the window covers a share ``p`` of the pixels, halved after queries 10,
+50, 200, 500, 1000, 2000, 4000 (6000, 8000), as AutoAttack's standard version runs it
+(``resc_schedule=False``; ``rescale_schedule=True`` spreads them over ``n_queries``).
 
 * ℓ∞: vertical-stripe start ``+-eps``; a window is set to ``+-eps`` per channel.
 * ℓ2: a grid of pseudo-Gaussian patches at radius ``eps``; a proposal moves the energy of a
@@ -145,7 +146,8 @@ def _propose_l2(x: tf.Tensor, x_best: tf.Tensor, eps: tf.Tensor, side: tf.Tensor
     rel_r, rel_c, mask1 = _window(d.u[:, 0], d.u[:, 1], side, h, w)
     _, _, mask2 = _window(d.u[:, 2], d.u[:, 3], side, h, w)
     room = tf.maximum(eps ** 2 - tf.square(l2_norm(delta)), 0.0) / float(c)
-    budget = tf.sqrt(room + tf.square(l2_norm(delta * tf.maximum(mask1, mask2))))
+    # per channel, as AutoAttack's norms_windows (sum over H, W only)
+    budget = tf.sqrt(room + tf.square(_channel_l2(delta * tf.maximum(mask1, mask2))))
     fresh = _place(pattern, rel_r, rel_c, d.u[:, 4] > 0.5, mask1) * d.signs
     fresh += delta * mask1 / (_channel_l2(delta * mask1) + DIV_EPS)
     fresh = fresh / (_channel_l2(fresh) + DIV_EPS) * budget
@@ -234,7 +236,7 @@ def check_queries(n_queries: int) -> int:
 
 def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps: float,
                clip_min: Any, clip_max: Any, n_queries: int = N_QUERIES, norm: str = "linf",
-               p_init: float = P_INIT, seed: Seed = None,
+               p_init: float = P_INIT, rescale_schedule: bool = False, seed: Seed = None,
                example_index: Optional[Tensorish] = None, restart: int = 0) -> SquareResult:
     """One untargeted Square run (see the module docstring).
 
@@ -245,7 +247,10 @@ def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps
         eps: radius in model units (ℓ∞, or ℓ2 over the whole input); 0 returns ``x``.
         clip_min: lower input bound: a scalar, per-pixel ``(H, W, C)`` or per-example array.
         clip_max: upper input bound, as ``clip_min``.
-        n_queries: proposals after the start (``>= 1``); p_init: the schedule's start.
+        n_queries: proposals after the start (``>= 1``).
+        p_init: the schedule's start.
+        rescale_schedule: spread its halvings over ``n_queries`` (Square's default)
+            instead of AutoAttack's fixed queries (:func:`p_schedule`).
         seed: stateless seed (None: drawn from NumPy); example_index ``(B,)`` global
             example indices (default ``arange(B)``) and restart: example ``i``'s start
             and per-query draws depend only on ``(seed, i, restart)``.
@@ -267,7 +272,7 @@ def square_run(model_fn: ModelFn, x: Tensorish, labels_onehot: Tensorish, *, eps
         return SquareResult(x, attack_succeeded(logits, labels), _margin(logits, labels),
                             tf.ones([x.shape[0]], tf.int32))
     shape = tuple(x.shape)
-    sides = window_sides(n_queries, shape[1:], norm, p_init)
+    sides = window_sides(n_queries, shape[1:], norm, p_init, rescale_schedule)
     table, ids = pattern_table(sides, shape[1:]) if norm == "l2" else \
         (np.zeros((1, 1, 1), np.float32), np.zeros(n_queries, np.int32))
     n_start, per_query = start_draws(shape[1:], norm), 5 + shape[-1]

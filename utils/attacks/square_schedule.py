@@ -19,20 +19,27 @@ P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
 # ---------------------------------------------------------------- the schedule
 
-def p_schedule(n_queries: int, p_init: float = P_INIT) -> np.ndarray:
+def p_schedule(n_queries: int, p_init: float = P_INIT, rescale: bool = False) -> np.ndarray:
     """``(n_queries,)`` share of pixels the window covers at each query: ``p_init``
-    divided by ``2**j``, ``j`` the number of halvings passed at ``int(i / n * 10000)``."""
-    rescaled = (np.arange(n_queries) / n_queries * 10000).astype(np.int64)
-    halvings = np.searchsorted(np.asarray(P_HALVINGS), rescaled, side="left")
+    divided by ``2**j``, ``j`` the number of :data:`P_HALVINGS` passed at query ``i``.
+
+    ``rescale=False`` is AutoAttack's standard version (``SquareAttack(...,
+    resc_schedule=False)``): the halvings fall at queries 10, 50, ..., 4000 whatever
+    ``n_queries``. ``rescale=True`` (Square's own default) reads them at
+    ``int(i / n * 10000)``: with 5000 queries at 5, 25, ..., 4000."""
+    steps = np.arange(n_queries)
+    if rescale:
+        steps = (steps / n_queries * 10000).astype(np.int64)
+    halvings = np.searchsorted(np.asarray(P_HALVINGS), steps, side="left")
     return p_init / 2.0 ** halvings
 
 
 def window_sides(n_queries: int, shape: Tuple[int, ...], norm: str,
-                 p_init: float = P_INIT) -> np.ndarray:
+                 p_init: float = P_INIT, rescale: bool = False) -> np.ndarray:
     """``(n_queries,)`` int window side ``s = round(sqrt(p h w))``: at least 1 (ℓ∞) or
     an odd number >= 3 (ℓ2), at most ``min(h, w)``."""
     h, w = shape[0], shape[1]
-    sides = np.round(np.sqrt(p_schedule(n_queries, p_init) * h * w)).astype(np.int64)
+    sides = np.round(np.sqrt(p_schedule(n_queries, p_init, rescale) * h * w)).astype(np.int64)
     if norm == "l2":
         sides = np.maximum(sides, 3)
         sides += 1 - sides % 2

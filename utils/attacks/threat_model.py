@@ -102,6 +102,13 @@ class Linf(ThreatModel):
     def ball(self, delta: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
         return tf.clip_by_value(delta, -eps, eps)
 
+    def project(self, x_adv: tf.Tensor, x: tf.Tensor, eps: tf.Tensor, clip_min: tf.Tensor,
+                clip_max: tf.Tensor) -> tf.Tensor:
+        """Clipped to ``[x - eps, x + eps]`` in input coordinates, as AutoAttack rounds
+        it (``x + clip(x_adv - x)`` can differ from ``x_adv`` in the last bit)."""
+        return tf.clip_by_value(tf.clip_by_value(x_adv, x - eps, x + eps), clip_min,
+                                clip_max)
+
     def direction(self, grad: tf.Tensor) -> tf.Tensor:
         return tf.sign(grad)
 
@@ -121,7 +128,9 @@ class L2(ThreatModel):
         return l2_norm(delta)
 
     def ball(self, delta: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
-        return delta * tf.minimum(1.0, eps / (l2_norm(delta) + DIV_EPS))
+        """``delta / (|delta| + 1e-12) * min(eps, |delta|)``, AutoAttack's arithmetic."""
+        size = l2_norm(delta)
+        return delta / (size + DIV_EPS) * tf.minimum(eps, size)
 
     def direction(self, grad: tf.Tensor) -> tf.Tensor:
         return grad / (l2_norm(grad) + DIV_EPS)
