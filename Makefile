@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED := 1
 
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-fast bench bench-gpu venv data clean reproduce-cpu
+.PHONY: demo test test-fast bench bench-gpu venv data clean reproduce-cpu check-install
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ test: $(STAMP)
 ## Fast tier while you work (<= 90 s on 2 cores): everything not marked slow.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
+
+## The package as users get it: a fresh virtual environment in a temporary directory, a
+## non-editable pip install (pip's cache reused; a cold cache downloads TensorFlow), then the
+## console scripts from another directory: mmt-train --helpshort, import mmt, a tiny
+## mmt-train, a 2-step mmt-advtest-iterative and mmt-export (scripts/check_install.sh).
+check-install:
+	PYTHON=$(PYTHON) bash scripts/check_install.sh
 
 ## Benchmarks (by hand; results go to bench/results/).
 bench: $(STAMP)
