@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED := 1
 
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-fast bench bench-gpu venv data clean reproduce-cpu docs
+.PHONY: demo test test-fast bench bench-gpu venv data clean reproduce-cpu docs check-install
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ test: $(STAMP)
 ## TEST_WORKERS processes as make test.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
+
+## The package as users get it: a fresh virtual environment in a temporary directory, a
+## non-editable pip install (pip's cache reused; a cold cache downloads TensorFlow), then the
+## console scripts from another directory: mmt-train --helpshort, import mmt, a tiny
+## mmt-train, a 2-step mmt-advtest-iterative and mmt-export (scripts/check_install.sh).
+check-install:
+	PYTHON=$(PYTHON) bash scripts/check_install.sh
 
 ## Benchmarks (by hand; results go to bench/results/).
 bench: $(STAMP)

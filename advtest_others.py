@@ -22,21 +22,18 @@ so distortions equal those in the model's (mean-subtracted) input units, and cli
     python3 advtest_others.py --dataset=fashion_mnist --version=1 --n=1 --optimizer=Adam \
         --lr=0.001 --use_advtrain=False --epoch=2 --attack_method=CarliniWagnerL2 --target=False
     python3 advtest_others.py ... --attack_method=ElasticNetMethod --target=False
+    mmt-advtest-others ...      # the same, as the installed console script
+
+Importing this module defines no flags and loads no TensorFlow (:func:`console_main` does).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from absl import flags
 
-from utils.cli.common import quiet_tensorflow, run_main
-
-quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
-from utils.cli import flags as cli_flags  # noqa: E402
-from utils.cli import others as cli_others  # noqa: E402
-from utils.cli.others import config_from_flags  # noqa: E402,F401
-from utils.errors import UsageError  # noqa: E402
-from utils.evaluation.others_run import run  # noqa: E402
+from utils.cli.common import start_script
+from utils.errors import UsageError
 
 FLAGS = flags.FLAGS
 
@@ -44,23 +41,37 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """This script's flags and defaults (:func:`utils.cli.others.define_flags`: the
     original advtest_others.py's flags, its hard-coded settings of the other attacks as
-    defaults). Called once below; in-process runners (tests, scripts/reproduce_cpu.py) call
-    it again to make these the defined flags."""
+    defaults). Called by :func:`console_main`, and again by in-process runners (tests,
+    ``scripts/reproduce_cpu.py``) to make these the defined flags."""
+    # Imported when called: utils.cli loads TensorFlow, which importing this module must not.
+    from utils.cli import flags as cli_flags
+    from utils.cli import others as cli_others
     cli_others.define_flags()
     # Flags defined through utils.cli belong to it: list them in --helpshort.
     flags.adopt_module_key_flags(cli_flags)
     flags.adopt_module_key_flags(cli_others)
 
 
-define_flags()
+def config_from_flags(values: Any) -> Any:
+    """The validated :class:`utils.evaluation.others_run.OthersConfig` of the parsed flags
+    ``values`` (:func:`utils.cli.others.config_from_flags`)."""
+    from utils.cli.others import config_from_flags as build
+    return build(values)
 
 
 def main(argv: Sequence[str]) -> None:
     """Validate every flag into one config, then run it."""
+    from utils.evaluation.others_run import run
+
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     run(config_from_flags(FLAGS))
 
 
+def console_main() -> None:
+    """``python3 advtest_others.py`` and the ``mmt-advtest-others`` console script."""
+    start_script(define_flags, main)
+
+
 if __name__ == "__main__":
-    run_main(main)
+    console_main()

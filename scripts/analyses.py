@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 from absl import flags  # noqa: E402
 
-from utils.cli.common import run_main  # noqa: E402
+from utils.cli.common import start_script  # noqa: E402
 from utils.cli.flags import define_model_flags, forget_script_flags  # noqa: E402
 from scripts.analyses_config import (OUTPUT_NAMES, WHICH, AnalysesConfig,  # noqa: E402
                                      config_from_flags, settings as _settings,
@@ -98,9 +98,6 @@ def define_flags() -> None:
         "skip_done", False, "Skip an analysis whose JSON in --out_dir was "
         "made with the same settings.")
     flags.DEFINE_integer("verbose", 0, "Training progress: 0 quiet, 1 progress bar.")
-
-
-define_flags()
 
 
 # ------------------------------------------------------------------ models
@@ -333,5 +330,10 @@ def main(argv: Sequence[str]) -> None:
     run_all(config_from_flags(FLAGS))
 
 
+def console_main() -> None:
+    """``python3 scripts/analyses.py``: flags defined (not at import), then run."""
+    start_script(define_flags, main)
+
+
 if __name__ == "__main__":
-    run_main(main)
+    console_main()

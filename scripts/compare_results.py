@@ -26,10 +26,7 @@ if str(ROOT) not in sys.path:
 
 from absl import flags  # noqa: E402
 
-from utils.cli.common import quiet_tensorflow, run_main  # noqa: E402
-
-quiet_tensorflow()  # before utils.cli.flags imports TensorFlow
-from utils.cli.flags import forget_script_flags  # noqa: E402
+from utils.cli.common import start_script  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEFAULT_REFERENCE = "reports/reference/paper_numbers.csv"
@@ -38,6 +35,9 @@ DEFAULT_REFERENCE = "reports/reference/paper_numbers.csv"
 def define_flags() -> None:
     """This script's flags and defaults (called again by in-process runners to make these
     the defined flags: :func:`utils.cli.flags.forget_script_flags`)."""
+    # Imported when called: utils.cli.flags loads TensorFlow, which importing this module
+    # must not (console_main starts it quietly first).
+    from utils.cli.flags import forget_script_flags
     forget_script_flags()
     flags.DEFINE_list(
         "results", ["reports/*.jsonl"], "Our JSON-lines result files or "
@@ -64,7 +64,6 @@ def define_flags() -> None:
     flags.DEFINE_bool("plot", True, "Also write the accuracy-vs-ε PNG.")
 
 
-define_flags()
 OWN_FLAGS = ("results", "reference", "out_dir", "report_name", "dataset", "paper_dataset",
              "sources", "match_dataset", "match_arch", "match_steps", "threshold", "plot")
 
@@ -153,5 +152,10 @@ def main(argv: Sequence[str]) -> None:
     compare_and_write(config_from_flags(FLAGS))
 
 
+def console_main() -> None:
+    """``python3 scripts/compare_results.py``: TensorFlow started quietly, flags, run."""
+    start_script(define_flags, main)
+
+
 if __name__ == "__main__":
-    run_main(main)
+    console_main()

@@ -10,8 +10,8 @@ for SCE, ``mmc_un1`` for MMC, paper 002 B.4); then, on the same images and ε, t
 ``autoattack-lite`` cascade (APGD-CE, then APGD-T over the 9 most likely wrong classes
 with the targeted counterpart: ``dlr_targeted`` for SCE, ``mmc_tar1`` for MMC;
 ``--aa_iter`` iterations each). It is not the full AutoAttack (the ``autoattack`` preset
-of ``advtest_iterative.py`` adds FAB-T and Square), so its accuracy is an upper bound. Results go to ``demo_runs/summary.json`` and
-``demo_runs/summary.csv``.
+of ``advtest_iterative.py`` adds FAB-T and Square), so its accuracy is an upper bound.
+Results go to ``demo_runs/summary.json`` and ``demo_runs/summary.csv``.
 
     python scripts/demo.py                    # what `make demo` runs
     python scripts/demo.py --epochs=5 --train_size=60000
@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from utils.cli.common import call_guarded, quiet_tensorflow  # noqa: E402
 
-quiet_tensorflow()
+if __name__ == "__main__":  # run as a script: the imports below load TensorFlow, quietly
+    quiet_tensorflow()
 from utils.fileio import text_item, write_set  # noqa: E402
 from utils.runs.checkpoints import ensure_writable_dir  # noqa: E402
 from utils.runs.model_config import ModelConfig  # noqa: E402

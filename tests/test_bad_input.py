@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
+import pickle
 import subprocess
 import sys
 
@@ -46,6 +48,8 @@ CASES = {
         (MNIST + ["--resume", "--model_dir=models"], 2, "--resume"),
         (MNIST + ["--train_size=100000"], 2, "train_size"),
         (MNIST + ["--batch_size=500", "--train_size=100"], 2, "--batch_size"),
+        # a data file whose pickle would run `touch SENTINEL` here: refused, nothing run
+        (["--dataset=cifar10", "--data_dir=evil_cifar"], 2, "is not a CIFAR batch"),
     ],
     "advtest_iterative.py": [
         (MNIST + ["--eps_256=nan"], 2, "--eps_256 must be finite"),
@@ -97,9 +101,26 @@ GOOD_RECORD = {"script": "advtest_iterative", "dataset": "mnist", "attack_name":
                "clean_accuracy": 0.9, "eps_256": 8.0, "n": 40}
 
 
+class _RunsShell:
+    """Pickles as a call of ``os.system`` (what a malicious data file can hold)."""
+
+    def __reduce__(self):
+        return os.system, ("touch SENTINEL",)
+
+
+def _write_evil_cifar10(directory: pathlib.Path) -> None:
+    """CIFAR-10's files, the first training batch a pickle that runs a shell command."""
+    directory.mkdir()
+    rows = np.zeros((2, 3 * 32 * 32), np.uint8)
+    for i, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        batch = {b"data": _RunsShell() if i == 0 else rows, b"labels": [0, 1]}
+        (directory / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
 def _workspace(path: pathlib.Path) -> pathlib.Path:
     """Inputs the cases read: fake MNIST, an empty dir, broken results and state files."""
     write_fake_mnist_npz(path / "data")
+    _write_evil_cifar10(path / "evil_cifar")
     (path / "empty").mkdir()
     (path / "models").mkdir()
     good = json.dumps(GOOD_RECORD)

@@ -297,3 +297,44 @@ def test_real_fashion_mnist_from_debian_package():
     assert data.x_train.shape == (1000, 28, 28, 3) and data.input_shape == (28, 28, 3)
     assert 0.1 < float(data.mean.mean()) < 0.5  # Fashion-MNIST's mean pixel is about 0.29
     assert np.all(data.x_test >= data.clip_min) and np.all(data.x_test <= data.clip_max)
+
+
+# ------------------------------------------------------------------ CIFAR pickles
+
+class _RunsShell:
+    """Pickles as a call of ``os.system`` (what a malicious data file can hold)."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_a_cifar_batch_as_published_loads_through_the_restricted_unpickler(tmp_path):
+    from utils.data.formats import CifarUnpickler
+    rng = np.random.default_rng(0)
+    batch = {b"batch_label": b"training batch 1 of 5", b"data": _cifar_rows(rng, 4),
+             b"labels": [3, 1, 4, 1], b"filenames": [b"a.png"] * 4,
+             b"numpy_labels": list(np.arange(4, dtype=np.int64))}
+    path = tmp_path / "data_batch_1"
+    _dump(path, batch)
+    with open(path, "rb") as f:
+        loaded = CifarUnpickler(f, str(path)).load()
+    assert loaded.keys() == batch.keys() and loaded[b"data"].dtype == np.uint8
+    np.testing.assert_array_equal(loaded[b"data"], batch[b"data"])
+    assert loaded[b"labels"] == [3, 1, 4, 1] and loaded[b"numpy_labels"] == list(range(4))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused_unrun(tmp_path, monkeypatch):
+    directory = write_fake("cifar10", str(tmp_path))
+    sentinel = tmp_path / "SENTINEL"
+    _dump(os.path.join(directory, "data_batch_1"),
+          {b"data": _RunsShell(f"touch {sentinel}"), b"labels": [0]})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as info:
+        D.load_raw_dataset("cifar10", directory)
+    message = str(info.value)
+    assert "\n" not in message and "data_batch_1 is not a CIFAR batch" in message
+    assert "system" in message and "nothing in it was run" in message
+    assert not sentinel.exists()

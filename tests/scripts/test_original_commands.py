@@ -95,8 +95,8 @@ def test_advtrain_command_lines_say_to_add_use_advtrain(command, tmp_path, capsy
 
 
 def test_blackbox_presets_fix_the_original_adversarial_training():
-    import advtest_iterative
+    from utils.cli.iterative import TRANSFER_MODELS
     for name in ("AT-SCE", "AT-MMC-10", "AT-MMC-100"):
-        preset = advtest_iterative.TRANSFER_MODELS[name]
+        preset = TRANSFER_MODELS[name]
         assert (preset["attack_method_for_advtrain"], preset["adv_ratio"],
                 preset["use_target"]) == ("MadryEtAl", 1.0, False)

@@ -4,9 +4,13 @@ Exit statuses (``utils.errors``): 2 bad input, 3 non-finite loss/weights/logits,
 could not be written, 130 interrupted (SIGINT or SIGTERM). Each ends with exactly one
 line on stderr and no traceback.
 
-    quiet_tensorflow()          # first thing in an entry script, before TensorFlow loads
+    def define_flags(): ...     # the script's flags (utils.cli.<script>); loads TensorFlow
     def main(argv): ...
-    if __name__ == "__main__": run_main(main)
+    def console_main(): start_script(define_flags, main)   # console script, __main__
+    if __name__ == "__main__": console_main()
+
+Importing an entry script defines nothing and loads nothing heavy: its flags and the quiet
+TensorFlow start-up happen in :func:`start_script`, so tests and other tools can import it.
 """
 from __future__ import annotations
 
@@ -45,6 +49,16 @@ def quiet_tensorflow() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+def start_script(define_flags: Callable[[], None],
+                 main: Callable[[Sequence[str]], None]) -> None:
+    """Run an entry script from its command line: TensorFlow imported quietly, then the
+    script's flags defined (``define_flags`` imports ``utils.cli``, which loads TensorFlow),
+    then :func:`run_main`. What ``python3 train_models.py`` and ``mmt-train`` both call."""
+    quiet_tensorflow()
+    define_flags()
+    run_main(main)
 
 
 def fail(message: str, status: int) -> NoReturn:

@@ -29,14 +29,21 @@ from utils.training.loop import OPTIMIZERS
 
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
+#: This project's top-level modules and packages (setup.cfg's py_modules and packages):
+#: their flags are ours also once installed into site-packages (the console scripts).
+_OWN_TOP_LEVEL = frozenset({"utils", "ts_centers", "scripts", "mmt", "train_models",
+                            "advtest_iterative", "advtest_others", "keras_layers"})
 
 
 def _defined_here(module_name: str) -> bool:
-    """True for a module of this repository (``utils.*``, an entry script, ``scripts.*``),
+    """True for a module of this project (``utils.*``, an entry script, ``scripts.*``),
     not for installed packages (absl, TensorFlow), even when the virtual environment lies
     inside the checkout (``.venv/``, as ``make venv`` makes it)."""
+    if module_name.split(".")[0] in _OWN_TOP_LEVEL:
+        return True
+    # A script run as __main__ files its flags under sys.argv[0], a path.
     module = sys.modules.get(module_name)
-    path = getattr(module, "__file__", None) or module_name  # __main__: sys.argv[0]
+    path = getattr(module, "__file__", None) or module_name
     try:
         resolved = pathlib.Path(path).resolve()
         return resolved.is_relative_to(_ROOT) and "site-packages" not in resolved.parts

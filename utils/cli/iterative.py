@@ -1,6 +1,7 @@
 """``advtest_iterative.py``'s flags -> one validated :class:`IterativeConfig` (the only
 place its flag values are read), and the original blackbox script's model presets.
 
+    define_flags()                            # in advtest_iterative.define_flags
     config = config_from_flags(flags.FLAGS)   # UsageError on the first bad value
     utils.evaluation.iterative_run.run(config)
 """
@@ -13,7 +14,8 @@ from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 from absl import flags
 
-from utils.cli.flags import (check_eval_flags, data_source, eval_batch_size,
+from utils.cli.flags import (check_eval_flags, data_source, define_eval_flags,
+                             define_model_flags, eval_batch_size, forget_script_flags,
                              model_config_from_flags, model_path_config, model_source,
                              present_flags)
 from utils.attacks.core import get_attack
@@ -55,6 +57,77 @@ PER_MODEL_FLAGS = {"mean_var": ("float", 10.0), "use_MMLDA": ("bool", True),
                    "attack_method_for_advtrain": ("string", "FastGradientMethod"),
                    "use_target": ("bool", False), "adv_ratio": ("float", 1.0),
                    "normalize_output_for_ball": ("bool", True)}
+
+
+def define_flags() -> None:
+    """``advtest_iterative.py``'s flags: the original's names and defaults, then ours (every
+    flag of this repository defined before is forgotten first:
+    :func:`utils.cli.flags.forget_script_flags`)."""
+    forget_script_flags()
+    define_model_flags(optimizer="Adam", lr=0.001, batch_size=50, dataset="mnist")
+    define_eval_flags(attack_method="FastGradientMethod",
+                      attack_help="FastGradientMethod | BasicIterativeMethod | MadryEtAl | "
+                                  "MomentumIterativeMethod | " + " | ".join(ENSEMBLE_ATTACKS)
+                                  + ".",
+                      results_file="results/advtest_iterative.jsonl")
+    flags.DEFINE_integer(
+        "num_iter", 10, "Attack iterations (APGD-T and MultiTargeted: per "
+        "target class; AutoAttack uses 100).")
+    flags.DEFINE_list("eps_256", ["8", "16", "24", "32"], "ε values in /256 pixel units.")
+    flags.DEFINE_float("eps_iter_256", 2.0, "Step size in /256 pixel units.")
+    flags.DEFINE_integer("num_restarts", 1, "Random restarts (per-example worst case).")
+    flags.DEFINE_string(
+        "attack_backend", "native", "native | cleverhans: whose loop runs "
+        "FastGradientMethod, BasicIterativeMethod, MadryEtAl, MomentumIterativeMethod (the "
+        "same objective either way).")
+    flags.DEFINE_bool(
+        "is_calculate_auc", False, "Also the ROC AUC of detecting "
+        "adversarial inputs by --auc_score (clean = positive).")
+    flags.DEFINE_string(
+        "auc_score", None, "max_logit | max_softmax; default max_softmax "
+        "with --normalize_output_for_ball, else max_logit.")
+    flags.DEFINE_string(
+        "model_1", None, "Black-box substitute that crafts the examples: "
+        + " | ".join(TRANSFER_MODELS) + " (with --model_2; default: white-box).")
+    flags.DEFINE_string("model_2", None, "Black-box target that classifies them.")
+    for name, (kind, default) in PER_MODEL_FLAGS.items():
+        for i in (1, 2):
+            getattr(flags, f"DEFINE_{kind}")(
+                f"{name}_{i}", default, f"--{name} of --model_{i}, accepted as the original "
+                f"blackbox script's; as there, the --model_{i} preset overrides it.")
+    _define_attack_flags()
+
+
+def _define_attack_flags() -> None:
+    """APGD, ensembles, AUC switch, transfer epochs."""
+    flags.DEFINE_bool(
+        "is_auc_metric_softmax_for_MMC", None, "The original's AUC score "
+        "switch: True = --auc_score=max_softmax, False = max_logit (--auc_score wins).")
+    flags.DEFINE_integer("epoch_1", None, "Checkpoint epoch of --model_1 (default --epoch).")
+    flags.DEFINE_integer("epoch_2", None, "Checkpoint epoch of --model_2 (default --epoch).")
+    flags.DEFINE_string(
+        "norm", "linf", "APGD threat model: linf | l2 (eps_256 is then an "
+        "l2 radius in /256 units).")
+    flags.DEFINE_string(
+        "apgd_loss", None, "Objective of APGD / APGD-CE (APGD-T uses its "
+        "targeted counterpart: ce -> dlr_targeted, mmc_un1 -> mmc_tar1); default: mmc_un1 "
+        "(mmc_tar1 with --target) on MMC models with --adaptive, else ce.")
+    flags.DEFINE_integer(
+        "n_target_classes", 9, "Top-k classes of APGD-T / MultiTargeted "
+        "(capped at L - 1).")
+    flags.DEFINE_string(
+        "ensemble", "autoattack-lite", "AutoAttack members: a preset ("
+        "autoattack, autoattack-lite, strong) or a comma list of APGD-CE, APGD-DLR, APGD-T, "
+        "FAB-T, Square, MultiTargeted, PGD.")
+    flags.DEFINE_integer(
+        "fab_n_iter", 100, "FAB-T steps per target class (AutoAttack: "
+        "100).")
+    flags.DEFINE_integer(
+        "square_n_queries", 5000, "Square attack queries per restart "
+        "(AutoAttack: 5000).")
+    flags.DEFINE_string(
+        "state_file", None, "Progress file of any attack or cascade (.npz, "
+        "one per eps: NAME.eps8.npz); an interrupted run resumes from it.")
 
 
 def _eps_list(values: Sequence[str]) -> List[float]:
@@ -209,4 +282,3 @@ def config_from_flags(flag_values: flags.FlagValues) -> IterativeConfig:
         state_file=v.state_file, auc_score=auc_score, seed=v.seed, batch_size=v.batch_size,
         eval_batch_size=eval_batch_size(v), progress=v.progress, jit_compile=v.jit_compile,
         results_file=v.results_file)
-

@@ -1,7 +1,8 @@
 """The file formats of the datasets, each registered as a source (:mod:`utils.data.sources`):
 Keras' ``mnist.npz``, gzipped idx files (Fashion-MNIST, Debian's package), CIFAR pickles.
 Images come out uint8 ``(N, H, W, 3)`` (grey ones repeated to 3 channels, as the
-original), labels int64 ``(N,)``.
+original), labels int64 ``(N,)``. CIFAR pickles are read by :class:`CifarUnpickler`, which
+builds only arrays and plain data: a file that names anything else is refused unrun.
 """
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import gzip
 import os
 import pickle
 import struct
-from typing import List, Sequence
+from typing import Any, BinaryIO, List, Sequence
 
 import numpy as np
 
 from utils.data.sources import RawDataset, _reading, register_dataset
+from utils.errors import UsageError
 
 _MNIST_CLASSES = 10
 _CIFAR10_CLASSES = 10
@@ -69,11 +71,49 @@ def _load_fashion_mnist(directory: str) -> RawDataset:
                       num_classes=_MNIST_CLASSES, name="fashion_mnist")
 
 
+#: The globals a CIFAR batch pickle names (``(module, name)`` after Python 2 names are
+#: mapped): NumPy's array, dtype and scalar reconstruction (``numpy.core`` in the
+#: published Python 2 files, ``numpy._core`` from NumPy 2), ``_codecs.encode`` (bytes as
+#: Python 3 writes them in protocol 2) and a few plain builtin containers. Each builds data
+#: and runs nothing else.
+CIFAR_PICKLE_GLOBALS = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+    *(("builtins", name) for name in ("bytearray", "set", "frozenset", "complex")),
+})
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Reads a CIFAR batch file (Python 2 pickles: str as bytes, as Keras reads them) and
+    refuses, with a one-line :class:`utils.errors.UsageError`, any global outside
+    :data:`CIFAR_PICKLE_GLOBALS`: a pickle can call any importable function while it loads
+    (``os.system``), so a replaced data file must not be able to run code.
+
+        batch = CifarUnpickler(f, path).load()
+    """
+
+    def __init__(self, file: BinaryIO, path: str) -> None:
+        super().__init__(file, encoding="bytes")
+        self._path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise UsageError(
+                f"{self._path} is not a CIFAR batch: its pickle names {module}.{name}, which "
+                "a data file never needs (it could run code); nothing in it was run, replace "
+                "it with a fresh copy of the dataset")
+        return super().find_class(module, name)
+
+
 def _read_cifar_pickle(path: str, label_keys: Sequence[str]) -> List[np.ndarray]:
     """Images uint8 (N, 32, 32, 3) then one int64 array per label key."""
     with _reading(path):
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")  # Python-2 pickles, as Keras reads them
+            batch = CifarUnpickler(f, path).load()
+        if not isinstance(batch, dict):
+            raise ValueError(f"a {type(batch).__name__} where a CIFAR batch has a dict")
         batch = {k.decode("utf8") if isinstance(k, bytes) else k: v for k, v in batch.items()}
         data = np.asarray(batch["data"], dtype=np.uint8)
         images = data.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE).transpose(0, 2, 3, 1)

@@ -6,7 +6,9 @@ asked, trains with :class:`utils.training.loop.Trainer`, and writes into the run
 and, every ``checkpoint_every`` epochs and at the last epoch, ``model.{epoch:03d}.weights.h5``
 with ``state.{epoch:03d}.*``, the whole training state for an exact ``--resume``
 (:mod:`utils.training.resume`). A non-finite loss stops the run (NonFiniteError) before
-anything non-finite is saved; an interrupt raises :class:`utils.errors.Interrupted`.
+anything non-finite is saved; an interrupt raises :class:`utils.errors.Interrupted`. While
+it runs, the training holds the run directory's lock (:mod:`utils.runs.lock`): a second
+training into the same directory ends with UsageError and leaves the directory as it was.
 
     spec = RunSpec("fashion_mnist", ModelConfig(version=1, n=1), "mom", 0.01, 50)
     result = train(RunConfig(run=spec, epochs=1, train_size=2000))
@@ -33,6 +35,7 @@ from utils.fileio import atomic_write_text
 from utils.results import package_versions
 from utils.runs import checkpoints as ckpt
 from utils.runs.checkpoints import HISTORY_FILE
+from utils.runs.lock import RunDirLock
 from utils.runs.model_config import architecture_fingerprint
 from utils.runs.spec import RunSpec
 from utils.training.builder import TrainerConfig, build_trainer
@@ -227,6 +230,16 @@ def train(cfg: RunConfig) -> RunResult:
     """Run one training job; see the module docstring for what is written."""
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = make_strategy(cfg.strategy)
+    chief = is_chief()
+    # Only the chief writes; an existing run directory is locked before anything else
+    # (a refused training has then loaded, read and written nothing).
+    with RunDirLock(cfg.directory, enabled=chief) as lock:
+        return _train_locked(cfg, strategy, chief, lock)
+
+
+def _train_locked(cfg: RunConfig, strategy: tf.distribute.Strategy, chief: bool,
+                  lock: RunDirLock) -> RunResult:
+    """:func:`train` inside ``lock``, which it takes on the run directory it creates."""
     epochs, boundaries = DEFAULT_SCHEDULES.get(cfg.run.dataset, (50, (30, 40)))
     epochs = cfg.epochs or epochs
     boundaries = tuple(cfg.lr_boundaries or boundaries)
@@ -234,7 +247,6 @@ def train(cfg: RunConfig) -> RunResult:
     run_dir = cfg.directory
     fingerprint = architecture_fingerprint(cfg.run.model, data.input_shape, data.num_classes)
     ckpt.check_architecture(run_dir, fingerprint)
-    chief = is_chief()
     if cfg.mixed_precision != "off":
         keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     trainer = build_trainer(strategy, cfg.run.model, data.input_shape, data.num_classes,
@@ -245,6 +257,7 @@ def train(cfg: RunConfig) -> RunResult:
         initial_epoch = state.restore(run_dir) if cfg.resume else 0
     if chief:  # first write: only after every check and the model build passed
         ckpt.ensure_writable_dir(run_dir)
+        lock.lock()
     if cfg.verbose:
         resumed = f", resumed from epoch {initial_epoch}" if cfg.resume else ""
         print(f"{model.name}: {model.count_params():,} parameters, {strategy.num_replicas_in_sync}"
