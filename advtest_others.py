@@ -7,7 +7,8 @@ keep the names of the original (and of its ``advtest_simple_transform.py`` for G
 Rotation) and its settings as defaults (EAD: kappa 0.1, lr 0.01, 1 binary-search step,
 1000 iterations, c 1, beta 0.01, FISTA, EN rule, 1000 images; DeepFool: 10 iterations,
 1 candidate, overshoot 0.02, 1000 images; L-BFGS: targeted, 1 binary-search step, 100
-iterations, c 1, 1000 images; JSMA: targeted, theta 1, gamma 0.1, 100 images). The
+iterations, c 1, 1000 images; JSMA: targeted, theta 1, gamma 0.1, 100 images, but the
+stronger ``--JSMA_variant=logprob`` pixel choice: the original's is ``cleverhans``). The
 checkpoint is found from the training flags as in ``advtest_iterative.py``. Attacks are
 adaptive by default (C&W, EAD: ``mmc_un2`` / ``mmc_tar2`` on MMC models; SPSA, L-BFGS:
 ``mmc_un1`` / ``mmc_tar1``). DeepFool is untargeted, L-BFGS and JSMA targeted by

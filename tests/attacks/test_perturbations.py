@@ -12,6 +12,7 @@ import pytest
 from utils.attacks import perturbations as p
 from utils.attacks import settings as rules
 from utils.attacks.ead import DECISION_RULE, EADConfig
+from utils.attacks.jsma import VARIANT_RULE
 from utils.errors import UsageError
 
 # Values each rule must refuse (bools are no numbers; NaN and inf are not finite).
@@ -23,6 +24,7 @@ IMPOSSIBLE = {
     rules.SHARE: [0, 0.0, 1.5, -0.1, math.nan, math.inf, None],
     rules.BOOL: [1, 0, "True", None],
     DECISION_RULE: ["en", "L2", "", None],
+    VARIANT_RULE: ["LogProb", "papernot", "", None],
 }
 SETTINGS = [p.PERTURBATIONS.get(name).settings_type for name in p.PERTURBATIONS]
 CASES = [(cls, f.name, bad) for cls in SETTINGS for f in dataclasses.fields(cls)

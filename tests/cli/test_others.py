@@ -29,7 +29,8 @@ RECORDS = {
                  "DeepFool_overshoot": 0.02, "distortion_units": UNITS},
     "LBFGS": {"LBFGS_binary_search_steps": 1, "LBFGS_max_iterations": 100,
               "LBFGS_initial_const": 1.0, "distortion_units": UNITS},
-    "SaliencyMapMethod": {"JSMA_theta": 1.0, "JSMA_gamma": 0.1, "distortion_units": UNITS},
+    "SaliencyMapMethod": {"JSMA_theta": 1.0, "JSMA_gamma": 0.1, "JSMA_variant": "logprob",
+                          "distortion_units": UNITS},
     "Gaussian": {"noise_sigma": 0.05},
     "Rotation": {"rotation_degrees": 30.0, "fill_mode": "nearest"},
 }

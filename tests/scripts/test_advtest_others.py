@@ -175,6 +175,7 @@ def test_corruptions_are_seeded(trained, capsys):
     ["--attack_method=DeepFool", "--DeepFool_nb_candidate=10"],
     ["--attack_method=LBFGS", "--LBFGS_max_iterations=10"],
     ["--attack_method=SaliencyMapMethod", "--JSMA_gamma=0.02"],
+    ["--attack_method=SaliencyMapMethod", "--JSMA_gamma=0.02", "--JSMA_variant=cleverhans"],
 ])
 def test_minimal_attacks_record(trained, capsys, extra):
     """The four attacks of the original script run end to end and record distortions."""
@@ -189,6 +190,8 @@ def test_minimal_attacks_record(trained, capsys, extra):
         assert key in record
     if record["success"]:  # already-misclassified inputs count with distortion 0
         assert 0 <= record["linf_mean_success"] <= 1.0 + 1e-6
+    if "SaliencyMap" in extra[0]:
+        assert record["JSMA_variant"] == ("cleverhans" if len(extra) == 3 else "logprob")
     if "SaliencyMap" in extra[0] and record["success"]:
         assert record["changed_fraction_mean_success"] <= 0.02 + 1e-9
 
@@ -204,6 +207,8 @@ def test_minimal_attacks_record(trained, capsys, extra):
     (["--attack_method=SaliencyMapMethod", "--target=False"], "targeted by construction"),
     (["--attack_method=LBFGS", "--target=False"], "targeted by construction"),
     (["--attack_method=SaliencyMapMethod", "--JSMA_gamma=1.5"], "JSMA_gamma must be in"),
+    (["--attack_method=SaliencyMapMethod", "--JSMA_variant=papernot"],
+     "JSMA_variant must be one of logprob, art, cleverhans, got 'papernot'"),
     (["--attack_method=DeepFool", "--objective=ce"], "--objective applies to"),
     (["--attack_method=SPSA", "--SPSA_epsilon=-1"], "SPSA_epsilon must be >= 0"),
     (["--attack_method=Gaussian", "--noise_sigma=-0.1"], "noise_sigma must be >= 0"),

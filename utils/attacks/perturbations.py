@@ -22,7 +22,7 @@ from utils.attacks.cleverhans_compat import carlini_wagner_l2, spsa
 from utils.attacks.corruptions import gaussian_noise, random_rotation
 from utils.attacks.deepfool import deepfool
 from utils.attacks.ead import EADConfig, elastic_net
-from utils.attacks.jsma import saliency_map
+from utils.attacks.jsma import VARIANT_RULE, saliency_map
 from utils.attacks.lbfgs import lbfgs
 from utils.attacks.objectives import OBJECTIVES
 from utils.attacks.settings import (COUNT, EVEN, NONNEGATIVE, POSITIVE, SHARE, AttackSettings,
@@ -92,10 +92,12 @@ class LBFGSSettings(AttackSettings):
 @dataclasses.dataclass(frozen=True)
 class JSMASettings(AttackSettings):
     """Targeted JSMA: ``theta`` added per chosen pixel ([0,1] units), at most a share
-    ``gamma`` of the pixels changed."""
+    ``gamma`` of the pixels changed, pixels chosen by ``variant``'s rule
+    (:data:`utils.attacks.jsma.VARIANTS`; the original's: ``"cleverhans"``)."""
 
     theta: float = setting(1.0, POSITIVE)
     gamma: float = setting(0.1, SHARE)
+    variant: str = setting("logprob", VARIANT_RULE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,8 @@ flag values are read).
 Each attack's settings flags are ``<prefix>_<field>`` for the fields of its
 :data:`utils.attacks.perturbations.PERTURBATIONS` settings class (the original's names:
 ``CW_confidence``, ``EAD_beta``, ``SPSA_epsilon``, ``noise_sigma``, ...); their defaults are
-those classes' defaults (the original's settings).
+those classes' defaults (the original's settings, but ``JSMA_variant``: the original's is
+``cleverhans``, the default the stronger ``logprob``).
 
     define_flags()                            # in advtest_others.define_flags
     config = config_from_flags(flags.FLAGS)   # UsageError on the first bad value
@@ -59,6 +60,9 @@ HELP = {
     "LBFGS_initial_const": "L-BFGS initial constant c.",
     "JSMA_theta": "JSMA amount added per chosen pixel ([0,1] units).",
     "JSMA_gamma": "JSMA largest share of pixels changed.",
+    "JSMA_variant": "JSMA pixel choice: logprob (one pixel per step by the target's "
+                    "log-probability gradient; strongest) | art (ART's: two by the target "
+                    "logit's) | cleverhans (the original's pair score).",
     "noise_sigma": "Gaussian noise standard deviation in [0,1] pixel units.",
     "rotation_degrees": "Random rotation uniform in +-this many degrees.",
 }
