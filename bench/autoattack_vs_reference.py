@@ -299,15 +299,22 @@ def case_name(case: Dict[str, Any]) -> str:
 
 
 def merge(out: pathlib.Path, run: Dict[str, Any]) -> Dict[str, Any]:
-    """The results file with this run's model entry and cases replacing those of the same
-    model and case (a file of the single-model layout is read as model ``cnn``)."""
+    """The results file with this run's model entry (the latest run's provenance, every
+    run's command) and cases replacing those of the same model and case (a file of the
+    single-model layout is read as model ``cnn``)."""
     old = json.loads(out.read_text()) if out.exists() else {"models": {}, "cases": []}
     if "models" not in old:  # the first layout: one tiny CNN run at the top level
         cases = [dict(c, model="cnn", case=case_name(c), adaptive=True)
                  for c in old.pop("cases")]
         old = {"models": {"cnn": dict(old, description=old.pop("model"))}, "cases": cases}
+    for entry in old["models"].values():
+        entry.pop("all_targets_met", None)  # a file-level field (first layout)
     keys = {(c["model"], c["case"]) for c in run["cases"]}
-    old["models"][run["model"]] = {k: v for k, v in run.items() if k not in ("cases", "model")}
+    before = old["models"].get(run["model"], {})
+    commands = before.get("commands", [before["command"]] if "command" in before else [])
+    old["models"][run["model"]] = dict(
+        {k: v for k, v in run.items() if k not in ("cases", "model")},
+        commands=list(dict.fromkeys(commands + [run["command"]])))
     old["cases"] = [c for c in old["cases"] if (c["model"], c["case"]) not in keys] \
         + run["cases"]
     old["all_targets_met"] = all(c["targets_met"] for c in old["cases"])
