@@ -1,14 +1,26 @@
 """Benchmark: our AutoAttack cascade vs the reference AutoAttack (PyTorch), image by image.
 
-One run trains the tiny Fashion-MNIST CNN of :mod:`bench.apgd_vs_art` (pixels in [0, 1],
-one channel), ports its weights to PyTorch and attacks the same first ``--n`` test
-images with our :func:`utils.evaluation.ensemble.evaluate_ensemble` (preset
-``autoattack``: APGD-CE, APGD-T, FAB-T, Square) and with the reference
+``--model=cnn`` (default) trains the tiny Fashion-MNIST CNN of :mod:`bench.apgd_vs_art`
+(pixels in [0, 1], one channel); ``--model=resnet8-mmc`` / ``resnet8-sce`` is the demo's
+ResNet-8 v1 (``scripts/demo.py``: MMC-10 or SCE head, trained once by
+:mod:`bench.resnet_models` and cached in ``bench/.cache``), wrapped with its training
+pixel mean (a ``PixelMean`` layer) so that it, too, takes [0, 1] pixels (3 channels).
+The model is ported to PyTorch (:mod:`bench.torch_port`; logits must agree to
+``LOGIT_TOL`` relative) and the same first ``--n`` test images are attacked with our
+:func:`utils.evaluation.ensemble.evaluate_ensemble` (preset ``autoattack``: APGD-CE,
+APGD-T, FAB-T, Square) and with the reference
 ``AutoAttack(model, norm=..., eps=..., version='standard')``, for each ``--cases`` entry
 (``linf:8`` is ℓ∞ ε = 8/256, ``l2:1`` ℓ2 ε = 1.0; pixels in [0, 1], so our model units
-are the reference's units: ``eps_256 / 256`` on both sides). It records both robust
-accuracies, the images robust for one and broken by the other, the robust accuracy
-after each member and each member's wall time.
+are the reference's units: ``eps_256 / 256`` on both sides). Our objectives are what
+``advtest_iterative.py --attack_method=AutoAttack`` picks for the model's loss
+(``select_objective(loss, "APGD", ...)``: ``mmc_un1`` / ``mmc_tar1`` on an MMC head,
+``ce`` / ``dlr_targeted`` otherwise); a ``:plain`` case (``linf:8:plain``) is
+``--adaptive=False``: ``ce`` / ``dlr_targeted``, the reference's losses. The reference
+runs once per norm and ε. Each case records both robust accuracies, the images robust
+for one and broken by the other, the robust accuracy after each member, each member's
+wall time and the zero/NaN input-gradient warnings of our APGD-CE objective on the
+clean batch (:func:`utils.evaluation.masking_checks.input_gradients`). Cases are merged
+into ``--out`` by model and case.
 
 The reference runs in its own virtual environment (torch and ``pyautoattack``, the
 ``reference`` extra of setup.cfg), in a subprocess of this script (``--reference``
@@ -16,10 +28,13 @@ mode, which imports neither TensorFlow nor this project); the two exchange ``.np
 files. Both sides use ``--threads`` CPU threads and seed 0.
 
 Targets: our robust accuracy <= the reference's + 1 point, and at most one image robust
-for us but broken by the reference, in every case.
+for us but broken by the reference, in every case; ``:plain`` cases also: our robust
+accuracy after APGD-CE <= the reference's after its APGD-CE + 1 point, and no gradient
+warning.
 
     python -m venv ../refvenv && ../refvenv/bin/pip install torch pyautoattack numpy
     python bench/autoattack_vs_reference.py --ref_python=../refvenv/bin/python
+    python bench/autoattack_vs_reference.py --model=resnet8-mmc --cases=linf:8,linf:8:plain
     python bench/autoattack_vs_reference.py --n=20 --train_steps=50 --out=/tmp/aa.json
 """
 from __future__ import annotations
