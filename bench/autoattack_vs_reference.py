@@ -1,14 +1,26 @@
 """Benchmark: our AutoAttack cascade vs the reference AutoAttack (PyTorch), image by image.
 
-One run trains the tiny Fashion-MNIST CNN of :mod:`bench.apgd_vs_art` (pixels in [0, 1],
-one channel), ports its weights to PyTorch and attacks the same first ``--n`` test
-images with our :func:`utils.evaluation.ensemble.evaluate_ensemble` (preset
-``autoattack``: APGD-CE, APGD-T, FAB-T, Square) and with the reference
+``--model=cnn`` (default) trains the tiny Fashion-MNIST CNN of :mod:`bench.apgd_vs_art`
+(pixels in [0, 1], one channel); ``--model=resnet8-mmc`` / ``resnet8-sce`` is the demo's
+ResNet-8 v1 (``scripts/demo.py``: MMC-10 or SCE head, trained once by
+:mod:`bench.resnet_models` and cached in ``bench/.cache``), wrapped with its training
+pixel mean (a ``PixelMean`` layer) so that it, too, takes [0, 1] pixels (3 channels).
+The model is ported to PyTorch (:mod:`bench.torch_port`; logits must agree to
+``LOGIT_TOL`` relative) and the same first ``--n`` test images are attacked with our
+:func:`utils.evaluation.ensemble.evaluate_ensemble` (preset ``autoattack``: APGD-CE,
+APGD-T, FAB-T, Square) and with the reference
 ``AutoAttack(model, norm=..., eps=..., version='standard')``, for each ``--cases`` entry
 (``linf:8`` is ℓ∞ ε = 8/256, ``l2:1`` ℓ2 ε = 1.0; pixels in [0, 1], so our model units
-are the reference's units: ``eps_256 / 256`` on both sides). It records both robust
-accuracies, the images robust for one and broken by the other, the robust accuracy
-after each member and each member's wall time.
+are the reference's units: ``eps_256 / 256`` on both sides). Our objectives are what
+``advtest_iterative.py --attack_method=AutoAttack`` picks for the model's loss
+(``select_objective(loss, "APGD", ...)``: ``mmc_un1`` / ``mmc_tar1`` on an MMC head,
+``ce`` / ``dlr_targeted`` otherwise); a ``:plain`` case (``linf:8:plain``) is
+``--adaptive=False``: ``ce`` / ``dlr_targeted``, the reference's losses. The reference
+runs once per norm and ε. Each case records both robust accuracies, the images robust
+for one and broken by the other, the robust accuracy after each member, each member's
+wall time and the zero/NaN input-gradient warnings of our APGD-CE objective on the
+clean batch (:func:`utils.evaluation.masking_checks.input_gradients`). Cases are merged
+into ``--out`` by model and case.
 
 The reference runs in its own virtual environment (torch and ``pyautoattack``, the
 ``reference`` extra of setup.cfg), in a subprocess of this script (``--reference``
@@ -16,10 +28,13 @@ mode, which imports neither TensorFlow nor this project); the two exchange ``.np
 files. Both sides use ``--threads`` CPU threads and seed 0.
 
 Targets: our robust accuracy <= the reference's + 1 point, and at most one image robust
-for us but broken by the reference, in every case.
+for us but broken by the reference, in every case; ``:plain`` cases also: our robust
+accuracy after APGD-CE <= the reference's after its APGD-CE + 1 point, and no gradient
+warning.
 
     python -m venv ../refvenv && ../refvenv/bin/pip install torch pyautoattack numpy
     python bench/autoattack_vs_reference.py --ref_python=../refvenv/bin/python
+    python bench/autoattack_vs_reference.py --model=resnet8-mmc --cases=linf:8,linf:8:plain
     python bench/autoattack_vs_reference.py --n=20 --train_steps=50 --out=/tmp/aa.json
 """
 from __future__ import annotations
@@ -41,45 +56,21 @@ OUR_MEMBERS = ("APGD-CE", "APGD-T", "FAB-T", "Square")
 REF_MEMBERS = {"apgd": "apgd-ce", "apgd_targeted": "apgd-t", "fab": "fab-t",
                "square": "square"}  # the reference's attribute -> its attack name
 REF_NORMS = {"linf": "Linf", "l2": "L2"}
-LOGIT_TOL = 1e-4  # ported logits must agree to this (absolute, logits of order 10)
+LOGIT_TOL = 1e-4  # ported logits must agree to this, relative to max(1, max |logit|)
 
 
-def parse_case(text: str) -> Tuple[str, float]:
-    """``"linf:8"`` -> ``("linf", 8 / 256)``; ``"l2:1"`` -> ``("l2", 1.0)`` (ℓ2 ε as is)."""
-    norm, value = text.split(":")
-    if norm not in REF_NORMS:
-        raise SystemExit(f"unknown norm {norm!r} in case {text!r}; use linf:EPS_256 or l2:EPS")
-    return norm, float(value) / 256 if norm == "linf" else float(value)
+def parse_case(text: str) -> Tuple[str, float, bool]:
+    """``"linf:8"`` -> ``("linf", 8 / 256, True)``; ``"l2:1"`` -> ``("l2", 1.0, True)``
+    (ℓ2 ε as is); a ``:plain`` suffix -> ``adaptive=False`` (``--adaptive=False``: ``ce``
+    and ``dlr_targeted`` whatever the head; the default is the model's adaptive pair)."""
+    norm, value, *mode = text.split(":")
+    if norm not in REF_NORMS or mode not in ([], ["plain"]):
+        raise SystemExit(f"bad case {text!r}; use linf:EPS_256 or l2:EPS, optionally :plain")
+    return norm, float(value) / 256 if norm == "linf" else float(value), not mode
 
 
 # ---------------------------------------------------------------- the reference side
 # Runs under the reference environment: NumPy and torch only.
-
-def torch_model(spec: List[Dict[str, Any]], weights: Dict[str, np.ndarray]):
-    """The Keras model described by ``spec`` (valid-padded Conv2D, Flatten, Dense) as a
-    torch module on NCHW inputs; Flatten goes through NHWC so that the Dense weights
-    keep Keras' order."""
-    import torch
-    import torch.nn.functional as F
-
-    params = {k: torch.tensor(v) for k, v in weights.items()}
-
-    class Ported(torch.nn.Module):
-        def forward(self, x):
-            for i, layer in enumerate(spec):
-                if layer["kind"] == "conv":
-                    kernel = params[f"w{i}_0"].permute(3, 2, 0, 1)  # HWIO -> OIHW
-                    x = F.conv2d(x, kernel, params[f"w{i}_1"], stride=layer["stride"])
-                elif layer["kind"] == "flatten":
-                    x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
-                else:
-                    x = x @ params[f"w{i}_0"] + params[f"w{i}_1"]
-                if layer.get("act") == "relu":
-                    x = F.relu(x)
-            return x
-
-    return Ported().eval()
-
 
 def timed_members(aa: Any, model: Any, y_all: Any) -> Dict[str, Dict[str, float]]:
     """Wrap each reference attack's ``perturb`` to add its wall time and the images it
@@ -107,14 +98,16 @@ def run_reference(io_file: str, out_file: str) -> None:
 
     data = np.load(io_file)
     torch.set_num_threads(int(data["threads"]))
-    spec = json.loads(str(data["spec"]))
-    model = torch_model(spec, {k: data[k] for k in data.files if k.startswith("w")})
+    model = reference_model(data)
     x = torch.tensor(data["x"]).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
     y = torch.tensor(data["y"]).long()
+    logits = torch.tensor(data["logits"])
     with torch.no_grad():
-        logit_gap = float((model(x) - torch.tensor(data["logits"])).abs().max())
-    if logit_gap > LOGIT_TOL:
-        raise SystemExit(f"ported model differs from the Keras one by {logit_gap:.3g}")
+        logit_gap = float((model(x) - logits).abs().max())
+    scale = max(float(logits.abs().max()), 1.0)
+    if logit_gap > LOGIT_TOL * scale:
+        raise SystemExit(f"ported model differs from the Keras one by {logit_gap:.3g} "
+                         f"(logits up to {scale:.3g})")
     aa = AutoAttack(model, norm=REF_NORMS[str(data["norm"])], eps=float(data["eps"]),
                     version="standard", seed=0, device="cpu")
     stats = timed_members(aa, model, y)
@@ -123,29 +116,28 @@ def run_reference(io_file: str, out_file: str) -> None:
     seconds = time.perf_counter() - start
     with torch.no_grad():
         robust = (model(x_adv).argmax(1) == y).numpy()
-    np.savez(out_file, robust=robust, seconds=seconds, logit_gap=logit_gap,
-             stats=json.dumps(stats), torch_version=torch.__version__)
+        clean = (model(x).argmax(1) == y).numpy()
+    np.savez(out_file, robust=robust, clean=clean, seconds=seconds, logit_gap=logit_gap,
+             logit_scale=scale, stats=json.dumps(stats), torch_version=torch.__version__)
+
+
+def reference_model(data: Any) -> Any:
+    """The torch model of an io file: the tiny CNN's layer list (``spec``) or a
+    :mod:`bench.torch_port` graph (``graph``, weights ``g0, g1, ...`` named by
+    ``graph_weights``)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from torch_port import torch_graph, torch_model
+
+    if "graph" not in data.files:
+        spec = json.loads(str(data["spec"]))
+        return torch_model(spec, {k: data[k] for k in data.files if k.startswith("w")})
+
+    names = json.loads(str(data["graph_weights"]))
+    return torch_graph(json.loads(str(data["graph"])),
+                       {name: data[f"g{i}"] for i, name in enumerate(names)})
 
 
 # ---------------------------------------------------------------- our side
-
-def keras_spec(model: Any) -> Tuple[List[Dict[str, Any]], Dict[str, np.ndarray]]:
-    """``(spec, weights)`` of a Sequential of valid-padded Conv2D, Flatten and Dense."""
-    spec, weights = [], {}
-    for i, layer in enumerate(model.layers):
-        kind = type(layer).__name__
-        cfg = layer.get_config()
-        if kind == "Conv2D" and cfg["padding"] == "valid":
-            spec.append({"kind": "conv", "stride": int(cfg["strides"][0])})
-        elif kind in ("Flatten", "Dense"):
-            spec.append({"kind": kind.lower()})
-        else:
-            raise SystemExit(f"cannot port layer {layer.name} ({kind}) to torch")
-        spec[-1]["act"] = cfg.get("activation", "linear")
-        for j, w in enumerate(layer.get_weights()):
-            weights[f"w{i}_{j}"] = np.asarray(w, np.float32)
-    return spec, weights
-
 
 def timing_members(times: Dict[str, float]) -> Callable[[], None]:
     """Time each of our members (a bench-only wrapper around the registry entries);
@@ -170,15 +162,13 @@ def timing_members(times: Dict[str, float]) -> Callable[[], None]:
     return restore
 
 
-def run_ours(model: Any, x: np.ndarray, y: np.ndarray, norm: str, eps: float,
+def run_ours(model: Any, x: np.ndarray, y: np.ndarray, settings: Any,
              batch_size: int) -> Dict[str, Any]:
     """Our ``autoattack`` cascade: per-image robust flags, per-member counts and times."""
     from utils.evaluation.ensemble import evaluate_ensemble, parse_members
-    from utils.evaluation.members import EnsembleSettings
 
     times: Dict[str, float] = {}
     restore = timing_members(times)
-    settings = EnsembleSettings(eps=eps, clip_min=0.0, clip_max=1.0, norm=norm, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         state = pathlib.Path(tmp) / "state.npz"
         try:
@@ -192,55 +182,187 @@ def run_ours(model: Any, x: np.ndarray, y: np.ndarray, norm: str, eps: float,
         with np.load(state) as saved:
             robust = saved["adv_correct"].astype(bool)
     return dict(robust=robust, seconds=seconds, member_seconds=times,
-                robust_after=result["robust_accuracy_after"],
+                robust_accuracy_after={k: round(v, 6) for k, v in
+                                       result["robust_accuracy_after"].items()},
                 broken_by_member=result["broken_by_member"])
 
 
-def run_case(model: Any, x: np.ndarray, y: np.ndarray, case: str,
-             args: argparse.Namespace) -> Dict[str, Any]:
-    """One norm/ε: ours, then the reference in its subprocess; the comparison."""
-    norm, eps = parse_case(case)
-    ours = run_ours(model, x, y, norm, eps, args.batch_size)
-    spec, weights = keras_spec(model)
+def gradient_warnings(model: Any, x: np.ndarray, y: np.ndarray, objective: str) -> List[str]:
+    """:func:`utils.evaluation.masking_checks.input_gradients` of ``objective`` on the
+    batch (zero or NaN input gradients)."""
+    from utils.attacks.objectives import OBJECTIVES
+    from utils.evaluation.masking_checks import input_gradients
+
+    onehot = np.eye(int(model.outputs[0].shape[-1]), dtype=np.float32)[y]
+    return input_gradients(model, x, onehot, OBJECTIVES.get(objective).fn)
+
+
+def io_payload(model: Any) -> Dict[str, Any]:
+    """The model for the reference side: the tiny CNN's layer list, or a
+    :mod:`bench.torch_port` graph of a functional model."""
+    import keras
+
+    from bench.torch_port import keras_graph, keras_spec
+
+    if isinstance(model, keras.Sequential):
+        spec, weights = keras_spec(model)
+        return dict(spec=json.dumps(spec), **weights)
+
+    nodes, weights = keras_graph(model)
+    names = sorted(weights)
+    return dict(graph=json.dumps(nodes), graph_weights=json.dumps(names),
+                **{f"g{i}": weights[name] for i, name in enumerate(names)})
+
+
+def run_reference_subprocess(model: Any, x: np.ndarray, y: np.ndarray, norm: str, eps: float,
+                             args: argparse.Namespace) -> Dict[str, Any]:
+    """The reference AutoAttack in its own environment, through ``.npz`` files."""
     with tempfile.TemporaryDirectory() as tmp:
         io_file, out_file = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(io_file, x=x, y=y, logits=np.asarray(model(x)), spec=json.dumps(spec),
-                 norm=norm, eps=eps, threads=args.threads, batch_size=args.batch_size,
-                 **weights)
+        np.savez(io_file, x=x, y=y, logits=np.asarray(model(x)), norm=norm, eps=eps,
+                 threads=args.threads, batch_size=args.batch_size, **io_payload(model))
         subprocess.run([args.ref_python, str(pathlib.Path(__file__).resolve()),
                         "--reference", io_file, out_file], check=True,
                        env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
         with np.load(out_file) as f:
             ref = {k: f[k] for k in f.files}
-    ref_stats = json.loads(str(ref["stats"]))
-    mine, theirs = ours["robust"], ref["robust"].astype(bool)
-    n = len(y)
+    stats = json.loads(str(ref["stats"]))
+    broken = {k: v["broken"] for k, v in stats.items()}
+    robust, clean = int(np.sum(ref["clean"])), {}
+    for name in REF_MEMBERS.values():  # the cascade's order
+        robust -= broken[name]
+        clean[name] = robust / len(y)
+    return {"robust": ref["robust"].astype(bool), "broken_by_member": broken,
+            "robust_accuracy_after": clean,
+            "member_seconds": {k: v["seconds"] for k, v in stats.items()},
+            "seconds": float(ref["seconds"]), "logit_gap": float(ref["logit_gap"]),
+            "logit_scale": float(ref["logit_scale"]),
+            "torch_version": str(ref["torch_version"])}
+
+
+def compare(ours: Dict[str, Any], ref: Dict[str, Any]) -> Dict[str, Any]:
+    """Both robust accuracies, the images where they differ, per-member details."""
+    mine, theirs = ours["robust"], ref["robust"]
     return {
-        "norm": norm, "eps": eps, "eps_256": eps * 256, "n": n,
         "robust_accuracy": {"ours": float(mine.mean()), "reference": float(theirs.mean())},
         "robust_for_us_broken_by_reference": int(np.sum(mine & ~theirs)),
         "robust_for_reference_broken_by_us": int(np.sum(theirs & ~mine)),
-        "ours": {"robust_accuracy_after": ours["robust_after"],
-                 "broken_by_member": ours["broken_by_member"],
-                 "member_seconds": ours["member_seconds"], "seconds": ours["seconds"]},
-        "reference": {"broken_by_member": {k: v["broken"] for k, v in ref_stats.items()},
-                      "member_seconds": {k: v["seconds"] for k, v in ref_stats.items()},
-                      "seconds": float(ref["seconds"]),
-                      "logit_gap": float(ref["logit_gap"]),
-                      "torch_version": str(ref["torch_version"])},
+        "ours": {k: ours[k] for k in ("robust_accuracy_after", "broken_by_member",
+                                      "member_seconds", "seconds")},
+        "reference": {k: v for k, v in ref.items() if k != "robust"},
         "targets_met": bool(mine.mean() <= theirs.mean() + 0.01 + 1e-12
                             and np.sum(mine & ~theirs) <= 1)}
 
 
-def main() -> None:
+def run_case(model: Any, loss: str, x: np.ndarray, y: np.ndarray, case: str,
+             args: argparse.Namespace, references: Dict[Any, Dict[str, Any]]
+             ) -> Dict[str, Any]:
+    """One norm/ε/objective choice: ours, then (once per norm/ε) the reference."""
+    from utils.attacks.objectives import select_objective, targeted_counterpart
+    from utils.evaluation.members import EnsembleSettings
+
+    norm, eps, adaptive = parse_case(case)
+    objective = select_objective(loss, "APGD", False, adaptive)
+    targeted = targeted_counterpart(objective)
+    settings = EnsembleSettings(eps=eps, clip_min=0.0, clip_max=1.0, norm=norm, seed=0,
+                                objective=objective, targeted_objective=targeted)
+    ours = run_ours(model, x, y, settings, args.batch_size)
+    if (norm, eps) not in references:
+        references[(norm, eps)] = run_reference_subprocess(model, x, y, norm, eps, args)
+    ref = references[(norm, eps)]
+    result = {"model": args.model, "case": case, "norm": norm, "eps": eps,
+              "eps_256": eps * 256, "n": len(y), "adaptive": adaptive,
+              "objectives": {"APGD-CE": objective, "APGD-T": targeted},
+              "gradient_warnings": gradient_warnings(model, x, y, objective),
+              **compare(ours, ref)}
+    if not adaptive:  # the first member alone, and no masked gradient
+        first = (ours["robust_accuracy_after"]["APGD-CE"]
+                 <= ref["robust_accuracy_after"]["apgd-ce"] + 0.01 + 1e-12)
+        result["apgd_ce_target_met"] = bool(first and not result["gradient_warnings"])
+        result["targets_met"] = result["targets_met"] and result["apgd_ce_target_met"]
+    return result
+
+
+Loaded = Tuple[Any, str, np.ndarray, np.ndarray, Dict[str, Any]]
+
+
+def load_model(args: argparse.Namespace) -> Loaded:
+    """``(pixel model, loss, x, y, description)`` of ``--model``."""
+    if args.model == "cnn":
+        from bench.apgd_vs_art import fashion_01, train_tiny_cnn
+
+        x_train, y_train, x, y, num_classes = fashion_01(20000, args.n, args.data_dir)
+        model = train_tiny_cnn(x_train, y_train, num_classes, args.train_steps)
+        return model, "sce", x, y, {
+            "description": f"tiny CNN, {args.train_steps} Adam steps on 20000 Fashion-MNIST "
+                           "images"}
+    from bench.resnet_models import pixel_resnet
+
+    loss = args.model.split("-")[1]
+    model, x, y, info = pixel_resnet(loss, epochs=args.epochs, train_size=args.train_size,
+                                     n_test=args.n, data_dir=args.data_dir)
+    info["description"] = (
+        f"ResNet-8 v1 {loss.upper()}{'-10' if loss == 'mmc' else ''} (scripts/demo.py's "
+        f"model and training: Adam 1e-3, batch 50, {args.epochs} epochs on {args.train_size} "
+        "Fashion-MNIST images), PixelMean layer in front: [0, 1] pixels, 3 channels")
+    return model, loss, x, y, info
+
+
+def case_name(case: Dict[str, Any]) -> str:
+    """``linf:8`` / ``l2:1`` of a recorded case of the first layout."""
+    return f"{case['norm']}:{case['eps_256'] if case['norm'] == 'linf' else case['eps']:g}"
+
+
+def merge(out: pathlib.Path, run: Dict[str, Any]) -> Dict[str, Any]:
+    """The results file with this run's model entry (the latest run's provenance, every
+    run's command) and cases replacing those of the same model and case (a file of the
+    single-model layout is read as model ``cnn``)."""
+    old = json.loads(out.read_text()) if out.exists() else {"models": {}, "cases": []}
+    if "models" not in old:  # the first layout: one tiny CNN run at the top level
+        cases = [dict(c, model="cnn", case=case_name(c), adaptive=True)
+                 for c in old.pop("cases")]
+        old = {"models": {"cnn": dict(old, description=old.pop("model"))}, "cases": cases}
+    for entry in old["models"].values():
+        entry.pop("all_targets_met", None)  # a file-level field (first layout)
+    keys = {(c["model"], c["case"]) for c in run["cases"]}
+    before = old["models"].get(run["model"], {})
+    commands = before.get("commands", [before["command"]] if "command" in before else [])
+    old["models"][run["model"]] = dict(
+        {k: v for k, v in run.items() if k not in ("cases", "model")},
+        commands=list(dict.fromkeys(commands + [run["command"]])))
+    old["cases"] = [c for c in old["cases"] if (c["model"], c["case"]) not in keys] \
+        + run["cases"]
+    old["all_targets_met"] = all(c["targets_met"] for c in old["cases"])
+    return old
+
+
+def record(run: Dict[str, Any], out: pathlib.Path, load: float) -> None:
+    """Provenance into ``run`` (as :func:`bench.common.finish`), merged into ``out``."""
+    from bench.common import load_average
+    from utils.fileio import atomic_write_text
+    from utils.results import package_versions
+
+    run.update(versions=package_versions(), load_average_at_start=round(load, 2),
+               load_average_at_end=round(load_average(), 2), cores=os.cpu_count(),
+               command=" ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]))
+    merged = merge(out, run)
+    print(json.dumps(run, indent=1))
+    atomic_write_text(out, json.dumps(merged, indent=1) + "\n")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", nargs=2, metavar=("IN", "OUT"),
                         help="internal: run the reference side on IN, write OUT")
+    parser.add_argument("--model", default="cnn", choices=("cnn", "resnet8-mmc", "resnet8-sce"))
     parser.add_argument("--n", type=int, default=100, help="attacked test images")
     parser.add_argument("--cases", default="linf:8,l2:1",
-                        help="comma list of norm:eps (linf in /256 units, l2 as is)")
+                        help="comma list of norm:eps[:plain] (linf in /256 units, l2 as is; "
+                             "plain: --adaptive=False objectives)")
     parser.add_argument("--batch_size", type=int, default=100)
-    parser.add_argument("--train_steps", type=int, default=400)
+    parser.add_argument("--train_steps", type=int, default=400, help="cnn: Adam steps")
+    parser.add_argument("--epochs", type=int, default=3, help="resnet8: training epochs")
+    parser.add_argument("--train_size", type=int, default=10000, help="resnet8: images")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads, both sides")
     parser.add_argument("--ref_python", default=str(ROOT.parent / "refvenv" / "bin" / "python"),
                         help="python of the environment with torch and pyautoattack")
@@ -248,7 +370,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"
                                              / "autoattack_vs_reference.json"))
     parser.add_argument("--force", action="store_true", help="record on a loaded machine")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.reference:
         run_reference(*args.reference)
         return
@@ -256,19 +382,17 @@ def main() -> None:
     os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(
         args.threads)
     sys.path.insert(0, str(ROOT))
-    from bench.apgd_vs_art import fashion_01, train_tiny_cnn
-    from bench.common import finish, require_idle
+    from bench.common import require_idle
 
     load = require_idle(args.force)
-    x_train, y_train, x, y, num_classes = fashion_01(20000, args.n, args.data_dir)
-    model = train_tiny_cnn(x_train, y_train, num_classes, args.train_steps)
-    cases = [run_case(model, x, y, c, args) for c in args.cases.split(",")]
-    finish({"model": f"tiny CNN, {args.train_steps} Adam steps on 20000 Fashion-MNIST images",
+    model, loss, x, y, info = load_model(args)
+    references: Dict[Any, Dict[str, Any]] = {}
+    cases = [run_case(model, loss, x, y, c, args, references) for c in args.cases.split(",")]
+    record({"model": args.model, **info, "loss": loss,
             "clean_accuracy": float(np.mean(np.asarray(model(x)).argmax(-1) == y)),
             "threads": args.threads, "batch_size": args.batch_size, "cases": cases,
-            "all_targets_met": all(c["targets_met"] for c in cases),
-            "timing_note": "wall times measured on a machine shared with other jobs; "
-                           "compare parity, not seconds"}, args.out, load)
+            "timing_note": "wall times measured on a machine shared with other jobs (under "
+                           "load); compare parity, not seconds"}, pathlib.Path(args.out), load)
 
 
 if __name__ == "__main__":
