@@ -95,11 +95,11 @@ def check_runs(runners: Dict[str, Callable[[int], None]]) -> Dict[str, Optional[
     return errors
 
 
-def build_result(args: argparse.Namespace, times: Dict[str, List[float]],
+def build_result(args: argparse.Namespace, batch_size: int, times: Dict[str, List[float]],
                  errors: Dict[str, Optional[str]], wall: float) -> Dict[str, Any]:
     """The benchmark's record: medians, ratios to the floors, the floor check, settings."""
     med = medians(times)
-    ips = {k: args.batch_size / v for k, v in med.items()}
+    ips = {k: batch_size / v for k, v in med.items()}
     ratio = med["cleverhans"] / med["ours"] if "cleverhans" in med else None
     over_floor = {"pgd": med["ours"] / med["floor_pgd"],
                   "apgd_ce": med["apgd_ce"] / med["floor_apgd"]}
@@ -111,7 +111,7 @@ def build_result(args: argparse.Namespace, times: Dict[str, List[float]],
                   f"step {args.eps_iter_256}/256, random start, scalar clips "
                   f"[{CLIP_MIN}, {CLIP_MAX}], ce objective",
         "model": f"ResNet-{6 * args.n + 2} v1 (random weights), 32x32x3, {NUM_CLASSES} classes",
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
         "timed_attacks_per_method": {k: len(v) for k, v in times.items()},
         "median_attack_s": med,
         "min_attack_s": {k: min(v) for k, v in times.items()},
@@ -139,9 +139,29 @@ def build_result(args: argparse.Namespace, times: Dict[str, List[float]],
     }
 
 
+def bench_batch(args: argparse.Namespace, model: keras.Model, batch_size: int, out: str,
+                load: Any) -> None:
+    """Time every runner on one random batch of ``batch_size`` and write ``out``."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(CLIP_MIN, CLIP_MAX, size=(batch_size, 32, 32, 3)),
+                    dtype=tf.float32)
+    y = rng.integers(0, NUM_CLASSES, size=batch_size)
+    eps, eps_iter = args.eps_256 / 256, args.eps_iter_256 / 256
+    runners = make_runners(model, x, y, NUM_CLASSES, eps, eps_iter, args.num_iter,
+                           args.apgd_iter)
+    errors = check_runs(runners)
+    working = {k: v for k, v in runners.items() if errors[k] is None}
+    wall = time.perf_counter()
+    times = interleaved_times(working, args.rounds, args.reps)
+    finish(build_result(args, batch_size, times, errors, time.perf_counter() - wall), out,
+           load)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch_size", type=int, default=50)
+    parser.add_argument("--batch_size", default="50",
+                        help="batch size, or several comma-separated (one model, one "
+                             "result file each: --out must then contain {batch_size})")
     parser.add_argument("--n", type=int, default=5, help="ResNet v1 blocks (5 = ResNet-32)")
     parser.add_argument("--num_iter", type=int, default=10)
     parser.add_argument("--eps_256", type=float, default=8.0, help="eps in /256 units")
@@ -155,23 +175,19 @@ def main() -> None:
     parser.add_argument("--out",
                         default=str(ROOT / "bench" / "results" / "attack_throughput.json"))
     args = parser.parse_args()
+    try:
+        sizes = [int(b) for b in args.batch_size.split(",")]
+    except ValueError:
+        parser.error(f"--batch_size must be integers separated by commas, got "
+                     f"{args.batch_size!r}")
+    if min(sizes) < 1 or (len(sizes) > 1 and "{batch_size}" not in args.out):
+        parser.error("batch sizes must be >= 1, and several need {batch_size} in --out")
     load = require_idle(args.force)
     keras.utils.set_random_seed(0)
     model = build_classifier(ModelConfig(version=1, n=args.n, loss="sce"), (32, 32, 3),
                              NUM_CLASSES)
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.uniform(CLIP_MIN, CLIP_MAX, size=(args.batch_size, 32, 32, 3)),
-                    dtype=tf.float32)
-    y = rng.integers(0, NUM_CLASSES, size=args.batch_size)
-    eps, eps_iter = args.eps_256 / 256, args.eps_iter_256 / 256
-    runners = make_runners(model, x, y, NUM_CLASSES, eps, eps_iter, args.num_iter,
-                           args.apgd_iter)
-    errors = check_runs(runners)
-    working = {k: v for k, v in runners.items() if errors[k] is None}
-    wall = time.perf_counter()
-    times = interleaved_times(working, args.rounds, args.reps)
-    result = build_result(args, times, errors, time.perf_counter() - wall)
-    finish(result, args.out, load)
+    for batch_size in sizes:
+        bench_batch(args, model, batch_size, args.out.format(batch_size=batch_size), load)
 
 
 if __name__ == "__main__":

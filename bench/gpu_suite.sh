@@ -30,7 +30,7 @@ mkdir -p "$OUT"
 cd "$ROOT"
 start=$SECONDS
 "$PYTHON" bench/gpu_train_epochs.py --data_dir="$DATA_DIR" --out="$OUT/gpu_train.json" "${TRAIN[@]}"
-for b in "${BATCHES[@]}"; do
-  "$PYTHON" bench/attack_throughput.py --batch_size="$b" --out="$OUT/gpu_attack_b$b.json" "${ATTACK[@]}"
-done
+# one process, one model, both batch sizes (a result file each)
+"$PYTHON" bench/attack_throughput.py --batch_size="${BATCHES[0]},${BATCHES[1]}" \
+  --out="$OUT/gpu_attack_b{batch_size}.json" "${ATTACK[@]}"
 echo "gpu_suite: wrote $OUT/gpu_train.json and gpu_attack_b{${BATCHES[0]},${BATCHES[1]}}.json in $((SECONDS - start)) s"
