@@ -368,7 +368,7 @@ def test_single_pgd_killed_by_sigterm_resumes_to_the_uninterrupted_record(traine
     import time
     state, results = tmp_path / "pgd.npz", tmp_path / "killed.jsonl"
     attack = ["--attack_method=MadryEtAl", "--target=False", "--eps_256=16",
-              "--num_iter=20", "--eval_batch_size=2", "--num_restarts=2", "--num_examples=24"]
+              "--num_iter=10", "--eval_batch_size=2", "--num_restarts=2", "--num_examples=24"]
     cmd = [sys.executable, "advtest_iterative.py",
            *_args(trained, results, *attack, f"--state_file={state}")]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
