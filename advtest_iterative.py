@@ -36,8 +36,7 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from utils.cli.common import start_script
-from utils.errors import UsageError
+from utils.cli.common import refuse_arguments, start_script
 
 FLAGS = flags.FLAGS
 
@@ -66,8 +65,7 @@ def main(argv: Sequence[str]) -> None:
     """Validate every flag into one config (nothing loaded yet), then run it."""
     from utils.evaluation.iterative_run import run
 
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    refuse_arguments(argv)
     run(config_from_flags(FLAGS))
 
 

@@ -33,8 +33,7 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from utils.cli.common import start_script
-from utils.errors import UsageError
+from utils.cli.common import refuse_arguments, start_script
 
 FLAGS = flags.FLAGS
 
@@ -64,8 +63,7 @@ def main(argv: Sequence[str]) -> None:
     """Validate every flag into one config, then run it."""
     from utils.evaluation.others_run import run
 
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    refuse_arguments(argv)
     run(config_from_flags(FLAGS))
 
 

@@ -18,8 +18,7 @@ from typing import Sequence
 
 from absl import flags
 
-from utils.cli.common import start_script
-from utils.errors import UsageError
+from utils.cli.common import refuse_arguments, start_script
 
 FLAGS = flags.FLAGS
 
@@ -37,8 +36,7 @@ def main(argv: Sequence[str]) -> None:
     from utils.cli.train import run_config_from_flags
     from utils.training.run import train
 
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    refuse_arguments(argv)
     result = train(run_config_from_flags(FLAGS, sys.argv))
     print(f"final test accuracy {result.test_accuracy:.4f} (epoch {result.final_epoch}); "
           f"checkpoints in {result.run_dir}; weights sha256 {result.weights_digest}")

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 from absl import flags  # noqa: E402
 
-from utils.cli.common import start_script  # noqa: E402
+from utils.cli.common import refuse_arguments, start_script  # noqa: E402
 from utils.cli.flags import define_model_flags, forget_script_flags  # noqa: E402
 from scripts.analyses_config import (OUTPUT_NAMES, WHICH, AnalysesConfig,  # noqa: E402
                                      config_from_flags, settings as _settings,
@@ -323,10 +323,7 @@ def run_all(config: AnalysesConfig) -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-    from utils.errors import UsageError
-
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    refuse_arguments(argv)
     run_all(config_from_flags(FLAGS))
 
 

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from absl import flags  # noqa: E402
 
-from utils.cli.common import start_script  # noqa: E402
+from utils.cli.common import refuse_arguments, start_script  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEFAULT_REFERENCE = "reports/reference/paper_numbers.csv"
@@ -145,10 +145,7 @@ def compare_and_write(config: CompareConfig) -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-    from utils.errors import UsageError
-
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    refuse_arguments(argv)
     compare_and_write(config_from_flags(FLAGS))
 
 

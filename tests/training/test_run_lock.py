@@ -3,11 +3,11 @@ a training is writing into ends with one line and exit 2 and changes nothing the
 first training's weights do not depend on it."""
 from __future__ import annotations
 
-import os
 import pathlib
 
 import pytest
 
+from bad_input_driver import tree as file_tree
 from conftest import entry_config, run_entry
 from utils.errors import UsageError
 from utils.runs.lock import RunDirLock
@@ -18,14 +18,9 @@ TINY = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--verbose
 
 
 def tree(root: pathlib.Path) -> list:
-    """Every path under ``root`` (``root`` too) with its size and modification time."""
-    found = [(".", root.stat().st_mtime_ns)]
-    for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
-            stat = os.lstat(os.path.join(directory, name))
-            found.append((os.path.relpath(os.path.join(directory, name), root),
-                          stat.st_size, stat.st_mtime_ns))
-    return sorted(found)
+    """Every path under ``root`` with its size and modification time, and ``root``'s own
+    modification time (an entry added and removed again changes it)."""
+    return [(".", root.stat().st_mtime_ns)] + file_tree(str(root))
 
 
 def test_second_lock_is_refused_until_the_first_is_released(tmp_path):

@@ -61,6 +61,13 @@ def start_script(define_flags: Callable[[], None],
     run_main(main)
 
 
+def refuse_arguments(argv: Sequence[str]) -> None:
+    """UsageError when an entry script's ``argv`` holds anything but flags (absl leaves
+    positional arguments in ``argv[1:]``)."""
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments {list(argv[1:])}; flags look like --name=value")
+
+
 def fail(message: str, status: int) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit with ``status``."""
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from utils.cli.common import start_script
+from utils.cli.common import refuse_arguments, start_script
 from utils.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -64,8 +64,7 @@ def main(argv: Sequence[str]) -> None:
     """Validate the flags into one config, then export."""
     from utils.evaluation.export_run import export
 
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    refuse_arguments(argv)
     export(config_from_flags(FLAGS))
 
 
