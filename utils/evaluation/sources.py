@@ -8,8 +8,12 @@ The ``advtest_*.py`` entry scripts build these from their flags once
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
-from typing import Any, Optional
+import hashlib
+import os
+import pathlib
+from typing import Any, Hashable, Optional, Tuple
 
 import numpy as np
 
@@ -61,8 +65,48 @@ def load_model(source: ModelSource, data: PreparedData, *, check_finite: bool = 
       NonFiniteError: with ``check_finite``, the clean logits of the first 100 test images
         hold NaN/inf (no attack measures such a model).
     """
+    key = _cache_key(source, data)
+    cached = _LOADED.get(key)
+    if cached is not None and cached[0] == _file_stamp(cached[1].checkpoint):
+        loaded = cached[1]
+    else:
+        loaded = _load_uncached(source, data)
+        _LOADED[key] = (_file_stamp(loaded.checkpoint), loaded)
+        while len(_LOADED) > _KEEP_LOADED:
+            _LOADED.popitem(last=False)
+    if check_finite:
+        check_finite_logits(loaded.model, data.x_test[:100], loaded.run_name)
+    return loaded
+
+
+#: Models loaded in this process, for the next evaluation of the same checkpoint: a run of
+#: several evaluations in one process (a reproduction, the tests) then reuses the model
+#: object, and with it the attack graphs compiled for it. A rewritten checkpoint (its size
+#: or mtime changed) is loaded again. Evaluations never change a model's weights.
+_LOADED: "collections.OrderedDict[Hashable, Tuple[Tuple[int, int], LoadedModel]]" = (
+    collections.OrderedDict())
+_KEEP_LOADED = 4
+
+
+def _cache_key(source: ModelSource, data: PreparedData) -> Hashable:
+    """What a loaded model depends on: the source (its directory made absolute) and the
+    data's shapes, class count and pixel mean (a ``.keras`` file is wrapped with it)."""
+    where = dataclasses.replace(source, model_dir=os.path.abspath(source.model_dir),
+                                model_path=source.model_path and os.path.abspath(
+                                    source.model_path))
+    mean = hashlib.sha256(np.ascontiguousarray(data.mean).tobytes()).hexdigest()
+    return where, tuple(data.input_shape), int(data.num_classes), mean
+
+
+def _file_stamp(path: "str | pathlib.Path") -> Tuple[int, int]:
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
+
+
+def _load_uncached(source: ModelSource, data: PreparedData) -> LoadedModel:
+    """:func:`load_model` without the cache and the finiteness check."""
     if source.model_path:
-        loaded = load_model_file(source.model_path, data)
+        return load_model_file(source.model_path, data)
     else:
         try:
             loaded = load_run(source.spec, data.input_shape, data.num_classes,
@@ -72,8 +116,6 @@ def load_model(source: ModelSource, data: PreparedData, *, check_finite: bool = 
                 raise
             raise UsageError(f"{exc} (--use_advtrain defaults to True, as in the original: "
                              "pass --use_advtrain=False for a standard-trained model)") from None
-    if check_finite:
-        check_finite_logits(loaded.model, data.x_test[:100], loaded.run_name)
     return loaded
 
 
