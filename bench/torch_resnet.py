@@ -17,6 +17,7 @@ import it where torch exists (``/work/refvenv``), never from the package.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, Callable, Dict, List
@@ -223,7 +224,9 @@ def worker(cfg: Dict[str, Any]) -> None:
     reply({"ready": True, "params": param_counts(model), "warmup_s": time.perf_counter() - start,
            "torch": torch.__version__, "threads": torch.get_num_threads(),
            "interop_threads": torch.get_num_interop_threads(),
-           "mkldnn": torch.backends.mkldnn.is_available()})
+           "mkldnn": torch.backends.mkldnn.is_available(),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+           "channels_last": bool(cfg.get("channels_last"))})
     for line in sys.stdin:
         request = json.loads(line)
         reply({"times": time_steps(step, batches, int(request["steps"]))})

@@ -15,7 +15,10 @@ holds the per-round step times, the medians and the ratio ours/PyTorch per versi
 ``--extras`` adds sides to the same rounds, to explain a gap: ``floor`` (our bare compiled
 forward+backward+apply, :func:`bench.train_step.floor_step`, in our worker), ``xla``
 (our step with ``jit_compile``), ``no_onednn`` (ours with ``TF_ENABLE_ONEDNN_OPTS=0``),
-``channels_last`` (PyTorch in NHWC memory format, the layout ours uses).
+``channels_last`` (PyTorch in NHWC memory format, the layout ours uses), ``omp_passive``
+(PyTorch with ``OMP_WAIT_POLICY=PASSIVE``: its OpenMP threads sleep instead of spinning at
+barriers; on a machine shared with other jobs spinning threads lose their cores and the
+default step can be several times slower, so compare under load only with this side).
 Refuses to write on a loaded machine (``--force``).
 
     python bench/train_step_vs_torch.py --extras=floor,channels_last
@@ -40,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import finish, load_average, require_idle  # noqa: E402
 
 MARK = "@@ "  # bench.torch_resnet.MARK: prefixes each JSON reply on a worker's stdout
-EXTRAS = ("floor", "xla", "no_onednn", "channels_last")
+EXTRAS = ("floor", "xla", "no_onednn", "channels_last", "omp_passive")
 DEFAULT_TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/refvenv/bin/python")
 
 
@@ -160,9 +163,9 @@ def start_sides(version: int, args: argparse.Namespace, data: str
         return start(me + [json.dumps({**base, "jit": False, **cfg})],
                      dict(env, **(extra_env or {})))
 
-    def torch_side(**cfg: Any) -> Worker:
+    def torch_side(extra_env: Optional[Dict[str, str]] = None, **cfg: Any) -> Worker:
         return start([args.torch_python, str(ROOT / "bench" / "torch_resnet.py"),
-                      json.dumps({**base, "data": data, **cfg})], env)
+                      json.dumps({**base, "data": data, **cfg})], dict(env, **(extra_env or {})))
 
     ours = tf_side(data=data, floor="floor" in args.extras)
     sides = {"ours": (ours, "step"), "torch": (torch_side(), "step")}
@@ -174,6 +177,8 @@ def start_sides(version: int, args: argparse.Namespace, data: str
         sides["ours_no_onednn"] = (tf_side({"TF_ENABLE_ONEDNN_OPTS": "0"}), "step")
     if "channels_last" in args.extras:
         sides["torch_channels_last"] = (torch_side(channels_last=True), "step")
+    if "omp_passive" in args.extras:
+        sides["torch_omp_passive"] = (torch_side({"OMP_WAIT_POLICY": "PASSIVE"}), "step")
     return sides, started
 
 
