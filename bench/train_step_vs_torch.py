@@ -15,6 +15,7 @@ holds the per-round step times, the medians and the ratio ours/PyTorch per versi
 ``--extras`` adds sides to the same rounds, to explain a gap: ``floor`` (our bare compiled
 forward+backward+apply, :func:`bench.train_step.floor_step`, in our worker), ``xla``
 (our step with ``jit_compile``), ``no_onednn`` (ours with ``TF_ENABLE_ONEDNN_OPTS=0``),
+``interop`` (ours with ``--threads`` inter-op threads, TensorFlow's default, instead of one),
 ``channels_last`` (PyTorch in NHWC memory format, the layout ours uses), ``omp_passive``
 (PyTorch with ``OMP_WAIT_POLICY=PASSIVE``: its OpenMP threads sleep instead of spinning at
 barriers; on a machine shared with other jobs spinning threads lose their cores and the
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import finish, load_average, require_idle  # noqa: E402
 
 MARK = "@@ "  # bench.torch_resnet.MARK: prefixes each JSON reply on a worker's stdout
-EXTRAS = ("floor", "xla", "no_onednn", "channels_last", "omp_passive")
+EXTRAS = ("floor", "xla", "no_onednn", "interop", "channels_last", "omp_passive")
 DEFAULT_TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/refvenv/bin/python")
 
 
@@ -98,7 +99,7 @@ def tf_worker(cfg: Dict[str, Any]) -> None:
     from utils.training.distribute import make_strategy
 
     tf.config.threading.set_intra_op_parallelism_threads(int(cfg["threads"]))
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(int(cfg.get("inter_op", 1)))
     batch = int(cfg["batch_size"])
     strategy = make_strategy("auto")
     trainer = make_trainer("mmc", strategy, batch, int(cfg["n"]), "off",
@@ -175,6 +176,9 @@ def start_sides(version: int, args: argparse.Namespace, data: str
         sides["ours_xla"] = (tf_side(jit=True), "step")
     if "no_onednn" in args.extras:
         sides["ours_no_onednn"] = (tf_side({"TF_ENABLE_ONEDNN_OPTS": "0"}), "step")
+    if "interop" in args.extras:
+        sides["ours_interop"] = (tf_side({"TF_NUM_INTEROP_THREADS": str(args.threads)},
+                                         inter_op=args.threads), "step")
     if "channels_last" in args.extras:
         sides["torch_channels_last"] = (torch_side(channels_last=True), "step")
     if "omp_passive" in args.extras:
