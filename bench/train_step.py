@@ -20,7 +20,7 @@ import pathlib
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -40,12 +40,24 @@ from utils.losses import loss_function  # noqa: E402
 from utils.training.loop import Trainer, make_optimizer  # noqa: E402
 
 
-def make_trainer(loss: str, strategy, batch: int, n: int, mixed: str) -> Trainer:
-    """The step ``train_models.py`` runs (:func:`build_trainer`), for ResNet v1 ``n``."""
-    return build_trainer(strategy, ModelConfig(version=1, n=n, loss=loss, c_mm=10.0),
+def make_trainer(loss: str, strategy, batch: int, n: int, mixed: str, version: int = 1,
+                 jit_compile: bool = False) -> Trainer:
+    """The step ``train_models.py`` runs (:func:`build_trainer`), for ResNet ``version``
+    ``n`` (default v1)."""
+    return build_trainer(strategy, ModelConfig(version=version, n=n, loss=loss, c_mm=10.0),
                          (32, 32, 3), 10,
                          TrainerConfig(optimizer="mom", lr=0.01, batch_size=batch,
-                                       mixed_float16=mixed == "mixed_float16"))
+                                       mixed_float16=mixed == "mixed_float16",
+                                       jit_compile=jit_compile))
+
+
+def random_data(batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Four CIFAR-shaped batches, seed 0: images ``(4 batch, 32, 32, 3)`` float32 of
+    about the scale of mean-subtracted pixels, one-hot labels ``(4 batch, 10)``."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch_size * 4, 32, 32, 3)).astype(np.float32) * 0.3
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, size=len(x))]
+    return x, y
 
 
 def time_steps(trainer: Trainer, iterator, steps: int) -> list:
@@ -150,9 +162,7 @@ def main() -> None:
         keras.mixed_precision.set_global_policy(args.mixed_precision)
     keras.utils.set_random_seed(0)
     strategy = make_strategy(args.strategy)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.batch_size * 4, 32, 32, 3)).astype(np.float32) * 0.3
-    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, size=len(x))]
+    x, y = random_data(args.batch_size)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size).repeat()
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     trainers = {loss: make_trainer(loss, strategy, args.batch_size, args.n, args.mixed_precision)
