@@ -155,25 +155,52 @@ def test_disk_full_during_checkpoint_exit_4_and_set_consistent(tmp_path, data_di
     assert [int(r["epoch"]) for r in rows] == [1]  # no row claims the lost checkpoint
 
 
+def _check_interrupted(err, model_dir):
+    """One line naming the epoch reached and the checkpoint to resume from, which exists;
+    no temporary left behind."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    found = re.search(r"interrupted at epoch (\d+) step \d+ \(last checkpoint: epoch "
+                      r"(\d+) .*resume with --resume", lines[0])
+    assert found, lines[0]
+    epoch, last = int(found.group(1)), int(found.group(2))
+    assert epoch >= 2 and epoch - 1 <= last <= epoch, lines[0]
+    run_dir = next(model_dir.glob("*/mnist/*"))
+    assert (run_dir / f"model.{last:03d}.weights.h5").exists()
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+
+
 @pytest.mark.slow
-def test_sigint_and_sigterm_end_with_one_line_and_exit_130(tmp_path, data_dir):
-    """One run at a time (two TensorFlow processes at once on a loaded 2-core machine
-    made the second overshoot its epoch); the epoch reached is read from the message."""
-    args = TINY + [f"--data_dir={data_dir}", "--epochs=50"]
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        proc = _start(args, tmp_path / sig.name, verbose=1)
-        _wait_for_line(proc, "Epoch 2/50")
+def test_sigterm_ends_with_one_line_and_exit_130(tmp_path, data_dir):
+    """A process of its own, signalled from outside as a scheduler would."""
+    proc = _start(TINY + [f"--data_dir={data_dir}", "--epochs=50"], tmp_path / "run",
+                  verbose=1)
+    _wait_for_line(proc, "Epoch 2/50")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    _check_interrupted(err, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_sigint_ends_with_one_line_and_exit_130(tmp_path, data_dir, capsys):
+    """Ctrl-C, in this process (the entry script's handlers are the same ones): sent once
+    the first checkpoint exists, so inside epoch 2 or later."""
+    import threading
+
+    def interrupt_after_the_first_checkpoint():
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("**/model.001.weights.h5")):
+            time.sleep(0.05)
         time.sleep(0.3)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 130, err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in err, err
-        found = re.search(r"interrupted at epoch (\d+) step \d+ \(last checkpoint: epoch "
-                          r"(\d+) .*resume with --resume", lines[0])
-        assert found, lines[0]
-        epoch, last = int(found.group(1)), int(found.group(2))
-        assert epoch >= 2 and epoch - 1 <= last <= epoch, lines[0]
-        run_dir = next((tmp_path / sig.name).glob("*/mnist/*"))
-        assert (run_dir / f"model.{last:03d}.weights.h5").exists()
-        assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_after_the_first_checkpoint, daemon=True)
+    sender.start()
+    code, _, err = run_entry("train_models", TINY + [
+        f"--data_dir={data_dir}", "--epochs=50", f"--model_dir={tmp_path / 'run'}",
+        "--verbose=0"], capsys)
+    sender.join()
+    assert code == 130, err
+    _check_interrupted(err, tmp_path / "run")
