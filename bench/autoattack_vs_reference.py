@@ -391,8 +391,8 @@ def main() -> None:
     record({"model": args.model, **info, "loss": loss,
             "clean_accuracy": float(np.mean(np.asarray(model(x)).argmax(-1) == y)),
             "threads": args.threads, "batch_size": args.batch_size, "cases": cases,
-            "timing_note": "wall times measured on a machine shared with other jobs (under "
-                           "load); compare parity, not seconds"}, pathlib.Path(args.out), load)
+            "timing_note": "--force: times may come from a loaded machine, compare parity"
+            if args.force else "load below the core count at start"}, pathlib.Path(args.out), load)
 
 
 if __name__ == "__main__":
