@@ -40,7 +40,7 @@ from utils.attacks.core import get_attack
 from utils.attacks.fab import distance, fab_targeted
 from utils.attacks.multitarget import (DEFAULT_TARGET_CLASSES, apgd_targeted,
                                        multi_targeted_pgd)
-from utils.attacks.objectives import OBJECTIVES, Objective
+from utils.attacks.objectives import Objective, resolve_objective
 from utils.attacks.square import N_QUERIES, square_attack
 from utils.attacks.threat_model import check_norm
 from utils.losses import onehot_labels
@@ -50,11 +50,6 @@ ObjectiveLike = Union[str, Objective]
 Labels = Any  # (batch,), (batch, 1) int class indices or (batch, L) one-hot
 Seed = Union[int, tuple]
 MADRY_STEP = 2.5  # default eps_iter = 2.5 eps / num_iter (Madry et al. 2018)
-
-
-def resolve_objective(objective: ObjectiveLike) -> Objective:
-    """A registered objective's function, or ``objective`` itself when callable."""
-    return objective if callable(objective) else OBJECTIVES.get(objective).fn
 
 
 def prepare(model: ModelLike, x: Any, y: Labels, targets: Optional[Labels] = None) -> tuple:
@@ -78,7 +73,8 @@ def _gradient_attack(name: str, model: ModelLike, x: Any, y: Labels, *, eps: flo
                      targets: Optional[Labels], seed: Seed,
                      example_index: Optional[Any]) -> np.ndarray:
     x, labels, targets = prepare(model, x, y, targets)
-    x_adv = get_attack(name)(model, x, labels, objective=resolve_objective(objective),
+    fn = resolve_objective(objective, targets is not None)
+    x_adv = get_attack(name)(model, x, labels, objective=fn,
                              eps=eps, eps_iter=_step(eps, num_iter, eps_iter),
                              num_iter=num_iter, clip_min=clip_min, clip_max=clip_max,
                              norm=norm, targets_onehot=targets, seed=seed,
@@ -138,9 +134,9 @@ def apgd(model: ModelLike, x: Any, y: Labels, *, eps: float, norm: str = "linf",
     """APGD (Croce & Hein 2020): step-size-free PGD with momentum; ``objective="ce"`` is
     AutoAttack's APGD-CE, ``"dlr"`` its APGD-DLR; worst case over ``num_restarts``."""
     x, labels, targets = prepare(model, x, y, targets)
-    return np.asarray(_apgd(model, x, labels, objective=resolve_objective(objective), eps=eps,
-                            clip_min=clip_min, clip_max=clip_max, num_iter=num_iter,
-                            norm=norm, targets_onehot=targets,
+    fn = resolve_objective(objective, targets is not None)
+    return np.asarray(_apgd(model, x, labels, objective=fn, eps=eps, clip_min=clip_min,
+                            clip_max=clip_max, num_iter=num_iter, norm=norm, targets_onehot=targets,
                             success_on_target=targets is not None,
                             num_restarts=num_restarts, seed=seed,
                             example_index=example_index), np.float32)
@@ -157,7 +153,7 @@ def apgd_t(model: ModelLike, x: Any, y: Labels, *, eps: float, norm: str = "linf
     x, labels, _ = prepare(model, x, y)
     return np.asarray(apgd_targeted(model, x, labels, eps=eps, clip_min=clip_min,
                                     clip_max=clip_max, num_iter=num_iter, norm=norm,
-                                    objective=resolve_objective(objective),
+                                    objective=resolve_objective(objective, True),
                                     n_target_classes=n_target_classes, seed=seed,
                                     example_index=example_index), np.float32)
 
@@ -173,7 +169,7 @@ def multi_targeted(model: ModelLike, x: Any, y: Labels, *, eps: float, norm: str
     x, labels, _ = prepare(model, x, y)
     return np.asarray(multi_targeted_pgd(
         model, x, labels, eps=eps, eps_iter=_step(eps, num_iter, eps_iter), num_iter=num_iter,
-        clip_min=clip_min, clip_max=clip_max, objective=resolve_objective(objective),
+        clip_min=clip_min, clip_max=clip_max, objective=resolve_objective(objective, True),
         norm=norm, n_target_classes=n_target_classes, seed=seed,
         example_index=example_index), np.float32)
 

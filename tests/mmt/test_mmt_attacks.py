@@ -94,3 +94,13 @@ def test_eps_zero_gives_clean_accuracy(name):
     y = np.arange(len(x)) % 5  # some right, some wrong
     x_adv = mmt.ATTACK_FUNCTIONS[name](model, x, y, eps=0.0, **FAST[name])
     assert np.array_equal(predicted_labels(model, x_adv) == y, predicted_labels(model, x) == y)
+
+
+def test_a_registered_objective_is_refused_in_the_wrong_mode():
+    """The wrappers share utils.attacks.objectives.resolve_objective with the cleverhans
+    backend: a targeted objective without targets (or the reverse) is one UsageError."""
+    model, x, y = _setup()
+    with pytest.raises(ValueError, match="objective mmc_tar1 is targeted"):
+        mmt.pgd(model, x, y, eps=0.1, num_iter=2, objective="mmc_tar1")
+    with pytest.raises(ValueError, match="objective mmc_un1 is untargeted"):
+        mmt.apgd_t(model, x, y, eps=0.1, num_iter=2, objective="mmc_un1")

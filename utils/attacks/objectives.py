@@ -56,6 +56,19 @@ def register_objective(name: str, *, targeted: Optional[bool], needs_centers: bo
     return decorator
 
 
+def resolve_objective(objective: "str | Objective", targeted: bool) -> Objective:
+    """The function of a registered objective ``objective``, or ``objective`` itself when it
+    is a callable; UsageError when a registered one cannot be used in this mode
+    (``targeted``: targets are given)."""
+    if callable(objective):
+        return objective
+    spec = OBJECTIVES.get(objective)
+    if spec.targeted is not None and spec.targeted != targeted:
+        mode = "targeted" if spec.targeted else "untargeted"
+        raise UsageError(f"objective {objective} is {mode}; pass targets accordingly")
+    return spec.fn
+
+
 def _f32(t: Any) -> tf.Tensor:
     return tf.cast(t, tf.float32)
 

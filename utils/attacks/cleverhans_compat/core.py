@@ -13,7 +13,7 @@ from cleverhans.tf2.attacks import momentum_iterative_method as _ch_mim
 from cleverhans.tf2.attacks import projected_gradient_descent as _ch_pgd
 
 from utils.errors import UsageError
-from utils.attacks.objectives import OBJECTIVES, Objective
+from utils.attacks.objectives import Objective, resolve_objective
 
 ModelFn = Callable[[tf.Tensor], tf.Tensor]
 Tensorish = Union[np.ndarray, tf.Tensor]
@@ -40,17 +40,6 @@ def patch_attribute(owner: Any, name: str, value: Any) -> Iterator[None]:
             yield
         finally:
             setattr(owner, name, original)
-
-
-def resolve_objective(objective: ObjectiveLike, targeted: bool) -> Objective:
-    """The objective function for ``objective``; UsageError on a mode mismatch."""
-    if callable(objective):
-        return objective
-    spec = OBJECTIVES.get(objective)
-    if spec.targeted is not None and spec.targeted != targeted:
-        mode = "targeted" if spec.targeted else "untargeted"
-        raise UsageError(f"objective {objective} is {mode}; pass targets accordingly")
-    return spec.fn
 
 
 def to_onehot(labels: Tensorish, num_classes: int) -> tf.Tensor:
@@ -115,7 +104,7 @@ def check_inputs(x: tf.Tensor, eps: float, eps_iter: Bound, clip_min: Bound,
 
 
 def prepare(model_fn: ModelFn, x: Tensorish, y: Labels,
-             targets: Labels) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
+            targets: Labels) -> Tuple[tf.Tensor, tf.Tensor, Optional[tf.Tensor]]:
     """float32 ``x``, one-hot labels (default: the predictions) and targets (or None)."""
     x = tf.convert_to_tensor(x, dtype=tf.float32)
     logits = model_fn(x)
