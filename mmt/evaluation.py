@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from utils.evaluation.ensemble import evaluate_ensemble
+from utils.evaluation.ensemble import evaluate_ensemble, parse_members
 from utils.evaluation.members import PRESETS, EnsembleSettings, MemberSpec, callable_member
 from utils.evaluation.stream import BatchOutcome, class_indices
 
@@ -107,8 +107,8 @@ def resolve_attacks(attacks: "AttackLike | Sequence[AttackLike]"
         name = f"{_attack_name(attack)}#{len(custom) + 1}"
         custom[name] = callable_member(attack)
         names.append(name)
-    if len(names) == 1 and names[0] in PRESETS:
-        return list(PRESETS[names[0]]), custom
+    if len(names) == 1 and names[0] in PRESETS:  # the preset's members, as the scripts read it
+        return list(parse_members(names[0])), custom
     return names, custom
 
 
