@@ -22,15 +22,23 @@ wall time and the zero/NaN input-gradient warnings of our APGD-CE objective on t
 clean batch (:func:`utils.evaluation.masking_checks.input_gradients`). Cases are merged
 into ``--out`` by model and case.
 
-The reference runs in its own virtual environment (torch and ``pyautoattack``, the
-``reference`` extra of setup.cfg), in a subprocess of this script (``--reference``
-mode, which imports neither TensorFlow nor this project); the two exchange ``.npz``
-files. Both sides use ``--threads`` CPU threads and seed 0.
+Both sides run end to end, each in a fresh process of this script, as a user runs them:
+ours (``--ours`` mode) imports ``mmt``, loads the model from a ``.keras`` file
+(``mmt.load_keras``) and calls ``mmt.evaluate(..., attacks="autoattack")``; the reference
+(``--reference`` mode, in its own virtual environment with torch and ``pyautoattack``,
+the ``reference`` extra of setup.cfg; it imports neither TensorFlow nor this project)
+builds the ported model and calls ``run_standard_evaluation``. The parent exchanges
+``.npz`` files with them and times each process: ``process_seconds`` from launch to exit,
+``startup_seconds`` from launch until the model is ready to attack (interpreter,
+framework import, model load), ``seconds`` the attack itself. Both sides use
+``--threads`` CPU threads and seed 0, and each runs ``--repeats`` times per case,
+alternating (ours, reference, ours, ...); times are reported per repeat and as medians.
 
 Targets: our robust accuracy <= the reference's + 1 point, and at most one image robust
 for us but broken by the reference, in every case; ``:plain`` cases also: our robust
 accuracy after APGD-CE <= the reference's after its APGD-CE + 1 point, and no gradient
-warning.
+warning (``targets_met``). Speed (``timing.speed_targets_met``): median end-to-end time
+ours/reference <= 1.0 and our median start-up <= 5 s, on an idle machine.
 
     python -m venv ../refvenv && ../refvenv/bin/pip install torch pyautoattack numpy
     python bench/autoattack_vs_reference.py --ref_python=../refvenv/bin/python
@@ -43,6 +51,7 @@ import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,13 +120,15 @@ def run_reference(io_file: str, out_file: str) -> None:
     aa = AutoAttack(model, norm=REF_NORMS[str(data["norm"])], eps=float(data["eps"]),
                     version="standard", seed=0, device="cpu")
     stats = timed_members(aa, model, y)
+    ready = time.time()
     start = time.perf_counter()
     x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=int(data["batch_size"]))
     seconds = time.perf_counter() - start
     with torch.no_grad():
         robust = (model(x_adv).argmax(1) == y).numpy()
         clean = (model(x).argmax(1) == y).numpy()
-    np.savez(out_file, robust=robust, clean=clean, seconds=seconds, logit_gap=logit_gap,
+    np.savez(out_file, robust=robust, clean=clean, seconds=seconds, ready=ready,
+             logit_gap=logit_gap,
              logit_scale=scale, stats=json.dumps(stats), torch_version=torch.__version__)
 
 
@@ -162,29 +173,72 @@ def timing_members(times: Dict[str, float]) -> Callable[[], None]:
     return restore
 
 
-def run_ours(model: Any, x: np.ndarray, y: np.ndarray, settings: Any,
-             batch_size: int) -> Dict[str, Any]:
-    """Our ``autoattack`` cascade: per-image robust flags, per-member counts and times."""
-    from utils.evaluation.ensemble import evaluate_ensemble, parse_members
+def run_ours(io_file: str, out_file: str) -> None:
+    """``--ours`` mode: our ``autoattack`` cascade as a user runs it, in a fresh process
+    (``import mmt``, ``mmt.load_keras``, ``mmt.evaluate``), on the ``.keras`` model and the
+    images of ``io_file``; writes per-image robust flags, per-member counts and times and
+    the moment the model was ready (the end of the start-up) to ``out_file``."""
+    sys.path.insert(0, str(ROOT))
+    import mmt
 
+    data = np.load(io_file)
+    model = mmt.load_keras(str(data["model_file"]))
+    ready = time.time()
     times: Dict[str, float] = {}
     restore = timing_members(times)
+    try:
+        start = time.perf_counter()
+        result = mmt.evaluate(model, data["x"], data["y"], attacks="autoattack",
+                              eps=float(data["eps"]), norm=str(data["norm"]),
+                              objective=str(data["objective"]),
+                              targeted_objective=str(data["targeted_objective"]),
+                              batch_size=int(data["batch_size"]), seed=0)
+        seconds = time.perf_counter() - start
+    finally:
+        restore()
+    np.savez(out_file, robust=result.robust, seconds=seconds, ready=ready,
+             member_seconds=json.dumps(times),
+             robust_accuracy_after=json.dumps({k: round(v, 6) for k, v in
+                                               result.robust_accuracy_after.items()}),
+             broken_by_member=json.dumps(result.record["broken_by_member"]))
+
+
+# ---------------------------------------------------------------- the parent
+
+def timed_process(args: argparse.Namespace, mode: str, payload: Dict[str, Any],
+                  python: str) -> Dict[str, Any]:
+    """Run this script in ``--<mode>`` mode under ``python`` on ``payload``; returns its
+    output file's arrays plus ``process_seconds`` (launch to exit) and ``startup_seconds``
+    (launch to the moment its model was ready to attack: interpreter, framework import,
+    model load)."""
     with tempfile.TemporaryDirectory() as tmp:
-        state = pathlib.Path(tmp) / "state.npz"
-        try:
-            start = time.perf_counter()
-            result = evaluate_ensemble(model, x, y, members=parse_members("autoattack"),
-                                       settings=settings, batch_size=batch_size,
-                                       state_file=state, progress=False)
-            seconds = time.perf_counter() - start
-        finally:
-            restore()
-        with np.load(state) as saved:
-            robust = saved["adv_correct"].astype(bool)
-    return dict(robust=robust, seconds=seconds, member_seconds=times,
-                robust_accuracy_after={k: round(v, 6) for k, v in
-                                       result["robust_accuracy_after"].items()},
-                broken_by_member=result["broken_by_member"])
+        io_file, out_file = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(io_file, threads=args.threads, batch_size=args.batch_size, **payload)
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+                   TF_NUM_INTRAOP_THREADS=str(args.threads),
+                   TF_NUM_INTEROP_THREADS=str(args.threads), TF_CPP_MIN_LOG_LEVEL="2")
+        launch = time.time()
+        subprocess.run([python, str(pathlib.Path(__file__).resolve()), f"--{mode}", io_file,
+                        out_file], check=True, env=env)
+        process_seconds = time.time() - launch
+        with np.load(out_file) as f:
+            out = {k: f[k] for k in f.files}
+    out.update(process_seconds=process_seconds,
+               startup_seconds=float(out.pop("ready")) - launch)
+    return out
+
+
+def run_ours_subprocess(model_file: str, x: np.ndarray, y: np.ndarray,
+                        settings: Dict[str, Any], args: argparse.Namespace) -> Dict[str, Any]:
+    """Our side (:func:`run_ours`) in a fresh process of this environment's python."""
+    out = timed_process(args, "ours", dict(model_file=model_file, x=x, y=y, **settings),
+                        sys.executable)
+    return {"robust": out["robust"].astype(bool), "seconds": float(out["seconds"]),
+            "process_seconds": out["process_seconds"],
+            "startup_seconds": out["startup_seconds"],
+            "member_seconds": json.loads(str(out["member_seconds"])),
+            "robust_accuracy_after": json.loads(str(out["robust_accuracy_after"])),
+            "broken_by_member": json.loads(str(out["broken_by_member"]))}
 
 
 def gradient_warnings(model: Any, x: np.ndarray, y: np.ndarray, objective: str) -> List[str]:
@@ -216,16 +270,10 @@ def io_payload(model: Any) -> Dict[str, Any]:
 
 def run_reference_subprocess(model: Any, x: np.ndarray, y: np.ndarray, norm: str, eps: float,
                              args: argparse.Namespace) -> Dict[str, Any]:
-    """The reference AutoAttack in its own environment, through ``.npz`` files."""
-    with tempfile.TemporaryDirectory() as tmp:
-        io_file, out_file = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(io_file, x=x, y=y, logits=np.asarray(model(x)), norm=norm, eps=eps,
-                 threads=args.threads, batch_size=args.batch_size, **io_payload(model))
-        subprocess.run([args.ref_python, str(pathlib.Path(__file__).resolve()),
-                        "--reference", io_file, out_file], check=True,
-                       env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
-        with np.load(out_file) as f:
-            ref = {k: f[k] for k in f.files}
+    """The reference AutoAttack in its own environment (:func:`run_reference`)."""
+    ref = timed_process(args, "reference", dict(x=x, y=y, logits=np.asarray(model(x)),
+                                                norm=norm, eps=eps, **io_payload(model)),
+                        args.ref_python)
     stats = json.loads(str(ref["stats"]))
     broken = {k: v["broken"] for k, v in stats.items()}
     robust, clean = int(np.sum(ref["clean"])), {}
@@ -235,49 +283,79 @@ def run_reference_subprocess(model: Any, x: np.ndarray, y: np.ndarray, norm: str
     return {"robust": ref["robust"].astype(bool), "broken_by_member": broken,
             "robust_accuracy_after": clean,
             "member_seconds": {k: v["seconds"] for k, v in stats.items()},
-            "seconds": float(ref["seconds"]), "logit_gap": float(ref["logit_gap"]),
+            "seconds": float(ref["seconds"]), "process_seconds": ref["process_seconds"],
+            "startup_seconds": ref["startup_seconds"], "logit_gap": float(ref["logit_gap"]),
             "logit_scale": float(ref["logit_scale"]),
             "torch_version": str(ref["torch_version"])}
 
 
 def compare(ours: Dict[str, Any], ref: Dict[str, Any]) -> Dict[str, Any]:
-    """Both robust accuracies, the images where they differ, per-member details."""
+    """Both robust accuracies, the images where they differ, per-member details (of the
+    first repeat of each side)."""
     mine, theirs = ours["robust"], ref["robust"]
     return {
         "robust_accuracy": {"ours": float(mine.mean()), "reference": float(theirs.mean())},
         "robust_for_us_broken_by_reference": int(np.sum(mine & ~theirs)),
         "robust_for_reference_broken_by_us": int(np.sum(theirs & ~mine)),
         "ours": {k: ours[k] for k in ("robust_accuracy_after", "broken_by_member",
-                                      "member_seconds", "seconds")},
+                                      "member_seconds", "seconds", "process_seconds",
+                                      "startup_seconds")},
         "reference": {k: v for k, v in ref.items() if k != "robust"},
         "targets_met": bool(mine.mean() <= theirs.mean() + 0.01 + 1e-12
                             and np.sum(mine & ~theirs) <= 1)}
 
 
-def run_case(model: Any, loss: str, x: np.ndarray, y: np.ndarray, case: str,
-             args: argparse.Namespace, references: Dict[Any, Dict[str, Any]]
-             ) -> Dict[str, Any]:
-    """One norm/ε/objective choice: ours, then (once per norm/ε) the reference."""
+TIMES = ("seconds", "process_seconds", "startup_seconds")  # attack, end to end, start-up
+STARTUP_TARGET = 5.0  # seconds from launch until our model is ready to attack
+
+
+def timing(ours: List[Dict[str, Any]], refs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Each repeat's attack, end-to-end and start-up seconds on both sides, their medians,
+    the ratios ours/reference of the medians and the speed targets (end to end <= 1.0,
+    our start-up <= :data:`STARTUP_TARGET`); ``deterministic``: every repeat of a side
+    found the same robust images."""
+    out: Dict[str, Any] = {"repeats": len(ours)}
+    for side, runs in (("ours", ours), ("reference", refs)):
+        out[side] = {key: [round(r[key], 3) for r in runs] for key in TIMES}
+        out[side].update({f"median_{key}": round(statistics.median(r[key] for r in runs), 3)
+                          for key in TIMES})
+    out["ratio_attack"] = round(out["ours"]["median_seconds"]
+                                / out["reference"]["median_seconds"], 3)
+    out["ratio_end_to_end"] = round(out["ours"]["median_process_seconds"]
+                                    / out["reference"]["median_process_seconds"], 3)
+    out["deterministic"] = all(np.array_equal(r["robust"], runs[0]["robust"])
+                               for runs in (ours, refs) for r in runs)
+    out["speed_targets_met"] = bool(
+        out["ratio_end_to_end"] <= 1.0
+        and out["ours"]["median_startup_seconds"] <= STARTUP_TARGET)
+    return out
+
+
+def run_case(model: Any, model_file: str, loss: str, x: np.ndarray, y: np.ndarray,
+             case: str, args: argparse.Namespace,
+             references: Dict[Any, List[Dict[str, Any]]]) -> Dict[str, Any]:
+    """One norm/ε/objective choice, ``--repeats`` times: ours, then the reference (which
+    runs ``--repeats`` times once per norm/ε, interleaved with the first case's runs)."""
     from utils.attacks.objectives import select_objective, targeted_counterpart
-    from utils.evaluation.members import EnsembleSettings
 
     norm, eps, adaptive = parse_case(case)
     objective = select_objective(loss, "APGD", False, adaptive)
     targeted = targeted_counterpart(objective)
-    settings = EnsembleSettings(eps=eps, clip_min=0.0, clip_max=1.0, norm=norm, seed=0,
-                                objective=objective, targeted_objective=targeted)
-    ours = run_ours(model, x, y, settings, args.batch_size)
-    if (norm, eps) not in references:
-        references[(norm, eps)] = run_reference_subprocess(model, x, y, norm, eps, args)
-    ref = references[(norm, eps)]
+    settings = dict(eps=eps, norm=norm, objective=objective, targeted_objective=targeted)
+    refs = references.setdefault((norm, eps), [])
+    ours = []
+    for repeat in range(args.repeats):
+        ours.append(run_ours_subprocess(model_file, x, y, settings, args))
+        if len(refs) <= repeat:
+            refs.append(run_reference_subprocess(model, x, y, norm, eps, args))
     result = {"model": args.model, "case": case, "norm": norm, "eps": eps,
               "eps_256": eps * 256, "n": len(y), "adaptive": adaptive,
               "objectives": {"APGD-CE": objective, "APGD-T": targeted},
               "gradient_warnings": gradient_warnings(model, x, y, objective),
-              **compare(ours, ref)}
+              **compare(ours[0], refs[0]), "timing": timing(ours, refs)}
     if not adaptive:  # the first member alone, and no masked gradient
-        first = (ours["robust_accuracy_after"]["APGD-CE"]
-                 <= ref["robust_accuracy_after"]["apgd-ce"] + 0.01 + 1e-12)
+        first = (ours[0]["robust_accuracy_after"]["APGD-CE"]
+                 <= refs[0]["robust_accuracy_after"]["apgd-ce"] + 0.01 + 1e-12)
         result["apgd_ce_target_met"] = bool(first and not result["gradient_warnings"])
         result["targets_met"] = result["targets_met"] and result["apgd_ce_target_met"]
     return result
@@ -354,6 +432,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", nargs=2, metavar=("IN", "OUT"),
                         help="internal: run the reference side on IN, write OUT")
+    parser.add_argument("--ours", nargs=2, metavar=("IN", "OUT"),
+                        help="internal: run our side on IN, write OUT")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each side per case (times: the median)")
     parser.add_argument("--model", default="cnn", choices=("cnn", "resnet8-mmc", "resnet8-sce"))
     parser.add_argument("--n", type=int, default=100, help="attacked test images")
     parser.add_argument("--cases", default="linf:8,l2:1",
@@ -378,6 +460,9 @@ def main() -> None:
     if args.reference:
         run_reference(*args.reference)
         return
+    if args.ours:
+        run_ours(*args.ours)
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(
         args.threads)
@@ -386,11 +471,16 @@ def main() -> None:
 
     load = require_idle(args.force)
     model, loss, x, y, info = load_model(args)
-    references: Dict[Any, Dict[str, Any]] = {}
-    cases = [run_case(model, loss, x, y, c, args, references) for c in args.cases.split(",")]
+    references: Dict[Any, List[Dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_file = os.path.join(tmp, "model.keras")
+        model.save(model_file)
+        cases = [run_case(model, model_file, loss, x, y, c, args, references)
+                 for c in args.cases.split(",")]
     record({"model": args.model, **info, "loss": loss,
             "clean_accuracy": float(np.mean(np.asarray(model(x)).argmax(-1) == y)),
-            "threads": args.threads, "batch_size": args.batch_size, "cases": cases,
+            "threads": args.threads, "batch_size": args.batch_size, "repeats": args.repeats,
+            "cases": cases,
             "timing_note": "--force: times may come from a loaded machine, compare parity"
             if args.force else "load below the core count at start"}, pathlib.Path(args.out), load)
 
