@@ -16,8 +16,9 @@ fi
 if [[ "${DRY_RUN:-0}" == "1" ]]; then
   OUT="${OUT:-$(mktemp -d)}"
   export CUDA_VISIBLE_DEVICES=""
-  # (float16 convolutions are emulated on a CPU: tiny batches keep mixed_float16 short)
-  TRAIN=(--n=1 --batch_size=5 --train_size=5 --test_size=5 --epochs=2 --steps_per_loop=1,50 --force)
+  # (float16 convolutions are emulated on a CPU: tiny batches keep mixed_float16 short;
+  # an epoch is one step here, so steps_per_loop 1 and 50 would be the same run: one of them)
+  TRAIN=(--n=1 --batch_size=5 --train_size=5 --test_size=5 --epochs=2 --steps_per_loop=50 --force)
   ATTACK=(--n=1 --num_iter=2 --rounds=1 --reps=1 --apgd_iter=2 --force)
   BATCHES=(4 8)
 else

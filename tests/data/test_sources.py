@@ -249,6 +249,20 @@ def test_pixel_mean_in_blocks_is_numpys_mean_bit_for_bit(rows):
     assert got.dtype == np.float32 and np.array_equal(got, want)
 
 
+def test_mean_of_a_read_only_training_set_is_remembered_and_never_shared():
+    from utils.data.sources import _train_mean
+    x = np.random.default_rng(1).integers(0, 256, (6, 2, 2, 1), dtype=np.uint8)
+    want = np.mean(x.astype(np.float32) / 255, axis=0)
+    x.setflags(write=False)  # as the raw dataset kept for the next run
+    first = _train_mean(x)
+    first += 1  # a caller's change stays its own
+    second = _train_mean(x)
+    assert np.array_equal(second, want) and second is not first
+    writable = x.copy()  # another array, even with equal contents: computed afresh
+    writable[0] = 0
+    assert not np.array_equal(_train_mean(writable), want)
+
+
 def test_train_subset_is_seeded_and_keeps_full_mean(cifar_raw):
     full = D.prepare(cifar_raw)
     a = D.prepare(cifar_raw, train_size=7, test_size=4, seed=1)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FASHION_DIR, ROOT
 
-pytestmark = pytest.mark.slow  # end to end: 8 tiny trainings and 2 attack benchmarks
+pytestmark = pytest.mark.slow  # end to end: 4 tiny trainings and 2 attack benchmarks
 
 
 def test_gpu_suite_dry_run_writes_expected_json(tmp_path):
@@ -21,12 +21,12 @@ def test_gpu_suite_dry_run_writes_expected_json(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     train = json.loads((tmp_path / "gpu_train.json").read_text())
+    # The dry run's grid: both precisions and losses, steps_per_loop 50 only (an epoch of
+    # the dry run is one step, so k=1 would repeat the same run; a GPU run has both).
     combos = {(r["precision"], r["steps_per_loop"], r["loss"]) for r in train["runs"]}
-    assert combos == {(p, k, loss) for p in ("off", "mixed_float16") for k in (1, 50)
-                      for loss in ("sce", "mmc")}
+    assert combos == {(p, 50, loss) for p in ("off", "mixed_float16") for loss in ("sce", "mmc")}
     assert all(r["last_epoch_s"] > 0 and len(r["epoch_s"]) == 2 for r in train["runs"])
-    assert set(train["mmc_over_sce"]) == {"off_k1", "off_k50", "mixed_float16_k1",
-                                          "mixed_float16_k50"}
+    assert set(train["mmc_over_sce"]) == {"off_k50", "mixed_float16_k50"}
     for batch in (4, 8):
         attack = json.loads((tmp_path / f"gpu_attack_b{batch}.json").read_text())
         assert attack["batch_size"] == batch

@@ -283,6 +283,21 @@ def _pixel_mean(x: np.ndarray, rows: int = 2048) -> np.ndarray:
     return np.true_divide(total, len(x), out=total, casting="unsafe")
 
 
+_LAST_MEAN: List[Tuple[np.ndarray, np.ndarray]] = []  # [(read-only x_train, its mean)]
+
+
+def _train_mean(x: np.ndarray) -> np.ndarray:
+    """:func:`_pixel_mean` of ``x`` (a fresh array), remembered for the last read-only
+    ``x``: the raw dataset kept by :func:`_load_raw_cached`, which nobody can change, so
+    the next training in the process does not average 60,000 images again (0.3 s)."""
+    if _LAST_MEAN and _LAST_MEAN[0][0] is x:
+        return _LAST_MEAN[0][1].copy()
+    mean = _pixel_mean(x)
+    if not x.flags.writeable:
+        _LAST_MEAN[:] = [(x, mean.copy())]
+    return mean
+
+
 def prepare(raw: RawDataset, *, train_size: Optional[int] = None,
             test_size: Optional[int] = None, seed: int = 0) -> PreparedData:
     """Preprocess ``raw`` as the original: ``x / 255 - mean(x_train_full / 255, axis=0)``.
@@ -299,7 +314,7 @@ def prepare(raw: RawDataset, *, train_size: Optional[int] = None,
     """
     _check_size(train_size, len(raw.x_train), "train_size")
     _check_size(test_size, len(raw.x_test), "test_size")
-    mean = _pixel_mean(raw.x_train)  # float32 as in the original, full training set
+    mean = _train_mean(raw.x_train)  # float32 as in the original, full training set
     train_idx = np.arange(len(raw.x_train))
     if train_size is not None:
         rng = np.random.default_rng(seed)
