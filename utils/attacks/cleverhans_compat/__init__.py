@@ -21,7 +21,7 @@ ragged list (NumPy >= 1.24 refuses); MadryEtAl starts in a 0.3-ball; MIM hard-co
 from utils.attacks.cleverhans_compat.core import (  # noqa: F401
     CleverhansLossFn, ModelFn, basic_iterative_method, check_inputs, cleverhans_loss_fn,
     fast_gradient_method, madry_et_al, momentum_iterative_method, patch_attribute,
-    projected_gradient_descent, resolve_objective, to_onehot)
+    projected_gradient_descent, resolve_objective)
 from utils.attacks.cleverhans_compat.cw import CWConfig, carlini_wagner_l2  # noqa: F401
 from utils.attacks.cleverhans_compat.spsa import KerasSPSAAdam, spsa  # noqa: F401
 from utils.attacks.const_search import is_adversarial, update_const  # noqa: F401

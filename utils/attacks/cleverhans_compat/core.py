@@ -14,6 +14,7 @@ from cleverhans.tf2.attacks import projected_gradient_descent as _ch_pgd
 
 from utils.errors import UsageError
 from utils.attacks.objectives import Objective, resolve_objective
+from utils.losses import onehot_labels
 
 ModelFn = Callable[[tf.Tensor], tf.Tensor]
 Tensorish = Union[np.ndarray, tf.Tensor]
@@ -42,14 +43,6 @@ def patch_attribute(owner: Any, name: str, value: Any) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def to_onehot(labels: Tensorish, num_classes: int) -> tf.Tensor:
-    """float32 one-hot ``(batch, num_classes)`` from int ``(batch,)`` or one-hot labels."""
-    labels = tf.convert_to_tensor(labels)
-    if labels.shape.rank == 1:
-        return tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.float32)
-    return tf.cast(labels, tf.float32)
-
-
 def cleverhans_loss_fn(objective: ObjectiveLike, targeted: bool,
                        labels: Labels = None) -> CleverhansLossFn:
     """cleverhans ``loss_fn(labels, logits)`` whose cleverhans attack minimises ``objective``.
@@ -69,11 +62,10 @@ def cleverhans_loss_fn(objective: ObjectiveLike, targeted: bool,
 
 def _adapter(fn: Objective, targeted: bool, true_labels: Labels) -> CleverhansLossFn:
     def loss_fn(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-        num_classes = logits.shape[-1]
         if not targeted:
-            return -fn(logits, to_onehot(labels, num_classes))
-        true = None if true_labels is None else to_onehot(true_labels, num_classes)
-        return fn(logits, true, targets=to_onehot(labels, num_classes))
+            return -fn(logits, onehot_labels(labels, logits))
+        true = None if true_labels is None else onehot_labels(true_labels, logits)
+        return fn(logits, true, targets=onehot_labels(labels, logits))
     return loss_fn
 
 
@@ -108,8 +100,8 @@ def prepare(model_fn: ModelFn, x: Tensorish, y: Labels,
     """float32 ``x``, one-hot labels (default: the predictions) and targets (or None)."""
     x = tf.convert_to_tensor(x, dtype=tf.float32)
     logits = model_fn(x)
-    labels = to_onehot(tf.argmax(logits, axis=-1) if y is None else y, int(logits.shape[-1]))
-    return x, labels, None if targets is None else to_onehot(targets, labels.shape[-1])
+    labels = onehot_labels(tf.argmax(logits, axis=-1) if y is None else y, logits)
+    return x, labels, None if targets is None else onehot_labels(targets, logits)
 
 
 def _gradient_attack(attack: Callable[..., tf.Tensor], model_fn: ModelFn, x: Tensorish,
