@@ -7,7 +7,7 @@ ResNet-8 v1 (``scripts/demo.py``: MMC-10 or SCE head, trained once by
 pixel mean (a ``PixelMean`` layer) so that it, too, takes [0, 1] pixels (3 channels).
 The model is ported to PyTorch (:mod:`bench.torch_port`; logits must agree to
 ``LOGIT_TOL`` relative) and the same first ``--n`` test images are attacked with our
-:func:`utils.evaluation.ensemble.evaluate_ensemble` (preset ``autoattack``: APGD-CE,
+cascade (``mmt.evaluate``, preset ``autoattack``: APGD-CE,
 APGD-T, FAB-T, Square) and with the reference
 ``AutoAttack(model, norm=..., eps=..., version='standard')``, for each ``--cases`` entry
 (``linf:8`` is ℓ∞ ε = 8/256, ``l2:1`` ℓ2 ε = 1.0; pixels in [0, 1], so our model units
@@ -22,12 +22,12 @@ wall time and the zero/NaN input-gradient warnings of our APGD-CE objective on t
 clean batch (:func:`utils.evaluation.masking_checks.input_gradients`). Cases are merged
 into ``--out`` by model and case.
 
-Both sides run end to end, each in a fresh process of this script, as a user runs them:
-ours (``--ours`` mode) imports ``mmt``, loads the model from a ``.keras`` file
+Both sides run end to end, each in a fresh process (:mod:`bench.autoattack_sides`), as a
+user runs them: ours imports ``mmt``, loads the model from a ``.keras`` file
 (``mmt.load_keras``) and calls ``mmt.evaluate(..., attacks="autoattack")``; the reference
-(``--reference`` mode, in its own virtual environment with torch and ``pyautoattack``,
-the ``reference`` extra of setup.cfg; it imports neither TensorFlow nor this project)
-builds the ported model and calls ``run_standard_evaluation``. The parent exchanges
+(in its own virtual environment with torch and ``pyautoattack``, the ``reference`` extra
+of setup.cfg; it imports neither TensorFlow nor this project) builds the ported model and
+calls ``run_standard_evaluation``. This script exchanges
 ``.npz`` files with them and times each process: ``process_seconds`` from launch to exit,
 ``startup_seconds`` from launch until the model is ready to attack (interpreter,
 framework import, model load), ``seconds`` the attack itself. Both sides use
@@ -56,16 +56,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-OUR_MEMBERS = ("APGD-CE", "APGD-T", "FAB-T", "Square")
-REF_MEMBERS = {"apgd": "apgd-ce", "apgd_targeted": "apgd-t", "fab": "fab-t",
-               "square": "square"}  # the reference's attribute -> its attack name
-REF_NORMS = {"linf": "Linf", "l2": "L2"}
-LOGIT_TOL = 1e-4  # ported logits must agree to this, relative to max(1, max |logit|)
+SIDES = pathlib.Path(__file__).resolve().with_name("autoattack_sides.py")
+NORMS = ("linf", "l2")
 
 
 def parse_case(text: str) -> Tuple[str, float, bool]:
@@ -73,141 +70,16 @@ def parse_case(text: str) -> Tuple[str, float, bool]:
     (ℓ2 ε as is); a ``:plain`` suffix -> ``adaptive=False`` (``--adaptive=False``: ``ce``
     and ``dlr_targeted`` whatever the head; the default is the model's adaptive pair)."""
     norm, value, *mode = text.split(":")
-    if norm not in REF_NORMS or mode not in ([], ["plain"]):
+    if norm not in NORMS or mode not in ([], ["plain"]):
         raise SystemExit(f"bad case {text!r}; use linf:EPS_256 or l2:EPS, optionally :plain")
     return norm, float(value) / 256 if norm == "linf" else float(value), not mode
-
-
-# ---------------------------------------------------------------- the reference side
-# Runs under the reference environment: NumPy and torch only.
-
-def timed_members(aa: Any, model: Any, y_all: Any) -> Dict[str, Dict[str, float]]:
-    """Wrap each reference attack's ``perturb`` to add its wall time and the images it
-    broke (by the model, as AutoAttack counts them) to the returned dict."""
-    stats: Dict[str, Dict[str, float]] = {}
-    for attr, name in REF_MEMBERS.items():
-        attack, entry = getattr(aa, attr), stats.setdefault(name, {"seconds": 0.0,
-                                                                   "broken": 0})
-
-        def perturb(x, y, *a, _orig=attack.perturb, _entry=entry, **kw):
-            start = time.perf_counter()
-            adv = _orig(x, y, *a, **kw)
-            _entry["seconds"] += time.perf_counter() - start
-            _entry["broken"] += int((model(adv).argmax(1) != y).sum())
-            return adv
-
-        attack.perturb = perturb
-    return stats
-
-
-def run_reference(io_file: str, out_file: str) -> None:
-    """``--reference`` mode: the reference AutoAttack on the images of ``io_file``."""
-    import torch
-    from pyautoattack import AutoAttack
-
-    data = np.load(io_file)
-    torch.set_num_threads(int(data["threads"]))
-    model = reference_model(data)
-    x = torch.tensor(data["x"]).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
-    y = torch.tensor(data["y"]).long()
-    logits = torch.tensor(data["logits"])
-    with torch.no_grad():
-        logit_gap = float((model(x) - logits).abs().max())
-    scale = max(float(logits.abs().max()), 1.0)
-    if logit_gap > LOGIT_TOL * scale:
-        raise SystemExit(f"ported model differs from the Keras one by {logit_gap:.3g} "
-                         f"(logits up to {scale:.3g})")
-    aa = AutoAttack(model, norm=REF_NORMS[str(data["norm"])], eps=float(data["eps"]),
-                    version="standard", seed=0, device="cpu")
-    stats = timed_members(aa, model, y)
-    ready = time.time()
-    start = time.perf_counter()
-    x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=int(data["batch_size"]))
-    seconds = time.perf_counter() - start
-    with torch.no_grad():
-        robust = (model(x_adv).argmax(1) == y).numpy()
-        clean = (model(x).argmax(1) == y).numpy()
-    np.savez(out_file, robust=robust, clean=clean, seconds=seconds, ready=ready,
-             logit_gap=logit_gap,
-             logit_scale=scale, stats=json.dumps(stats), torch_version=torch.__version__)
-
-
-def reference_model(data: Any) -> Any:
-    """The torch model of an io file: the tiny CNN's layer list (``spec``) or a
-    :mod:`bench.torch_port` graph (``graph``, weights ``g0, g1, ...`` named by
-    ``graph_weights``)."""
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    from torch_port import torch_graph, torch_model
-
-    if "graph" not in data.files:
-        spec = json.loads(str(data["spec"]))
-        return torch_model(spec, {k: data[k] for k in data.files if k.startswith("w")})
-
-    names = json.loads(str(data["graph_weights"]))
-    return torch_graph(json.loads(str(data["graph"])),
-                       {name: data[f"g{i}"] for i, name in enumerate(names)})
-
-
-# ---------------------------------------------------------------- our side
-
-def timing_members(times: Dict[str, float]) -> Callable[[], None]:
-    """Time each of our members (a bench-only wrapper around the registry entries);
-    returns the function that restores them."""
-    import dataclasses
-
-    from utils.evaluation.members import MEMBERS
-
-    saved = {name: MEMBERS.get(name) for name in OUR_MEMBERS}
-    for name, spec in saved.items():
-        def fn(model_fn, call, settings, _inner=spec.fn, _name=name):
-            start = time.perf_counter()
-            out = np.asarray(_inner(model_fn, call, settings))
-            times[_name] = times.get(_name, 0.0) + time.perf_counter() - start
-            return out
-
-        MEMBERS._entries[name] = dataclasses.replace(spec, fn=fn)  # noqa: SLF001
-
-    def restore() -> None:
-        MEMBERS._entries.update(saved)  # noqa: SLF001
-
-    return restore
-
-
-def run_ours(io_file: str, out_file: str) -> None:
-    """``--ours`` mode: our ``autoattack`` cascade as a user runs it, in a fresh process
-    (``import mmt``, ``mmt.load_keras``, ``mmt.evaluate``), on the ``.keras`` model and the
-    images of ``io_file``; writes per-image robust flags, per-member counts and times and
-    the moment the model was ready (the end of the start-up) to ``out_file``."""
-    sys.path.insert(0, str(ROOT))
-    import mmt
-
-    data = np.load(io_file)
-    model = mmt.load_keras(str(data["model_file"]))
-    ready = time.time()
-    times: Dict[str, float] = {}
-    restore = timing_members(times)
-    try:
-        start = time.perf_counter()
-        result = mmt.evaluate(model, data["x"], data["y"], attacks="autoattack",
-                              eps=float(data["eps"]), norm=str(data["norm"]),
-                              objective=str(data["objective"]),
-                              targeted_objective=str(data["targeted_objective"]),
-                              batch_size=int(data["batch_size"]), seed=0)
-        seconds = time.perf_counter() - start
-    finally:
-        restore()
-    np.savez(out_file, robust=result.robust, seconds=seconds, ready=ready,
-             member_seconds=json.dumps(times),
-             robust_accuracy_after=json.dumps({k: round(v, 6) for k, v in
-                                               result.robust_accuracy_after.items()}),
-             broken_by_member=json.dumps(result.record["broken_by_member"]))
 
 
 # ---------------------------------------------------------------- the parent
 
 def timed_process(args: argparse.Namespace, mode: str, payload: Dict[str, Any],
                   python: str) -> Dict[str, Any]:
-    """Run this script in ``--<mode>`` mode under ``python`` on ``payload``; returns its
+    """Run :mod:`bench.autoattack_sides` ``--<mode>`` under ``python`` on ``payload``; its
     output file's arrays plus ``process_seconds`` (launch to exit) and ``startup_seconds``
     (launch to the moment its model was ready to attack: interpreter, framework import,
     model load)."""
@@ -218,8 +90,8 @@ def timed_process(args: argparse.Namespace, mode: str, payload: Dict[str, Any],
                    TF_NUM_INTRAOP_THREADS=str(args.threads),
                    TF_NUM_INTEROP_THREADS=str(args.threads), TF_CPP_MIN_LOG_LEVEL="2")
         launch = time.time()
-        subprocess.run([python, str(pathlib.Path(__file__).resolve()), f"--{mode}", io_file,
-                        out_file], check=True, env=env)
+        subprocess.run([python, str(SIDES), f"--{mode}", io_file, out_file], check=True,
+                       env=env)
         process_seconds = time.time() - launch
         with np.load(out_file) as f:
             out = {k: f[k] for k in f.files}
@@ -230,7 +102,7 @@ def timed_process(args: argparse.Namespace, mode: str, payload: Dict[str, Any],
 
 def run_ours_subprocess(model_file: str, x: np.ndarray, y: np.ndarray,
                         settings: Dict[str, Any], args: argparse.Namespace) -> Dict[str, Any]:
-    """Our side (:func:`run_ours`) in a fresh process of this environment's python."""
+    """Our side (``autoattack_sides.run_ours``) in a fresh process of this environment."""
     out = timed_process(args, "ours", dict(model_file=model_file, x=x, y=y, **settings),
                         sys.executable)
     return {"robust": out["robust"].astype(bool), "seconds": float(out["seconds"]),
@@ -270,10 +142,12 @@ def io_payload(model: Any) -> Dict[str, Any]:
 
 def run_reference_subprocess(model: Any, x: np.ndarray, y: np.ndarray, norm: str, eps: float,
                              args: argparse.Namespace) -> Dict[str, Any]:
-    """The reference AutoAttack in its own environment (:func:`run_reference`)."""
+    """The reference AutoAttack in its own environment (``autoattack_sides.run_reference``)."""
     ref = timed_process(args, "reference", dict(x=x, y=y, logits=np.asarray(model(x)),
                                                 norm=norm, eps=eps, **io_payload(model)),
                         args.ref_python)
+    from bench.autoattack_sides import REF_MEMBERS
+
     stats = json.loads(str(ref["stats"]))
     broken = {k: v["broken"] for k, v in stats.items()}
     robust, clean = int(np.sum(ref["clean"])), {}
@@ -430,10 +304,6 @@ def record(run: Dict[str, Any], out: pathlib.Path, load: float) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", nargs=2, metavar=("IN", "OUT"),
-                        help="internal: run the reference side on IN, write OUT")
-    parser.add_argument("--ours", nargs=2, metavar=("IN", "OUT"),
-                        help="internal: run our side on IN, write OUT")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each side per case (times: the median)")
     parser.add_argument("--model", default="cnn", choices=("cnn", "resnet8-mmc", "resnet8-sce"))
@@ -457,12 +327,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.reference:
-        run_reference(*args.reference)
-        return
-    if args.ours:
-        run_ours(*args.ours)
-        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(
         args.threads)
