@@ -1,22 +1,20 @@
 """advtest_iterative.py's run (utils.evaluation.iterative_run) on a tiny model trained by
 train_models.py: configs built from flag lists by utils.cli.iterative.config_from_flags and
-run in-process; one subprocess smoke test of the entry script."""
+run in-process; the entry script as a process in a smoke test and a SIGTERM test."""
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
-from conftest import entry_config, run_entry, write_fake_mnist_npz
+from conftest import ROOT, entry_config, run_entry, write_fake_mnist_npz
 
 pytestmark = pytest.mark.slow  # trains a model per module, attacks it end to end
 
 ARCH = ["--dataset=mnist", "--version=1", "--n=1", "--batch_size=20", "--optimizer=Adam",
         "--lr=0.001"]
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +142,11 @@ def test_bad_input_exit_2(trained, capsys, extra, expected):
 def test_unwritable_results_file(trained, capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    root, data = trained
     from utils.errors import UsageError
     with pytest.raises(UsageError, match="not a writable directory; pass another "
                                          "--results_file"):
-        _config(ARCH + [
-            f"--data_dir={data}", f"--model_dir={root}", "--use_advtrain=False", "--epoch=6",
-            f"--results_file={blocker}/r.jsonl", "--progress=False", "--eps_256=0",
-            "--attack_method=FastGradientMethod"])
+        _config(_args(trained, f"{blocker}/r.jsonl", "--eps_256=0",
+                      "--attack_method=FastGradientMethod"))
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +156,7 @@ def trained_sce(trained):
     code, _, err = run_entry("train_models", ARCH + [
         f"--data_dir={data}", f"--model_dir={root}", "--epochs=6", "--verbose=0",
         "--augment=False", "--use_MMLDA=False", "--train_size=200"], None)
+    assert code == 0, err
     return trained
 
 

@@ -91,7 +91,8 @@ def test_advtrain_command_lines_say_to_add_use_advtrain(command, tmp_path, capsy
     assert not (tmp_path / "m").exists()
     code, _, err = run_entry(module_name, args + ["--use_advtrain=True", "--epochs=0",
                                                   f"--model_dir={tmp_path / 'm'}"], capsys)
-    assert "use_advtrain" not in err  # with it, only the (deliberately bad) epochs is refused
+    # with it, only the (deliberately bad) epochs is refused
+    assert code == 2 and "--epochs" in err and "use_advtrain" not in err
 
 
 def test_blackbox_presets_fix_the_original_adversarial_training():
