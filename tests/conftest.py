@@ -23,19 +23,19 @@ FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 
 # The longest files, longest first (CPU seconds per file measured 2026-12-07 with
-# MMT_TEST_CPU_LOG, ~82 s down to ~7 s each), started first under ``pytest -n 2 --dist
+# MMT_TEST_CPU_LOG, ~70 s down to ~7 s each), started first under ``pytest -n 2 --dist
 # loadfile --no-loadscope-reorder`` (``make test``; without that flag pytest-xdist orders
 # files by their number of tests) so that the run does not end with one worker alone on one.
 LONGEST_FIRST = ("scripts/test_advtest_iterative.py", "training/test_faults.py",
-                 "scripts/test_gpu_suite.py", "training/test_train_models.py",
-                 "training/test_advtrain.py", "scripts/test_analyses_script.py",
-                 "scripts/test_keras_export.py", "scripts/test_reproduce_cpu.py",
-                 "training/test_train_losses.py", "scripts/test_gpu_recipe.py",
-                 "scripts/test_advtest_others.py", "training/test_distribute.py",
-                 "training/test_steps_per_loop.py", "models/test_original_h5.py",
+                 "scripts/test_analyses_script.py", "training/test_advtrain.py",
+                 "training/test_train_models.py", "scripts/test_gpu_suite.py",
+                 "training/test_train_losses.py", "scripts/test_reproduce_cpu.py",
+                 "scripts/test_keras_export.py", "scripts/test_advtest_others.py",
+                 "scripts/test_gpu_recipe.py", "models/test_original_h5.py",
+                 "training/test_distribute.py", "training/test_steps_per_loop.py",
                  "test_bad_input.py", "scripts/test_demo.py", "scripts/test_bench.py",
-                 "reporting/test_report.py", "attacks/test_per_example.py",
-                 "mmt/test_mmt_attacks.py", "attacks/test_apgd.py",
+                 "attacks/test_per_example.py", "reporting/test_report.py",
+                 "mmt/test_mmt_attacks.py", "attacks/test_apgd.py", "training/test_run_lock.py",
                  "evaluation/test_ensemble.py", "models/test_classifier.py",
                  "attacks/test_attacks.py")
 
