@@ -154,12 +154,14 @@ def entry_config(module, args, build=None):
         flags.FLAGS.unparse_flags()
 
 
-# MMT_TEST_CPU_LOG=path: append "nodeid<TAB>cpu seconds" per test (this process and its
-# children, setup to teardown) — CPU time, unlike --durations' wall time, hardly depends on
-# what else runs on the machine, so it tells where the suite's time goes on a loaded box.
+# MMT_TEST_CPU_LOG=path: append "nodeid<TAB>cpu seconds<TAB>xdist worker<TAB>wall seconds
+# <TAB>end time" per test (CPU: this process and its children, setup to teardown) — CPU time, unlike
+# --durations' wall time, hardly depends on what else runs on the machine, so it tells
+# where the suite's time goes on a loaded box; the worker column shows each one's load.
 _CPU_LOG = os.environ.get("MMT_TEST_CPU_LOG")
 if _CPU_LOG:
     import resource
+    import time
 
     def _cpu_seconds() -> float:
         total = 0.0
@@ -170,7 +172,9 @@ if _CPU_LOG:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(item, nextitem):
-        start = _cpu_seconds()
+        start, wall = _cpu_seconds(), time.monotonic()
         yield
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
         with open(_CPU_LOG, "a") as log:
-            log.write(f"{item.nodeid}\t{_cpu_seconds() - start:.2f}\n")
+            log.write(f"{item.nodeid}\t{_cpu_seconds() - start:.2f}\t{worker}\t"
+                      f"{time.monotonic() - wall:.2f}\t{time.time():.1f}\n")
