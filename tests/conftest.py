@@ -154,10 +154,10 @@ def entry_config(module, args, build=None):
         flags.FLAGS.unparse_flags()
 
 
-# MMT_TEST_CPU_LOG=path: append "nodeid<TAB>cpu seconds<TAB>xdist worker<TAB>wall seconds
-# <TAB>end time" per test (CPU: this process and its children, setup to teardown) — CPU time, unlike
+# MMT_TEST_CPU_LOG=path: append "nodeid<TAB>cpu s<TAB>xdist worker<TAB>wall s<TAB>end time"
+# per test (CPU: this process and its children, setup to teardown) — CPU time, unlike
 # --durations' wall time, hardly depends on what else runs on the machine, so it tells
-# where the suite's time goes on a loaded box; the worker column shows each one's load.
+# where the suite's time goes on a loaded box; wall minus CPU shows a test that waits.
 _CPU_LOG = os.environ.get("MMT_TEST_CPU_LOG")
 if _CPU_LOG:
     import resource
