@@ -249,18 +249,21 @@ def test_pixel_mean_in_blocks_is_numpys_mean_bit_for_bit(rows):
     assert got.dtype == np.float32 and np.array_equal(got, want)
 
 
-def test_mean_of_a_read_only_training_set_is_remembered_and_never_shared():
-    from utils.data.sources import _train_mean
-    x = np.random.default_rng(1).integers(0, 256, (6, 2, 2, 1), dtype=np.uint8)
-    want = np.mean(x.astype(np.float32) / 255, axis=0)
-    x.setflags(write=False)  # as the raw dataset kept for the next run
-    first = _train_mean(x)
+def test_mean_of_the_cached_raw_dataset_is_computed_once_and_never_shared(tmp_path,
+                                                                          monkeypatch):
+    from utils.data import sources
+    calls = []
+    monkeypatch.setattr(sources, "_pixel_mean",
+                        lambda x, _inner=sources._pixel_mean: calls.append(1) or _inner(x))
+    raw = D.load_raw_dataset("cifar10", write_fake("cifar10", str(tmp_path), seed=3))
+    want = np.mean(raw.x_train.astype(np.float32) / 255, axis=0)
+    first = D.prepare(raw).mean
     first += 1  # a caller's change stays its own
-    second = _train_mean(x)
-    assert np.array_equal(second, want) and second is not first
-    writable = x.copy()  # another array, even with equal contents: computed afresh
-    writable[0] = 0
-    assert not np.array_equal(_train_mean(writable), want)
+    second = D.prepare(raw, train_size=3).mean
+    assert np.array_equal(second, want) and len(calls) == 1
+    other = raw.x_train.copy()  # not the cache's array, even with equal contents
+    other.setflags(write=False)
+    assert np.array_equal(sources._train_mean(other), want) and len(calls) == 2
 
 
 def test_train_subset_is_seeded_and_keeps_full_mean(cifar_raw):
