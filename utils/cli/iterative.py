@@ -106,8 +106,8 @@ def _define_attack_flags() -> None:
     flags.DEFINE_integer("epoch_1", None, "Checkpoint epoch of --model_1 (default --epoch).")
     flags.DEFINE_integer("epoch_2", None, "Checkpoint epoch of --model_2 (default --epoch).")
     flags.DEFINE_string(
-        "norm", "linf", "APGD threat model: linf | l2 (eps_256 is then an "
-        "l2 radius in /256 units).")
+        "norm", "linf", "Threat model (FGSM, BIM, MadryEtAl, MIM, APGD, APGD-T, FAB-T, "
+        "Square): linf | l2 (eps_256 is then an l2 radius in /256 units).")
     flags.DEFINE_string(
         "apgd_loss", None, "Objective of APGD / APGD-CE (APGD-T uses its "
         "targeted counterpart: ce -> dlr_targeted, mmc_un1 -> mmc_tar1); default: mmc_un1 "
