@@ -62,7 +62,6 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIDES = pathlib.Path(__file__).resolve().with_name("autoattack_sides.py")
-NORMS = ("linf", "l2")
 
 
 def parse_case(text: str) -> Tuple[str, float, bool]:
@@ -70,9 +69,16 @@ def parse_case(text: str) -> Tuple[str, float, bool]:
     (ℓ2 ε as is); a ``:plain`` suffix -> ``adaptive=False`` (``--adaptive=False``: ``ce``
     and ``dlr_targeted`` whatever the head; the default is the model's adaptive pair)."""
     norm, value, *mode = text.split(":")
-    if norm not in NORMS or mode not in ([], ["plain"]):
-        raise SystemExit(f"bad case {text!r}; use linf:EPS_256 or l2:EPS, optionally :plain")
-    return norm, float(value) / 256 if norm == "linf" else float(value), not mode
+    from bench.autoattack_sides import REF_NORMS
+
+    try:
+        eps = float(value)
+    except ValueError:
+        eps = float("nan")
+    if norm not in REF_NORMS or mode not in ([], ["plain"]) or not eps >= 0:
+        raise ValueError(f"bad case {text!r}; use linf:EPS_256 or l2:EPS (EPS >= 0), "
+                         "optionally :plain")
+    return norm, eps / 256 if norm == "linf" else eps, not mode
 
 
 # ---------------------------------------------------------------- the parent
@@ -333,6 +339,14 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from bench.common import require_idle
 
+    try:  # every case checked before a model is trained
+        for case in args.cases.split(","):
+            parse_case(case)
+        if args.repeats < 1:
+            raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     load = require_idle(args.force)
     model, loss, x, y, info = load_model(args)
     references: Dict[Any, List[Dict[str, Any]]] = {}

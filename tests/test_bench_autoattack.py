@@ -10,8 +10,8 @@ def test_cases_are_eps_in_256ths_for_linf_and_as_is_for_l2():
     assert parse_case("linf:8") == ("linf", 8 / 256, True)
     assert parse_case("l2:1") == ("l2", 1.0, True)
     assert parse_case("linf:8:plain") == ("linf", 8 / 256, False)
-    for bad in ("l1:8", "linf:8:fast"):
-        with pytest.raises(SystemExit, match="bad case"):
+    for bad in ("l1:8", "linf:8:fast", "linf:abc", "l2:-1"):
+        with pytest.raises(ValueError, match="bad case"):
             parse_case(bad)
 
 
