@@ -16,7 +16,8 @@ version; default ``autoattack-lite`` = APGD-CE then APGD-T, an upper bound on it
 members run ``--num_iter`` steps (per target), FAB-T ``--fab_n_iter`` per target, Square
 ``--square_n_queries`` queries; records name the members and the robust accuracy after
 each, and a run resumes from ``--state_file``.
-Every record carries ``masking_warnings`` (:mod:`utils.evaluation.masking_checks`).
+Every record carries ``masking_warnings`` (:mod:`utils.evaluation.masking_checks`; null with
+``--masking_checks=False``, which skips them).
 ``--attack_backend=cleverhans`` runs FGSM/BIM/PGD/MIM through cleverhans' own loops with the
 same objective (:mod:`utils.attacks.cleverhans_backend`); the record names the backend.
 

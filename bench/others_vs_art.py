@@ -36,9 +36,11 @@ import sys
 import time
 from typing import Any, Callable, Dict
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from utils.tf_env import tensorflow_defaults  # noqa: E402
+
+tensorflow_defaults()  # before TensorFlow loads
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -91,6 +91,8 @@ def tf_worker(cfg: Dict[str, Any]) -> None:
     jit, floor, data, warmup); writes data and centers to ``cfg["data"]`` if set, then
     times ``{"steps": k, "what": "step" | "floor"}`` requests until EOF."""
     # Imported here: the orchestrating process stays free of TensorFlow.
+    from utils.tf_env import tensorflow_defaults
+    tensorflow_defaults()  # train_models.py's settings (the CPU allocator), before TF loads
     import numpy as np
     import tensorflow as tf
 

@@ -29,10 +29,12 @@ import pathlib
 import sys
 from typing import Any, Dict, List, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from utils.tf_env import tensorflow_defaults  # noqa: E402
+
+tensorflow_defaults()  # before TensorFlow loads
 
 from absl import flags  # noqa: E402
 

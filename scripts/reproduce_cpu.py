@@ -54,10 +54,12 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from utils.tf_env import tensorflow_defaults  # noqa: E402
+
+tensorflow_defaults()  # before TensorFlow loads
 
 # What to run (models, budgets, command lines, the plan) and the summary written after the
 # report: each in its own module.

@@ -5,16 +5,18 @@ import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from utils.tf_env import tensorflow_defaults  # noqa: E402
+
+tensorflow_defaults()  # the entry scripts' TensorFlow settings, here and in subprocesses
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # make test runs one worker per core: one intra-op and one inter-op TensorFlow thread
     # each (and in the processes they start) instead of two workers each spreading over
     # both cores (measured on 2 cores: 6 min 31 s -> 6 min 2 s for the full suite).
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

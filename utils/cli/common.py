@@ -24,6 +24,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from utils.errors import EXIT_INTERRUPTED, DiskWriteError, NonFiniteError, UsageError
+from utils.tf_env import tensorflow_defaults
 
 HANDLED = (UsageError, NonFiniteError, DiskWriteError)
 
@@ -33,9 +34,9 @@ def quiet_tensorflow() -> None:
 
     TensorFlow's C++ start-up lines (oneDNN, CUDA probing) are written before its log
     level is read, so ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them. Set ``MMC_TF_LOGS=1``
-    to see them.
+    to see them. TensorFlow's settings first (:func:`utils.tf_env.tensorflow_defaults`).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tensorflow_defaults()
     if os.environ.get("MMC_TF_LOGS") == "1":
         return
     sys.stderr.flush()

@@ -128,6 +128,11 @@ def _define_attack_flags() -> None:
     flags.DEFINE_string(
         "state_file", None, "Progress file of any attack or cascade (.npz, "
         "one per eps: NAME.eps8.npz); an interrupted run resumes from it.")
+    flags.DEFINE_bool(
+        "masking_checks", True, "Gradient-masking checks: on the first batch (input "
+        "gradients, determinism and, untargeted linf, PGD-10 with ce and margin against the "
+        "objective in use), over the eps trend and against earlier black-box records. False "
+        "skips them; records then carry masking_warnings null (not checked).")
 
 
 def _eps_list(values: Sequence[str]) -> List[float]:
@@ -281,4 +286,4 @@ def config_from_flags(flag_values: flags.FlagValues) -> IterativeConfig:
         fab_n_iter=v.fab_n_iter, square_n_queries=v.square_n_queries,
         state_file=v.state_file, auc_score=auc_score, seed=v.seed, batch_size=v.batch_size,
         eval_batch_size=eval_batch_size(v), progress=v.progress, jit_compile=v.jit_compile,
-        results_file=v.results_file)
+        masking_checks=v.masking_checks, results_file=v.results_file)

@@ -74,7 +74,8 @@ class IterativeConfig:
     """A validated run. ε values and steps in /256 pixel units; ``model`` crafts the
     examples, ``target`` (transfer; None: white-box) classifies them; ``batch_size`` is the
     first batch the masking checks use, ``eval_batch_size`` the images attacked per batch;
-    ``state_file`` NAME.npz keeps the progress per ε (NAME.eps8.npz)."""
+    ``state_file`` NAME.npz keeps the progress per ε (NAME.eps8.npz); ``masking_checks``
+    False skips :mod:`utils.evaluation.masking_checks` (records: ``masking_warnings`` None)."""
 
     plan: Plan
     eps_256: Tuple[float, ...]
@@ -97,6 +98,7 @@ class IterativeConfig:
     eval_batch_size: int = 50
     progress: bool = True
     jit_compile: bool = False
+    masking_checks: bool = True
     results_file: str = "results/advtest_iterative.jsonl"
 
 
@@ -216,7 +218,11 @@ def batch_warnings(config: IterativeConfig, loaded: Loaded) -> List[str]:
 def add_masking_warnings(config: IterativeConfig, records: List[Dict[str, Any]],
                          batch: List[str]) -> None:
     """Batch checks, the ε trend of this run and, white-box, earlier black-box records
-    of the results file."""
+    of the results file; with ``config.masking_checks`` False, None (not checked)."""
+    if not config.masking_checks:
+        for record in records:
+            record["masking_warnings"] = None
+        return
     trend = accuracy_trend([(r["eps_256"], config.num_iter, r["adv_accuracy"])
                             for r in records])
     previous = [] if config.target is not None else read_records(config.results_file)
@@ -262,7 +268,7 @@ def record(config: IterativeConfig, loaded: Loaded, eps: float,
 def evaluate(config: IterativeConfig, loaded: Loaded) -> List[Dict[str, Any]]:
     """Attack every ε of ``config`` (printing one line each); the records, with their
     masking warnings, not yet written."""
-    warnings = batch_warnings(config, loaded)
+    warnings = batch_warnings(config, loaded) if config.masking_checks else []
     records = []
     for eps in config.eps_256:
         result = _evaluate_or_interrupted(config, eps, loaded)
