@@ -216,10 +216,11 @@ def batch_warnings(config: IterativeConfig, loaded: Loaded) -> List[str]:
 
 
 def add_masking_warnings(config: IterativeConfig, records: List[Dict[str, Any]],
-                         batch: List[str]) -> None:
+                         batch: Optional[List[str]]) -> None:
     """Batch checks, the ε trend of this run and, white-box, earlier black-box records
-    of the results file; with ``config.masking_checks`` False, None (not checked)."""
-    if not config.masking_checks:
+    of the results file; ``batch`` None (``config.masking_checks`` False): None, not
+    checked."""
+    if batch is None:
         for record in records:
             record["masking_warnings"] = None
         return
@@ -268,7 +269,7 @@ def record(config: IterativeConfig, loaded: Loaded, eps: float,
 def evaluate(config: IterativeConfig, loaded: Loaded) -> List[Dict[str, Any]]:
     """Attack every ε of ``config`` (printing one line each); the records, with their
     masking warnings, not yet written."""
-    warnings = batch_warnings(config, loaded) if config.masking_checks else []
+    warnings = batch_warnings(config, loaded) if config.masking_checks else None
     records = []
     for eps in config.eps_256:
         result = _evaluate_or_interrupted(config, eps, loaded)
